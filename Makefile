@@ -1,0 +1,48 @@
+# Pip-only set-up for machines without a ROS 2 install.
+#   make demo   the end-to-end demo          make test   lint + the test suite
+#   make bench  the benchmarks               make freeze re-pin constraints.txt
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# DDS stays on this machine: discovery on loopback only, in a private domain,
+# and rclpy logs inside the checkout instead of ~/.ros.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export ROS_DOMAIN_ID ?= 57
+export ROS_LOG_DIR ?= $(CURDIR)/.ros_log
+
+.PHONY: venv lint test demo bench freeze clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@# setup.cfg puts executables in lib/maml_ros (where `ros2 run` looks); link
+	@# them into bin too, so an activated venv has them on PATH.
+	cd $(VENV)/bin && ln -sf ../lib/maml_ros/* .
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest test
+
+demo: venv
+	@echo "The simulated-robot demo is not yet implemented (it lands with the ROS nodes)."
+	@echo "Meanwhile: the MAML core on the sinusoid benchmark of Finn et al. (2017)."
+	$(VENV)/bin/maml-ros-sinusoid --plot sinusoid.png
+
+bench: venv
+	$(PY) bench/maml_step.py
+
+freeze: venv
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^maml' ; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+
+clean:
+	rm -rf $(VENV) build install log .ros_log .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Meta-training and evaluation (no rclpy): uses maml/ and sim/."""

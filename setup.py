@@ -1,0 +1,32 @@
+"""ament_python package definition for maml_ros (also pip-installable)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'maml_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*', 'bench', 'bench.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE}/checkpoints', glob('checkpoints/*.safetensors')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='maml_ros maintainers',
+    maintainer_email='maintainers@maml-ros.invalid',
+    description='Rapid sim-to-real adaptation for ROS 2 robots with MAML.',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    entry_points={
+        'console_scripts': [
+            'maml-ros-sinusoid = maml_ros.cli.sinusoid:main',
+        ],
+    },
+)

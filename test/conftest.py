@@ -1,0 +1,28 @@
+"""Test-wide environment: DDS on loopback in a private domain, logs in a temp dir.
+
+Set at import time, before any test module imports rclpy, and again per test
+so that every test gets its own ROS_DOMAIN_ID (child processes inherit it).
+"""
+
+import itertools
+import os
+import tempfile
+
+import pytest
+
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ['ROS_LOG_DIR'] = tempfile.mkdtemp(prefix='maml_ros_test_log_')
+os.environ.setdefault('ROS_DOMAIN_ID', '0')
+
+# Domain ids 1..100 stay clear of Fast DDS port clashes on Linux; start at a
+# pid-dependent offset so that two test sessions on one machine rarely meet.
+_domain_ids = itertools.count(os.getpid() % 100)
+
+
+@pytest.fixture(autouse=True)
+def private_ros_domain(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Give each test its own DDS domain, discovery on loopback only."""
+    domain_id = 1 + next(_domain_ids) % 100
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain_id))
+    return domain_id
