@@ -1,0 +1,133 @@
+"""Smooth random reference trajectories inside the joint position and velocity limits.
+
+Each joint follows a sum of sinusoids around a centre near the home posture,
+faded in by a quintic ramp so that the trajectory starts at rest, with zero
+acceleration, at its centre (where the robot is reset)::
+
+    q*(t) = c + e(t) * sum_k a_k sin(w_k t + phi_k),    e: 0 -> 1 over ramp_time
+
+Amplitudes are scaled per joint so that analytic bounds hold:
+``|q* - c| <= sum a_k`` keeps q* a margin inside the position limits and
+``|qd*| <= max|e'| sum a_k + sum a_k w_k`` keeps it a fraction of the velocity limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from maml_ros.sim.model import JointLimits
+
+_MAX_RAMP_SLOPE = 1.875  # max of d/du (10u^3 - 15u^4 + 6u^5)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferenceConfig:
+    """How random references are drawn.
+
+    :param components: sinusoids per joint.
+    :param max_amplitude: largest total amplitude per joint (rad).
+    :param frequency_range: ``(low, high)`` frequency of the sinusoids (Hz).
+    :param velocity_fraction: largest reference speed as a fraction of the velocity limit.
+    :param position_margin: distance kept from the position limits (rad).
+    :param center_spread: the centre is home plus a uniform offset in ``+-center_spread`` (rad).
+    :param ramp_time: seconds over which the motion fades in from rest.
+    """
+
+    components: int = 3
+    max_amplitude: float = 0.5
+    frequency_range: tuple[float, float] = (0.05, 0.4)
+    velocity_fraction: float = 0.5
+    position_margin: float = 0.15
+    center_spread: float = 0.2
+    ramp_time: float = 1.0
+
+    def __post_init__(self) -> None:
+        low, high = self.frequency_range
+        if self.components < 1 or not 0 < low <= high:
+            raise ValueError('need components >= 1 and 0 < frequency low <= high')
+        if not 0 < self.velocity_fraction <= 1 or self.max_amplitude < 0:
+            raise ValueError('need 0 < velocity_fraction <= 1 and max_amplitude >= 0')
+        if self.position_margin < 0 or self.center_spread < 0 or self.ramp_time <= 0:
+            raise ValueError('need position_margin >= 0, center_spread >= 0, ramp_time > 0')
+
+
+@dataclass(frozen=True)
+class ReferenceTrajectory:
+    """Desired positions, velocities and accelerations at control steps ``0..steps``.
+
+    Arrays have ``steps + 1`` rows (row ``t`` is time ``t * control_period``) and
+    one column per controlled joint.
+    """
+
+    positions: np.ndarray
+    velocities: np.ndarray
+    accelerations: np.ndarray
+    control_period: float
+
+    @property
+    def steps(self) -> int:
+        """Number of control steps (one fewer than rows)."""
+        return len(self.positions) - 1
+
+
+def random_reference(
+    rng: np.random.Generator,
+    *,
+    limits: JointLimits,
+    home: np.ndarray,
+    steps: int,
+    control_period: float,
+    config: ReferenceConfig | None = None,
+) -> ReferenceTrajectory:
+    """Draw a smooth reference for ``steps`` control steps.
+
+    :param rng: the task's generator (the only source of randomness).
+    :param limits: joint limits of the controlled joints.
+    :param home: nominal posture the centre is drawn around.
+    :param steps: control steps; the trajectory has ``steps + 1`` samples.
+    :param control_period: seconds per control step.
+    :param config: how to draw it (defaults: :class:`ReferenceConfig`).
+    """
+    config = config if config is not None else ReferenceConfig()
+    n = len(home)
+    lower = limits.lower + config.position_margin
+    upper = limits.upper - config.position_margin
+    center = np.clip(np.asarray(home) + rng.uniform(-1, 1, n) * config.center_spread,
+                     lower, upper)
+    shape = rng.uniform(0.2, 1.0, (n, config.components))
+    shape /= shape.sum(axis=1, keepdims=True)  # total amplitude 1 per joint before scaling
+    omega = 2 * np.pi * rng.uniform(*config.frequency_range, (n, config.components))
+    phase = rng.uniform(0, 2 * np.pi, (n, config.components))
+    room = np.maximum(np.minimum(center - lower, upper - center), 0.0)
+    speed_per_amplitude = _MAX_RAMP_SLOPE / config.ramp_time + (shape * omega).sum(axis=1)
+    total = np.minimum.reduce([
+        np.full(n, config.max_amplitude),
+        room,
+        config.velocity_fraction * limits.velocity / speed_per_amplitude,
+    ])
+    amplitude = shape * total[:, None]
+
+    t = np.arange(steps + 1)[:, None, None] * control_period  # (time, joint, component)
+    angle = omega * t + phase
+    sine, cosine = np.sin(angle), np.cos(angle)
+    wave = np.einsum('tjk,jk->tj', sine, amplitude)
+    wave_d = np.einsum('tjk,jk->tj', cosine, amplitude * omega)
+    wave_dd = -np.einsum('tjk,jk->tj', sine, amplitude * omega**2)
+    env, env_d, env_dd = _ramp(t[:, :, 0] / config.ramp_time, config.ramp_time)
+    return ReferenceTrajectory(
+        positions=center + env * wave,
+        velocities=env_d * wave + env * wave_d,
+        accelerations=env_dd * wave + 2 * env_d * wave_d + env * wave_dd,
+        control_period=control_period,
+    )
+
+
+def _ramp(u: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quintic smooth step over ``u`` in [0, 1] and its time derivatives."""
+    u = np.clip(u, 0.0, 1.0)
+    value = u**3 * (10 - 15 * u + 6 * u**2)
+    slope = 30 * u**2 * (1 - u) ** 2 / duration
+    curvature = 60 * u * (1 - u) * (1 - 2 * u) / duration**2
+    return value, slope, curvature
