@@ -39,6 +39,7 @@ demo: venv
 
 bench: venv
 	$(PY) bench/maml_step.py
+	$(PY) bench/sim_throughput.py
 
 freeze: venv
 	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^maml' ; } > constraints.tmp

@@ -1,0 +1,158 @@
+"""Meta-training settings, read from the package's ROS 2 parameter YAML.
+
+``config/adapt.yaml`` holds every node's parameters; training reads the robot
+from the ``/**`` (all nodes) section and its own settings from
+``meta_trainer``: ``training.*``, ``maml.*``, ``policy.*`` and
+``randomization.*`` (each a ``[low, high]`` range).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from maml_ros.sim import DynamicsRanges, ReferenceConfig, RobotConfig
+
+ROBOT_KEYS = {'urdf': 'urdf_path', 'joints': 'joints', 'payload_link': 'payload_link',
+              'home': 'home', 'command_interface': 'command_interface',
+              'control_period': 'control_period', 'physics_period': 'physics_period'}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything meta-training needs; defaults are those of the shipped Panda checkpoint.
+
+    :param robot: URDF, joints, command interface, timing.
+    :param ranges: domain-randomization ranges.
+    :param reference: how reference trajectories are drawn.
+    :param tasks: training tasks (randomized robots), one rollout each.
+    :param steps_per_task: control steps per rollout.
+    :param support_size: transitions in a support set (the early window).
+    :param query_size: transitions in a query set (the late window).
+    :param exploration_std: exploration noise, a fraction of the command scale.
+    :param hidden: hidden layer widths of the policy network.
+    :param activation: its activation function.
+    :param inner_lr: inner-loop learning rate (initial value if learned).
+    :param inner_steps: inner-loop steps.
+    :param first_order: first-order MAML.
+    :param learn_inner_lr: Meta-SGD (learned elementwise inner learning rates).
+    :param adapt_params: parameters the inner loop adapts (regex or None for all).
+    :param meta_batch: tasks per meta-step.
+    :param meta_iterations: meta-steps.
+    :param meta_lr: Adam step size of the outer loop.
+    :param grad_clip: largest meta-gradient norm.
+    :param pretrain_iterations: Adam steps of the pooled network.
+    :param pretrain_batch: transitions per pooled step.
+    :param pretrain_lr: Adam step size of the pooled network.
+    :param refresh_tasks: tasks re-collected with the meta-policy (on-policy refresh).
+    :param refresh_at: when, as a fraction of ``meta_iterations``.
+    :param validation_tasks: held-out tasks for the validation query loss.
+    :param closed_loop_tasks: held-out robots for the validation tracking RMSE.
+    :param validation_every: meta-steps between validations.
+    :param workers: rollout worker processes (None: CPU count).
+    :param seed: seeds everything.
+    :param device: ``cpu`` or ``cuda`` for the meta-steps.
+    """
+
+    robot: RobotConfig = RobotConfig()
+    ranges: DynamicsRanges = DynamicsRanges()
+    reference: ReferenceConfig = ReferenceConfig()
+    tasks: int = 3000
+    steps_per_task: int = 500
+    support_size: int = 200
+    query_size: int = 200
+    exploration_std: float = 0.02
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = 'tanh'
+    inner_lr: float = 0.1
+    inner_steps: int = 5
+    first_order: bool = True
+    learn_inner_lr: bool = True
+    adapt_params: str | None = None
+    meta_batch: int = 32
+    meta_iterations: int = 2000
+    meta_lr: float = 3e-4
+    grad_clip: float = 1.0
+    pretrain_iterations: int = 4000
+    pretrain_batch: int = 2048
+    pretrain_lr: float = 1e-3
+    refresh_tasks: int = 1000
+    refresh_at: float = 0.5
+    validation_tasks: int = 64
+    closed_loop_tasks: int = 8
+    validation_every: int = 250
+    workers: int | None = None
+    seed: int = 0
+    device: str = 'cpu'
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'hidden', tuple(int(w) for w in self.hidden))
+        if self.support_size + self.query_size > self.steps_per_task:
+            raise ValueError(f'support_size + query_size ({self.support_size} + '
+                             f'{self.query_size}) exceed steps_per_task {self.steps_per_task}')
+        for name in ('tasks', 'meta_batch', 'validation_every', 'closed_loop_tasks',
+                     'validation_tasks'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.refresh_tasks > self.tasks or not 0 <= self.refresh_at <= 1:
+            raise ValueError('need refresh_tasks <= tasks and 0 <= refresh_at <= 1')
+        if self.device not in ('cpu', 'cuda') and not self.device.startswith('cuda:'):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain settings for checkpoint metadata (robot and ranges are stored apart)."""
+        skip = {'robot', 'ranges', 'reference'}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in skip}
+
+
+def node_parameters(path: str | Path, node: str) -> dict[str, Any]:
+    """A node's parameters from a ROS 2 parameter YAML: ``/**`` merged with ``node``'s own."""
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(document, dict):
+        raise ValueError(f'{path}: not a ROS 2 parameter file (top level is not a map)')
+    parameters: dict[str, Any] = {}
+    for key in ('/**', node, f'/{node}', f'/**/{node}'):
+        section = document.get(key)
+        if section is not None:
+            try:
+                parameters.update(section['ros__parameters'])
+            except (TypeError, KeyError):
+                raise ValueError(f'{path}: section {key!r} has no ros__parameters') from None
+    return parameters
+
+
+def robot_config(parameters: dict[str, Any]) -> RobotConfig:
+    """The robot part of a node's parameters."""
+    kwargs = {ROBOT_KEYS[key]: value for key, value in parameters.items() if key in ROBOT_KEYS}
+    if 'joints' in kwargs:
+        kwargs['joints'] = tuple(kwargs['joints'])
+    if 'home' in kwargs:
+        kwargs['home'] = tuple(kwargs['home']) if kwargs['home'] else None
+    return RobotConfig(**kwargs)
+
+
+def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """``TrainConfig`` from the ``meta_trainer`` parameters of a YAML file.
+
+    :param overrides: settings that win over the file (from the command line).
+    :raises ValueError: for unknown settings or values out of their domain.
+    """
+    parameters = node_parameters(path, 'meta_trainer')
+    settings: dict[str, Any] = {}
+    for group in ('training', 'maml', 'policy'):
+        settings.update(parameters.get(group) or {})
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {'robot', 'ranges', 'reference'}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f'{path}: unknown training settings {unknown}')
+    if settings.get('adapt_params') == '':
+        settings['adapt_params'] = None
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(robot=robot_config(parameters),
+                       ranges=DynamicsRanges.from_dict(parameters.get('randomization') or {}),
+                       **settings)

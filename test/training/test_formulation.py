@@ -1,0 +1,56 @@
+"""The residual formulation: hindsight relabelling and the nominal command."""
+
+import numpy as np
+import pytest
+
+from maml_ros.sim import Dynamics, NominalController, RobotConfig, RolloutConfig, Task, run_task
+from maml_ros.training.formulation import Formulation
+
+
+@pytest.fixture(scope='module')
+def nominal_rollout():
+    config = RolloutConfig(steps=200, exploration_std=0.02)
+    return run_task(Task(5, Dynamics()), config=config)
+
+
+def test_hindsight_residual_is_small_on_the_nominal_robot(nominal_rollout):
+    formulation = Formulation()
+    r = nominal_rollout
+    features, residual = formulation.hindsight(r.states, r.issued_commands, r.next_states)
+    assert features.shape == (200, 28) and residual.shape == (200, 7)
+    command_rms = np.sqrt(np.mean(r.issued_commands ** 2))
+    assert np.sqrt(np.mean(residual ** 2)) < 0.05 * command_rms
+
+
+def test_hindsight_residual_grows_with_a_payload_and_weak_actuators():
+    formulation = Formulation()
+    config = RolloutConfig(steps=200, exploration_std=0.02)
+    sizes = []
+    for dynamics in (Dynamics(), Dynamics(payload_mass=2.0, actuator_gain=0.8)):
+        r = run_task(Task(5, dynamics), config=config)
+        _, residual = formulation.hindsight(r.states, r.issued_commands, r.next_states)
+        sizes.append(np.sqrt(np.mean(residual ** 2)))
+    assert sizes[1] > 10 * sizes[0]
+
+
+def test_zero_residual_policy_is_the_nominal_computed_torque_controller():
+    formulation = Formulation()
+    controller = NominalController(config=formulation.robot)
+    rng = np.random.default_rng(0)
+    q, qd, q_ref, qd_ref, qdd_ref = (rng.normal(scale=0.3, size=7) for _ in range(5))
+    q += np.array(formulation.robot.home)
+    acceleration = formulation.desired_acceleration(q, qd, q_ref, qd_ref, qdd_ref)
+    features, nominal = formulation.features(q, qd, acceleration)
+    expected = controller.command(q, qd, q_ref, qd_ref, qdd_ref)
+    unclamped = np.abs(expected) < controller.model.description.limits.effort
+    np.testing.assert_allclose(nominal[unclamped], expected[unclamped], rtol=1e-9)
+    np.testing.assert_array_equal(features[21:], nominal)
+
+
+@pytest.mark.parametrize('interface', ['position', 'velocity'])
+def test_nominal_command_integrates_the_acceleration_for_other_interfaces(interface):
+    formulation = Formulation(robot=RobotConfig(command_interface=interface))
+    q, qd, a = np.ones((4, 7)), np.full((4, 7), 0.5), np.full((4, 7), 2.0)
+    nominal = formulation.nominal(q, qd, a)
+    expected = qd + a * 0.01 if interface == 'velocity' else q + qd * 0.01 + a * 0.5e-4
+    np.testing.assert_allclose(nominal, expected)
