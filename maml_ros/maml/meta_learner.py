@@ -122,7 +122,7 @@ class MAML(nn.Module):
         return functional_call(self.model, (params, dict(self.model.named_buffers())), (x,))
 
     def _adapt(self, params: Params, x: Any, y: Any, loss_fn: LossFn, steps: int,
-               first_order: bool) -> Params:
+               first_order: bool, lr_scale: float = 1.0) -> Params:
         """``steps`` gradient steps on one task's support data, from ``params``."""
         fast = {name: params[name] for name in self.adapt_names}
 
@@ -133,7 +133,8 @@ class MAML(nn.Module):
             grads = grad(support_loss)(fast)
             if first_order:
                 grads = {name: g.detach() for name, g in grads.items()}
-            fast = {name: fast[name] - self.inner_lr(name) * grads[name] for name in fast}
+            fast = {name: fast[name] - lr_scale * self.inner_lr(name) * grads[name]
+                    for name in fast}
         return {**params, **fast}
 
     def _task_meta_loss(self, params: Params, support: TaskData, query: TaskData,
@@ -166,7 +167,8 @@ class MAML(nn.Module):
             ])
         return per_task.mean()
 
-    def adapt(self, support: TaskData, loss_fn: LossFn, steps: int | None = None) -> Params:
+    def adapt(self, support: TaskData, loss_fn: LossFn, steps: int | None = None,
+              lr_scale: float = 1.0) -> Params:
         """Adapt to one task (no task dimension): the deployment path.
 
         Keeps no autograd graph and leaves the meta-parameters untouched.
@@ -174,14 +176,19 @@ class MAML(nn.Module):
         :param support: ``(x, y)`` of one task.
         :param loss_fn: ``loss_fn(prediction, y) -> scalar``.
         :param steps: inner steps; ``None`` uses ``inner_steps``.
+        :param lr_scale: factor on the inner learning rates (learned or not),
+            for tuning on the robot.
         :returns: a new dict of all model parameters, the adapted ones updated.
         """
         steps = self.inner_steps if steps is None else int(steps)
         if steps < 0:
             raise ValueError(f'steps must be >= 0, got {steps}')
+        if not (lr_scale >= 0.0 and lr_scale < float('inf')):
+            raise ValueError(f'lr_scale must be finite and >= 0, got {lr_scale}')
         with torch.no_grad():  # torch.func.grad still differentiates inside
             params = {name: p.detach() for name, p in self.model.named_parameters()}
-            adapted = self._adapt(params, *support, loss_fn, steps, first_order=True)
+            adapted = self._adapt(params, *support, loss_fn, steps, first_order=True,
+                                  lr_scale=lr_scale)
             return {name: t.detach().clone() for name, t in adapted.items()}
 
     def meta_parameters(self) -> Params:

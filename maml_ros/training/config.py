@@ -17,6 +17,11 @@ import yaml
 
 from maml_ros.sim import DynamicsRanges, ReferenceConfig, RobotConfig
 
+# The shipped training ranges (config/adapt.yaml). Latency is not randomized:
+# it breaks the one-step hindsight pairing of support data.
+TRAINING_RANGES = DynamicsRanges(latency_steps=(0, 0), position_noise_std=(0.0, 0.0005),
+                                 velocity_noise_std=(0.0, 0.005))
+
 ROBOT_KEYS = {'urdf': 'urdf_path', 'joints': 'joints', 'payload_link': 'payload_link',
               'home': 'home', 'command_interface': 'command_interface',
               'control_period': 'control_period', 'physics_period': 'physics_period'}
@@ -59,7 +64,7 @@ class TrainConfig:
     """
 
     robot: RobotConfig = RobotConfig()
-    ranges: DynamicsRanges = DynamicsRanges()
+    ranges: DynamicsRanges = TRAINING_RANGES
     reference: ReferenceConfig = ReferenceConfig()
     tasks: int = 3000
     steps_per_task: int = 500
@@ -136,6 +141,11 @@ def robot_config(parameters: dict[str, Any]) -> RobotConfig:
     return RobotConfig(**kwargs)
 
 
+def _ranges(overrides: dict[str, Any]) -> DynamicsRanges:
+    """``TRAINING_RANGES`` with the factors a YAML file sets replaced."""
+    return DynamicsRanges.from_dict({**TRAINING_RANGES.to_dict(), **overrides})
+
+
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     """``TrainConfig`` from the ``meta_trainer`` parameters of a YAML file.
 
@@ -154,5 +164,5 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
         settings['adapt_params'] = None
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(robot=robot_config(parameters),
-                       ranges=DynamicsRanges.from_dict(parameters.get('randomization') or {}),
+                       ranges=_ranges(parameters.get('randomization') or {}),
                        **settings)

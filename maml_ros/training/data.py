@@ -39,9 +39,11 @@ class TaskSet:
     def steps(self) -> int:
         return self.features.shape[1]
 
-    def concat(self, other: TaskSet) -> TaskSet:
-        return TaskSet(torch.cat([self.features, other.features]),
-                       torch.cat([self.targets, other.targets]))
+    @staticmethod
+    def concat(*parts: TaskSet) -> TaskSet:
+        """The tasks of all ``parts``, in order."""
+        return TaskSet(torch.cat([p.features for p in parts]),
+                       torch.cat([p.targets for p in parts]))
 
     def subset(self, indices: Tensor | Sequence[int] | slice) -> TaskSet:
         return TaskSet(self.features[indices], self.targets[indices])

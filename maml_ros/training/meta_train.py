@@ -59,10 +59,7 @@ def collect(collector: RolloutCollector, seeds: list[int], config: RolloutConfig
             rollouts = collector.collect(tasks, controller=controller, config=config)
             parts.append(TaskSet.from_rollouts(rollouts, formulation))
             bar.update(len(tasks))
-    data = parts[0]
-    for part in parts[1:]:
-        data = data.concat(part)
-    return data
+    return TaskSet.concat(*parts)
 
 
 def _query_losses(learner: MAML, data: TaskSet, config: TrainConfig) -> tuple[float, float]:
@@ -75,9 +72,9 @@ def _query_losses(learner: MAML, data: TaskSet, config: TrainConfig) -> tuple[fl
     return before, after
 
 
-def _pick(candidates, score: Callable[[float], float]) -> tuple[float, dict[float, float]]:
-    scores = {value: score(value) for value in candidates}
-    return min(scores, key=scores.get), scores
+def _pick(candidates: tuple[float, ...], score: Callable[[float], float]) -> float:
+    """The candidate with the lowest score."""
+    return min(candidates, key=score)
 
 
 def pick_baseline_settings(pooled: PolicyNet, data: TaskSet, config: TrainConfig
@@ -94,9 +91,9 @@ def pick_baseline_settings(pooled: PolicyNet, data: TaskSet, config: TrainConfig
                       for i in range(len(data))]
         return torch.stack(losses).mean().item()
 
-    finetune_lr, _ = _pick(FINETUNE_LRS, lambda lr: query_loss(
+    finetune_lr = _pick(FINETUNE_LRS, lambda lr: query_loss(
         lambda s: finetune(pooled, s, lr=lr, steps=config.inner_steps)))
-    ridge, _ = _pick(RIDGES, lambda r: query_loss(lambda s: ridge_head(pooled, s, ridge=r)))
+    ridge = _pick(RIDGES, lambda r: query_loss(lambda s: ridge_head(pooled, s, ridge=r)))
     return {'finetune_lr': finetune_lr, 'ridge': ridge}
 
 
@@ -165,7 +162,7 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
                 fresh = collect(collector, refresh_seeds, rollout_config, formulation,
                                 controller=controller, desc='on-policy refresh',
                                 progress=progress)
-                data = data.subset(slice(len(fresh), None)).concat(fresh)
+                data = TaskSet.concat(data.subset(slice(len(fresh), None)), fresh)
                 on_device = TaskSet(data.features.to(device), data.targets.to(device))
             if iteration % config.validation_every == 0 or iteration == config.meta_iterations:
                 row = _validate(models, validation, config, eval_settings, iteration,
@@ -175,9 +172,10 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
                     best = row['tracking_rmse']
                     models.info['validation'] = row
                     models.save(out)
-                tqdm.write(f'[{iteration}] query loss {row["query_loss_before"]:.4f} -> '
-                           f'{row["query_loss_after"]:.4f}, tracking RMSE '
-                           f'{row["tracking_rmse"]:.4f} rad') if progress else None
+                if progress:
+                    tqdm.write(f'[{iteration}] query loss {row["query_loss_before"]:.4f} -> '
+                               f'{row["query_loss_after"]:.4f}, tracking RMSE '
+                               f'{row["tracking_rmse"]:.4f} rad')
             if iteration == config.meta_iterations:
                 break
             batch = torch.randint(0, len(on_device), (config.meta_batch,), generator=generator)

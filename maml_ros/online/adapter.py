@@ -1,0 +1,160 @@
+"""Adaptation on the robot: off the control thread, guarded, swapped in atomically.
+
+The control loop asks :meth:`OnlineAdapter.command` for commands at every tick;
+that only reads the active policy (one attribute, replaced whole), so it never
+waits for an adaptation. :meth:`OnlineAdapter.start` adapts the meta-policy
+to a support set in a worker thread. The result is kept only if its support
+loss is finite and no higher than the active policy's (DESIGN.md §6:
+fine-tuning can diverge); otherwise the previous policy stays and the
+outcome says why.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from maml_ros.online.support_buffer import Transitions
+from maml_ros.training.adaptation import scaled_mse, state_with
+from maml_ros.training.models import TrainedModels
+from maml_ros.training.policy_controller import PolicyController
+
+
+@dataclass(frozen=True)
+class AdaptationOutcome:
+    """What one adaptation did.
+
+    :param accepted: whether the adapted policy is now active.
+    :param reason: why not, when rejected ('' when accepted).
+    :param loss_before: support loss of the policy that was active.
+    :param loss_after: support loss of the adapted policy.
+    :param duration_ms: wall-clock time of the adaptation.
+    :param transitions: support transitions used.
+    """
+
+    accepted: bool
+    reason: str
+    loss_before: float
+    loss_after: float
+    duration_ms: float
+    transitions: int
+
+
+class OnlineAdapter:
+    """The policy the robot runs, and its adaptation.
+
+    :param models: the loaded checkpoint (meta-policy and formulation).
+    :param min_transitions: fewest support transitions worth adapting on.
+    """
+
+    def __init__(self, *, models: TrainedModels, min_transitions: int = 10) -> None:
+        self.models = models
+        self.min_transitions = min_transitions
+        self._meta_state = models.meta_policy.state_dict()
+        self._active = self._controller(self._meta_state)
+        self._adapted = False
+        self._worker: threading.Thread | None = None
+        self._generation = 0  # bumped by reset(): results of older runs are dropped
+        self._lock = threading.Lock()
+        #: The outcome of the last adaptation that finished (None before any).
+        self.last_outcome: AdaptationOutcome | None = None
+
+    def _controller(self, state: dict) -> PolicyController:
+        return PolicyController(formulation=self.models.formulation,
+                                architecture=self.models.meta_policy.architecture(), state=state)
+
+    # -- the control thread's side ------------------------------------------
+
+    def command(self, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray,
+                qdd_ref: np.ndarray) -> np.ndarray:
+        """The active policy's command (not yet safety-filtered)."""
+        return self._active.command(q, qd, q_ref, qd_ref, qdd_ref)
+
+    @property
+    def adapted(self) -> bool:
+        """Whether an adapted policy (not the meta-policy) is active."""
+        return self._adapted
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    def active_state(self) -> dict[str, torch.Tensor]:
+        """Weights of the active policy (e.g. to save them)."""
+        return dict(self._active.state)
+
+    # -- adaptation ------------------------------------------------------------
+
+    def start(self, transitions: Transitions, *, inner_steps: int, lr_scale: float = 1.0,
+              on_done: Callable[[AdaptationOutcome], None] | None = None) -> bool:
+        """Adapt in a worker thread; False (and nothing started) if one is running
+        or there are fewer than ``min_transitions`` transitions."""
+        with self._lock:
+            if self.busy or len(transitions) < self.min_transitions:
+                return False
+            generation = self._generation
+
+            def run() -> None:
+                outcome = self.adapt(transitions, inner_steps=inner_steps, lr_scale=lr_scale,
+                                     generation=generation)
+                if on_done is not None:
+                    on_done(outcome)
+
+            self._worker = threading.Thread(target=run, name='maml_adaptation', daemon=True)
+            self._worker.start()
+            return True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a running adaptation; True when none is running any more."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return not self.busy
+
+    def adapt(self, transitions: Transitions, *, inner_steps: int, lr_scale: float = 1.0,
+              generation: int | None = None) -> AdaptationOutcome:
+        """Adapt now, in this thread, and swap the result in if it passes the guard."""
+        start = time.perf_counter()
+        x, y = self.models.formulation.hindsight(transitions.states, transitions.commands,
+                                                 transitions.next_states)
+        support = (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32))
+        loss_fn = scaled_mse(self.models.meta_policy.output_scale)
+        active = self._active
+        before = self._support_loss(active.state, support, loss_fn)
+        params = self.models.learner.adapt(support, loss_fn, steps=inner_steps,
+                                           lr_scale=lr_scale)
+        state = state_with(self.models.meta_policy, params)
+        after = self._support_loss(state, support, loss_fn)
+        reason = ''
+        if not math.isfinite(after) or not all(bool(torch.isfinite(t).all())
+                                               for t in params.values()):
+            reason = 'adapted weights or support loss are not finite'
+        elif after > before:
+            reason = f'support loss rose from {before:.4g} to {after:.4g}'
+        with self._lock:
+            if generation is not None and generation != self._generation:
+                reason = reason or 'adaptation was reset while it ran'
+            if not reason:
+                self._active, self._adapted = self._controller(state), True
+            outcome = AdaptationOutcome(accepted=not reason, reason=reason, loss_before=before,
+                                        loss_after=after, transitions=len(transitions),
+                                        duration_ms=1e3 * (time.perf_counter() - start))
+            self.last_outcome = outcome
+        return outcome
+
+    def _support_loss(self, state: dict, support: tuple, loss_fn) -> float:
+        with torch.no_grad():
+            prediction = torch.func.functional_call(self.models.meta_policy, state, support[0])
+            return float(loss_fn(prediction, support[1]))
+
+    def reset(self) -> None:
+        """Back to the meta-policy; a running adaptation's result will be dropped."""
+        with self._lock:
+            self._generation += 1
+            self._active, self._adapted = self._controller(self._meta_state), False

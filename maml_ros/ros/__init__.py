@@ -1,0 +1,1 @@
+"""ROS 2 glue: message <-> array conversions, parameter declarations, QoS."""

@@ -1,0 +1,111 @@
+"""Adaptation on the robot: accepted when it helps, rejected when it does not, never blocking."""
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maml_ros.online.adapter import OnlineAdapter
+from maml_ros.online.support_buffer import Transitions
+from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
+from maml_ros.training.models import TrainedModels
+
+CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
+HEAVY = Dynamics(payload_mass=1.8, actuator_gain=0.85, joint_friction=0.2)
+
+
+@pytest.fixture(scope='module')
+def models():
+    return TrainedModels.load(CHECKPOINT)
+
+
+@pytest.fixture(scope='module')
+def support(models):
+    adapter = OnlineAdapter(models=models)
+    config = RolloutConfig(robot=models.formulation.robot, steps=200, exploration_std=0.02)
+    rollout = run_task(Task(3, HEAVY), config=config, controller=adapter._active)
+    return Transitions(rollout.states, rollout.issued_commands, rollout.next_states)
+
+
+def probe(adapter):
+    q = np.array(adapter.models.formulation.robot.home)
+    return adapter.command(q, np.zeros(7), q + 0.01, np.zeros(7), np.zeros(7))
+
+
+def test_adaptation_lowers_the_support_loss_and_is_swapped_in(models, support):
+    adapter = OnlineAdapter(models=models)
+    before = probe(adapter)
+    outcome = adapter.adapt(support, inner_steps=5)
+    assert outcome.accepted, outcome.reason
+    assert outcome.loss_after < outcome.loss_before and outcome.transitions == 200
+    assert adapter.adapted and not np.allclose(probe(adapter), before)
+    adapter.reset()
+    assert not adapter.adapted
+    np.testing.assert_allclose(probe(adapter), before)
+
+
+def test_diverging_adaptation_is_rejected_and_the_previous_policy_stays(models, support):
+    adapter = OnlineAdapter(models=models)
+    before = probe(adapter)
+    outcome = adapter.adapt(support, inner_steps=10, lr_scale=1e4)
+    assert not outcome.accepted
+    assert 'not finite' in outcome.reason or 'rose' in outcome.reason
+    assert not adapter.adapted
+    np.testing.assert_array_equal(probe(adapter), before)
+
+
+def test_nan_support_data_is_rejected(models, support):
+    adapter = OnlineAdapter(models=models)
+    states = support.states.copy()
+    states[5, 3] = np.nan
+    outcome = adapter.adapt(Transitions(states, support.commands, support.next_states),
+                            inner_steps=5)
+    assert not outcome.accepted and 'not finite' in outcome.reason
+
+
+def test_a_slow_adaptation_does_not_block_commands(models, support, monkeypatch):
+    adapter = OnlineAdapter(models=models)
+    release = threading.Event()
+    original = models.learner.adapt
+
+    def slow_adapt(*args, **kwargs):
+        release.wait(5.0)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(models.learner, 'adapt', slow_adapt)
+    assert adapter.start(support, inner_steps=5)
+    assert not adapter.start(support, inner_steps=5)  # one at a time
+    worst = 0.0
+    for _ in range(50):
+        start = time.perf_counter()
+        probe(adapter)
+        worst = max(worst, time.perf_counter() - start)
+    assert adapter.busy
+    assert worst < 0.01  # one control period at 100 Hz
+    release.set()
+    assert adapter.wait(10.0)
+    assert adapter.last_outcome.accepted and adapter.adapted
+
+
+def test_reset_while_adapting_drops_the_result(models, support, monkeypatch):
+    adapter = OnlineAdapter(models=models)
+    release = threading.Event()
+    original = models.learner.adapt
+    monkeypatch.setattr(models.learner, 'adapt',
+                        lambda *a, **k: (release.wait(5.0), original(*a, **k))[1])
+    outcomes = []
+    assert adapter.start(support, inner_steps=5, on_done=outcomes.append)
+    adapter.reset()
+    release.set()
+    assert adapter.wait(10.0)
+    assert outcomes[0].reason == 'adaptation was reset while it ran'
+    assert not adapter.adapted
+
+
+def test_too_few_transitions_start_nothing(models, support):
+    adapter = OnlineAdapter(models=models, min_transitions=10)
+    few = Transitions(support.states[:5], support.commands[:5], support.next_states[:5])
+    assert not adapter.start(few, inner_steps=5)
+    assert adapter.last_outcome is None

@@ -1,0 +1,65 @@
+"""The safety filter and the watchdog."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from maml_ros.online.safety import SafetyFilter, Watchdog
+
+LIMIT = np.array([87.0, 12.0])
+
+
+def make_filter(rate=100.0):
+    return SafetyFilter(lower=-LIMIT, upper=LIMIT, max_rate=rate, period=0.01)
+
+
+def test_commands_are_clamped_to_limits_and_rate():
+    safety = make_filter(rate=100.0)  # 1 N*m per 10 ms tick
+    np.testing.assert_array_equal(safety(np.array([500.0, -500.0])), [87.0, -12.0])
+    np.testing.assert_array_equal(safety(np.array([0.0, 0.0])), [86.0, -11.0])
+
+
+def test_non_finite_entries_hold_the_previous_command():
+    safety = make_filter()
+    safety(np.array([5.0, 1.0]))
+    np.testing.assert_array_equal(safety(np.array([np.nan, np.inf])), [5.0, 1.0])
+    fresh = make_filter()
+    np.testing.assert_array_equal(fresh(np.array([np.nan, 3.0])), [0.0, 3.0])
+
+
+def test_wrong_length_and_bad_settings_are_refused():
+    with pytest.raises(ValueError, match='3 values for 2 joints'):
+        make_filter()(np.zeros(3))
+    with pytest.raises(ValueError, match='max_rate'):
+        make_filter(rate=0.0)
+    with pytest.raises(ValueError, match='lower <= upper'):
+        SafetyFilter(lower=LIMIT, upper=-LIMIT, max_rate=1.0, period=0.01)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=2,
+                         max_size=2), min_size=1, max_size=30),
+       st.floats(min_value=0.1, max_value=1e4))
+def test_every_output_is_finite_within_limits_and_rate(commands, rate):
+    safety = make_filter(rate=rate)
+    previous = None
+    for proposed in commands:
+        command = safety(np.array(proposed))
+        assert np.all(np.isfinite(command))
+        assert np.all(np.abs(command) <= LIMIT)
+        if previous is not None:
+            assert np.all(np.abs(command - previous) <= rate * 0.01 + 1e-9)  # float rounding
+        previous = command
+
+
+def test_watchdog_is_stale_without_data_and_after_the_timeout():
+    watchdog = Watchdog(timeout=0.1)
+    assert watchdog.stale(0.0)
+    watchdog.feed(1.0)
+    assert not watchdog.stale(1.05)
+    assert watchdog.stale(1.2)
+    watchdog.reset()
+    assert watchdog.stale(1.0)
+    with pytest.raises(ValueError):
+        Watchdog(timeout=0.0)

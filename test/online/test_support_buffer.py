@@ -1,0 +1,63 @@
+"""Support transitions are paired tick to tick, and only when that is right."""
+
+import numpy as np
+import pytest
+
+from maml_ros.online.support_buffer import SupportBuffer
+
+PERIOD = 0.01
+
+
+def state(k: float) -> np.ndarray:
+    return np.full(4, float(k))
+
+
+def test_consecutive_ticks_make_transitions_with_the_command_in_force():
+    buffer = SupportBuffer(capacity=10, n_joints=2, control_period=PERIOD)
+    for k in range(4):
+        buffer.record(k * PERIOD, state(k), np.full(2, 10.0 + k))
+    t = buffer.transitions()
+    assert len(t) == 3
+    np.testing.assert_array_equal(t.states[:, 0], [0, 1, 2])
+    np.testing.assert_array_equal(t.commands[:, 0], [10, 11, 12])
+    np.testing.assert_array_equal(t.next_states[:, 0], [1, 2, 3])
+
+
+def test_sliding_window_keeps_the_newest_capacity_transitions():
+    buffer = SupportBuffer(capacity=3, n_joints=2, control_period=PERIOD)
+    for k in range(10):
+        buffer.record(k * PERIOD, state(k), np.zeros(2))
+    assert buffer.full and len(buffer) == 3
+    np.testing.assert_array_equal(buffer.transitions().states[:, 0], [6, 7, 8])
+    buffer.resize(2)
+    np.testing.assert_array_equal(buffer.transitions().states[:, 0], [7, 8])
+
+
+@pytest.mark.parametrize('gap', [0.0, 0.5 * PERIOD, 2 * PERIOD, -PERIOD])
+def test_repeated_late_or_backwards_states_break_the_chain(gap):
+    buffer = SupportBuffer(capacity=10, n_joints=2, control_period=PERIOD)
+    buffer.record(0.0, state(0), np.zeros(2))
+    assert not buffer.record(gap, state(1), np.zeros(2))
+    assert len(buffer) == 0 and buffer.broken == 1
+
+
+def test_no_command_or_non_finite_data_makes_no_transition():
+    buffer = SupportBuffer(capacity=10, n_joints=2, control_period=PERIOD)
+    buffer.record(0.0, state(0), None)
+    assert not buffer.record(PERIOD, state(1), np.array([np.nan, 0.0]))
+    assert not buffer.record(2 * PERIOD, state(2), np.zeros(2))
+    bad = state(3)
+    bad[1] = np.inf
+    buffer.record(3 * PERIOD, bad, np.zeros(2))
+    assert len(buffer) == 1  # only 2 -> 3 is not made: tick 3's state is not finite
+    assert not buffer.record(4 * PERIOD, state(4), np.zeros(2))
+
+
+def test_break_chain_and_clear():
+    buffer = SupportBuffer(capacity=10, n_joints=2, control_period=PERIOD)
+    buffer.record(0.0, state(0), np.zeros(2))
+    buffer.break_chain()
+    assert not buffer.record(PERIOD, state(1), np.zeros(2))
+    assert buffer.record(2 * PERIOD, state(2), np.zeros(2))
+    buffer.clear()
+    assert len(buffer) == 0 and buffer.transitions().states.shape == (0, 4)
