@@ -41,6 +41,7 @@ class TrainConfig:
     :param exploration_std: exploration noise, a fraction of the command scale.
     :param hidden: hidden layer widths of the policy network.
     :param activation: its activation function.
+    :param residual: learn a residual on the nominal controller (else a pure inverse model).
     :param inner_lr: inner-loop learning rate (initial value if learned).
     :param inner_steps: inner-loop steps.
     :param first_order: first-order MAML.
@@ -73,6 +74,7 @@ class TrainConfig:
     exploration_std: float = 0.02
     hidden: tuple[int, ...] = (256, 256)
     activation: str = 'tanh'
+    residual: bool = True
     inner_lr: float = 0.1
     inner_steps: int = 5
     first_order: bool = True

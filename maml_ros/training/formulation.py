@@ -16,7 +16,10 @@ was sent is the right command for the acceleration that was achieved,
 ``a_t = (qd_{t+1} - qd_t) / T``, so a transition ``(s_t, u_t, s_{t+1})``
 becomes the supervised pair ``features(q_t, qd_t, a_t) -> u_t - nominal``.
 
-Features are ``[q, qd, a, nominal]`` (4n values for n joints).
+Features are ``[q, qd, a, nominal]`` (4n values for n joints). With
+``residual=False`` the network is a pure learned inverse model instead:
+features ``[q, qd, a]``, output the whole command (measured worse: see
+BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -38,11 +41,14 @@ class Formulation:
     :param robot: URDF, joints, command interface and control period.
     :param position_gain: ``kp`` of the desired acceleration (1/s^2).
     :param velocity_gain: ``kd`` of the desired acceleration (1/s).
+    :param residual: learn a residual on the nominal command (True) or the
+        whole command (a pure inverse model).
     """
 
     robot: RobotConfig = RobotConfig()
     position_gain: float = DEFAULT_NATURAL_FREQUENCY ** 2
     velocity_gain: float = 2 * DEFAULT_NATURAL_FREQUENCY
+    residual: bool = True
 
     @property
     def n_joints(self) -> int:
@@ -50,7 +56,7 @@ class Formulation:
 
     @property
     def feature_dim(self) -> int:
-        return FEATURES_PER_JOINT * self.n_joints
+        return (FEATURES_PER_JOINT - (not self.residual)) * self.n_joints
 
     def desired_acceleration(self, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray,
                              qd_ref: np.ndarray, qdd_ref: np.ndarray) -> np.ndarray:
@@ -72,7 +78,12 @@ class Formulation:
 
     def features(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-        """``(features, nominal)`` for states and accelerations (rows are samples)."""
+        """``(features, nominal)`` for states and accelerations (rows are samples).
+
+        Without ``residual`` the nominal command is zero and not a feature.
+        """
+        if not self.residual:
+            return np.concatenate([q, qd, acceleration], axis=-1), np.zeros_like(acceleration)
         nominal = self.nominal(q, qd, acceleration)
         return np.concatenate([q, qd, acceleration, nominal], axis=-1), nominal
 

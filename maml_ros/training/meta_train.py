@@ -97,6 +97,23 @@ def pick_baseline_settings(pooled: PolicyNet, data: TaskSet, config: TrainConfig
     return {'finetune_lr': finetune_lr, 'ridge': ridge}
 
 
+def train_pooled(data: TaskSet, formulation: Formulation, config: TrainConfig, *,
+                 progress: bool) -> PolicyNet:
+    """The network trained on all transitions pooled (the domain-randomization baseline)."""
+    pooled = PolicyNet(input_dim=formulation.feature_dim, output_dim=formulation.n_joints,
+                       hidden=config.hidden, activation=config.activation)
+    pooled.fit_normalization(*data.pooled())
+    if config.residual:  # a zero head makes the untrained policy the nominal controller
+        torch.nn.init.zeros_(pooled.head.weight)
+        torch.nn.init.zeros_(pooled.head.bias)
+    with tqdm(total=config.pretrain_iterations, desc='pooled pretraining',
+              disable=not progress) as bar:
+        train_supervised(pooled, *data.pooled(), iterations=config.pretrain_iterations,
+                         batch_size=config.pretrain_batch, lr=config.pretrain_lr,
+                         seed=config.seed, progress=lambda i, loss: bar.update(1))
+    return pooled
+
+
 def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
                log: Callable[[str], None] = print) -> TrainedModels:
     """Meta-train as the module docstring says; writes ``out`` (the checkpoint),
@@ -105,7 +122,7 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     device = torch.device(config.device)
-    formulation = Formulation(robot=config.robot)
+    formulation = Formulation(robot=config.robot, residual=config.residual)
     rollout_config = RolloutConfig(robot=config.robot, ranges=config.ranges,
                                    reference=config.reference, steps=config.steps_per_task,
                                    exploration_std=config.exploration_std)
@@ -122,17 +139,7 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
         log(f'collected {len(data)} training and {len(validation)} validation tasks '
             f'({time.perf_counter() - started:.0f} s)')
 
-        pooled = PolicyNet(input_dim=formulation.feature_dim, output_dim=formulation.n_joints,
-                           hidden=config.hidden, activation=config.activation)
-        pooled.fit_normalization(*data.pooled())
-        # A zero head makes the untrained policy exactly the nominal controller.
-        torch.nn.init.zeros_(pooled.head.weight)
-        torch.nn.init.zeros_(pooled.head.bias)
-        with tqdm(total=config.pretrain_iterations, desc='pooled pretraining',
-                  disable=not progress) as bar:
-            train_supervised(pooled, *data.pooled(), iterations=config.pretrain_iterations,
-                             batch_size=config.pretrain_batch, lr=config.pretrain_lr,
-                             seed=config.seed, progress=lambda i, loss: bar.update(1))
+        pooled = train_pooled(data, formulation, config, progress=progress)
         baselines = pick_baseline_settings(pooled, validation, config)
         log(f'pooled network trained; baselines picked on validation tasks: {baselines}')
 
@@ -154,11 +161,10 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
         on_device = TaskSet(data.features.to(device), data.targets.to(device))
         for iteration in tqdm(range(config.meta_iterations + 1), desc='meta-training',
                               disable=not progress):
-            if iteration == refresh_at:
+            if iteration == refresh_at:  # replace the oldest tasks by on-policy ones
                 controller = PolicyController(formulation=formulation,
                                               architecture=pooled.architecture(),
-                                              state=learner.model.cpu().state_dict())
-                learner.to(device)
+                                              state=models.meta_policy.state_dict())
                 fresh = collect(collector, refresh_seeds, rollout_config, formulation,
                                 controller=controller, desc='on-policy refresh',
                                 progress=progress)
@@ -173,9 +179,7 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
                     models.info['validation'] = row
                     models.save(out)
                 if progress:
-                    tqdm.write(f'[{iteration}] query loss {row["query_loss_before"]:.4f} -> '
-                               f'{row["query_loss_after"]:.4f}, tracking RMSE '
-                               f'{row["tracking_rmse"]:.4f} rad')
+                    tqdm.write(_describe(row))
             if iteration == config.meta_iterations:
                 break
             batch = torch.randint(0, len(on_device), (config.meta_batch,), generator=generator)
@@ -190,6 +194,11 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
     log(f'best validation tracking RMSE {best:.4f} rad; checkpoint {out} '
         f'({time.perf_counter() - started:.0f} s in all)')
     return TrainedModels.load(out)
+
+
+def _describe(row: dict) -> str:
+    return (f'[{row["iteration"]}] query loss {row["query_loss_before"]:.4f} -> '
+            f'{row["query_loss_after"]:.4f}, tracking RMSE {row["tracking_rmse"]:.4f} rad')
 
 
 def _validate(models: TrainedModels, validation: TaskSet, config: TrainConfig,

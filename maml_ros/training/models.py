@@ -82,6 +82,7 @@ class TrainedModels:
             'formulation': {
                 'position_gain': self.formulation.position_gain,
                 'velocity_gain': self.formulation.velocity_gain,
+                'residual': self.formulation.residual,
                 'payload_link': robot.payload_link,
                 'home': list(robot.home) if robot.home is not None else None,
                 'physics_period': robot.physics_period,
@@ -116,7 +117,8 @@ class TrainedModels:
                 control_period=meta['control_period'], physics_period=form['physics_period'],
                 use_urdf_inertia=form['use_urdf_inertia'])
             formulation = Formulation(robot=robot, position_gain=form['position_gain'],
-                                      velocity_gain=form['velocity_gain'])
+                                      velocity_gain=form['velocity_gain'],
+                                      residual=form.get('residual', True))
             meta_policy = PolicyNet.from_architecture(meta['model'])
             pooled = PolicyNet.from_architecture(meta['model'])
             settings = meta['maml']

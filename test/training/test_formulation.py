@@ -54,3 +54,11 @@ def test_nominal_command_integrates_the_acceleration_for_other_interfaces(interf
     nominal = formulation.nominal(q, qd, a)
     expected = qd + a * 0.01 if interface == 'velocity' else q + qd * 0.01 + a * 0.5e-4
     np.testing.assert_allclose(nominal, expected)
+
+
+def test_pure_inverse_model_learns_the_whole_command(nominal_rollout):
+    formulation = Formulation(residual=False)
+    r = nominal_rollout
+    features, targets = formulation.hindsight(r.states, r.issued_commands, r.next_states)
+    assert formulation.feature_dim == 21 and features.shape == (200, 21)
+    np.testing.assert_array_equal(targets, r.issued_commands)
