@@ -26,6 +26,7 @@ setup(
     python_requires='>=3.10',
     entry_points={
         'console_scripts': [
+            'pybullet_sim = maml_ros.nodes.pybullet_sim:main',
             'maml-ros-train = maml_ros.cli.train:main',
             'maml-ros-evaluate = maml_ros.cli.evaluate:main',
             'maml-ros-sinusoid = maml_ros.cli.sinusoid:main',

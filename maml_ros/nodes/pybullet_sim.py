@@ -1,0 +1,159 @@
+"""``pybullet_sim``: the robot in simulation, on ros2_control's topics.
+
+Advances the PyBullet robot by one period per tick at ``publish_rate`` and
+publishes ``/joint_states`` (stamped, measured with the robot's sensor noise).
+Commands arrive as ``std_msgs/Float64MultiArray`` on
+``<controller>/commands`` in the order of ``joints``, as a ros2_control
+forward command controller takes them; malformed ones are dropped and
+counted. Without a command for ``command_timeout`` the robot gets zero effort
+(or holds its position). ``~/reset`` puts it back at home.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from maml_ros.ros.params import ParamSpec, declare_parameters, validate
+from maml_ros.sim import (
+    COMMAND_INTERFACES,
+    FACTOR_NAMES,
+    PANDA_ARM_JOINTS,
+    PANDA_HOME,
+    Dynamics,
+    RobotConfig,
+    SimRobot,
+)
+from maml_ros.training.config import TRAINING_RANGES
+
+PARAMETERS = [
+    ParamSpec('urdf', 'franka_panda/panda.urdf',
+              'URDF file, absolute or relative to pybullet_data', read_only=True),
+    ParamSpec('joints', list(PANDA_ARM_JOINTS), 'controlled joints, in command order',
+              read_only=True),
+    ParamSpec('payload_link', 'panda_hand', 'link that carries the payload', read_only=True),
+    ParamSpec('home', list(PANDA_HOME), 'start and reset posture of the joints (rad)',
+              read_only=True),
+    ParamSpec('command_interface', 'effort', f'one of {list(COMMAND_INTERFACES)}',
+              read_only=True),
+    ParamSpec('controller', 'effort_controller',
+              'commands are read from <controller>/commands', read_only=True),
+    ParamSpec('publish_rate', 100.0, 'joint states per second; the physics advances '
+              '1/publish_rate per message (Hz)', 1.0, 1000.0, read_only=True),
+    ParamSpec('physics_period', 0.001, 'physics time step (s)', 1e-4, 0.01, read_only=True),
+    ParamSpec('command_timeout', 0.1, 'seconds without a command before zero effort '
+              '(or holding position)', 0.001, 10.0),
+    ParamSpec('dynamics_seed', -1, 'draw a hidden robot from the training ranges with this '
+              'seed; -1 uses the dynamics.* values', -1, 2**31 - 1, read_only=True),
+] + [ParamSpec(f'dynamics.{name}', float(Dynamics().to_dict()[name]),
+               f'the simulated robot: {name} (see maml_ros.sim.Dynamics)', read_only=True)
+     for name in FACTOR_NAMES]
+
+
+class PybulletSimNode(Node):
+    """The simulated robot; see the module docstring."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('pybullet_sim', **kwargs)
+        declare_parameters(self, PARAMETERS)
+        value = lambda name: self.get_parameter(name).value  # noqa: E731
+        self.joints = list(value('joints'))
+        config = RobotConfig(urdf_path=value('urdf'), joints=tuple(self.joints),
+                             payload_link=value('payload_link'), home=tuple(value('home')),
+                             command_interface=value('command_interface'),
+                             control_period=1.0 / value('publish_rate'),
+                             physics_period=value('physics_period'))
+        self.robot = SimRobot(config=config)
+        self.robot.set_dynamics(self._dynamics(value))
+        self.robot.reset()
+        self.get_logger().info(f'simulating {config.urdf_path} with {self.robot.dynamics}')
+        self.command_timeout = value('command_timeout')
+        self.dropped_commands = 0
+        self._command: np.ndarray | None = None
+        self._command_time = -np.inf
+        topic = f'{value("controller")}/commands'
+        self.create_subscription(Float64MultiArray, topic, self._on_command, 10)
+        self.joint_states = self.create_publisher(JointState, 'joint_states', 10)
+        self.create_service(Trigger, '~/reset', self._on_reset)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(config.control_period, self._tick)
+
+    def _dynamics(self, value) -> Dynamics:
+        """Explicit ``dynamics.*`` values, or a robot drawn with ``dynamics_seed``."""
+        seed = value('dynamics_seed')
+        if seed < 0:
+            return Dynamics.from_dict({name: value(f'dynamics.{name}') for name in FACTOR_NAMES})
+        description = self.robot.description
+        return TRAINING_RANGES.sample(np.random.default_rng(seed), n_joints=description.n_joints,
+                                      n_links=description.n_links)
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        for parameter in parameters:
+            reason = validate(PARAMETERS, parameter.name, parameter.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        for parameter in parameters:
+            if parameter.name == 'command_timeout':
+                self.command_timeout = parameter.value
+        return SetParametersResult(successful=True)
+
+    def _on_command(self, msg: Float64MultiArray) -> None:
+        command = np.asarray(msg.data, dtype=float)
+        if command.shape != (len(self.joints),) or not np.all(np.isfinite(command)):
+            self.dropped_commands += 1
+            self.get_logger().warn(
+                f'dropped a command with {command.size} values (need {len(self.joints)} '
+                f'finite ones); {self.dropped_commands} dropped so far',
+                throttle_duration_sec=1.0)
+            return
+        self._command, self._command_time = command, time.monotonic()
+
+    def _fallback(self) -> np.ndarray:
+        interface = self.robot.config.command_interface
+        return self.robot.true_state()[0].copy() if interface == 'position' else np.zeros(
+            len(self.joints))
+
+    def _tick(self) -> None:
+        fresh = time.monotonic() - self._command_time <= self.command_timeout
+        self.robot.step(self._command if fresh else self._fallback())
+        q, qd = self.robot.measured_state()
+        msg = JointState(name=self.joints, position=q.tolist(), velocity=qd.tolist())
+        if self.robot.config.command_interface == 'effort':
+            msg.effort = self.robot.command_in_force.tolist()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.joint_states.publish(msg)
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response
+                  ) -> Trigger.Response:
+        self.robot.reset()
+        self._command, self._command_time = None, -np.inf
+        response.success, response.message = True, 'robot reset to home'
+        return response
+
+    def destroy_node(self) -> None:
+        self.robot.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = PybulletSimNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

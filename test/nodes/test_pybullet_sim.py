@@ -1,0 +1,109 @@
+"""The simulated robot node over loopback DDS: joint states out, commands in, reset."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from maml_ros.nodes.pybullet_sim import PybulletSimNode
+from maml_ros.sim import PANDA_HOME
+
+
+@pytest.fixture
+def ros(private_ros_domain):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    sim = PybulletSimNode(context=context, parameter_overrides=[
+        Parameter('command_timeout', value=0.5)])
+    probe = rclpy.create_node('probe', context=context)
+    executor.add_node(sim)
+    executor.add_node(probe)
+    states: list[JointState] = []
+    probe.create_subscription(JointState, 'joint_states', states.append, 50)
+    yield executor, sim, probe, states
+    executor.shutdown()
+    sim.destroy_node()
+    probe.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def spin_until(executor, condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.01)
+    return condition()
+
+
+def test_joint_states_flow_stamped_and_named(ros):
+    executor, sim, _, states = ros
+    assert spin_until(executor, lambda: len(states) >= 20)
+    last = states[-1]
+    assert list(last.name) == [f'panda_joint{i}' for i in range(1, 8)]
+    assert len(last.position) == len(last.velocity) == 7
+    stamps = [s.header.stamp.sec + 1e-9 * s.header.stamp.nanosec for s in states]
+    assert stamps[0] > 0 and all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+def test_effort_commands_move_the_arm_and_bad_ones_are_dropped(ros):
+    executor, sim, probe, states = ros
+    publisher = probe.create_publisher(Float64MultiArray, 'effort_controller/commands', 10)
+    for bad in ([1.0] * 3, [float('nan')] + [0.0] * 6):
+        publisher.publish(Float64MultiArray(data=bad))
+    assert spin_until(executor, lambda: sim.dropped_commands == 2)
+    # Without a command the arm gets zero effort and falls away from home.
+    assert spin_until(executor, lambda: len(states) >= 30)
+    sagged = np.abs(np.array(states[-1].position) - PANDA_HOME).max()
+    assert sagged > 0.01
+    # A large positive effort on joint 2 drives it the other way.
+    push = [0.0, 80.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    before = states[-1].position[1]
+    for _ in range(30):
+        publisher.publish(Float64MultiArray(data=push))
+        spin_until(executor, lambda: False, timeout=0.01)
+    assert states[-1].position[1] > before + 0.02
+    assert list(states[-1].effort) == pytest.approx(push)
+
+
+def test_reset_service_puts_the_arm_back_home(ros):
+    executor, sim, probe, states = ros
+    assert spin_until(executor, lambda: len(states) >= 30)
+    client = probe.create_client(Trigger, 'pybullet_sim/reset')
+    assert client.wait_for_service(timeout_sec=5.0)
+    future = client.call_async(Trigger.Request())
+    assert spin_until(executor, future.done)
+    assert future.result().success
+    count = len(states)
+    assert spin_until(executor, lambda: len(states) > count + 1)
+    np.testing.assert_allclose(states[count + 1].position, PANDA_HOME, atol=0.01)
+
+
+def test_out_of_range_parameter_is_rejected_and_old_value_kept(ros):
+    _, sim, _, _ = ros
+    result = sim.set_parameters([Parameter('command_timeout', value=-1.0)])[0]
+    assert not result.successful and 'command_timeout' in result.reason
+    assert sim.command_timeout == 0.5
+    assert sim.set_parameters([Parameter('command_timeout', value=0.2)])[0].successful
+    assert sim.command_timeout == 0.2
+
+
+def test_the_package_yaml_configures_the_simulated_robot(private_ros_domain):
+    config = Path(__file__).resolve().parents[2] / 'config' / 'adapt.yaml'
+    context = rclpy.Context()
+    rclpy.init(context=context, args=['--ros-args', '--params-file', str(config)])
+    try:
+        sim = PybulletSimNode(context=context)
+        dynamics = sim.robot.dynamics
+        assert (dynamics.payload_mass, dynamics.actuator_gain) == (3.0, 0.7)
+        assert sim.robot.config.control_period == pytest.approx(0.01)
+        assert sim.get_parameter('command_interface').value == 'effort'
+        sim.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
