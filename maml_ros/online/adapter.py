@@ -77,6 +77,11 @@ class OnlineAdapter:
         return self._active.command(q, qd, q_ref, qd_ref, qdd_ref)
 
     @property
+    def policy(self) -> PolicyController:
+        """The active policy (a rollout controller; replaced whole on every swap)."""
+        return self._active
+
+    @property
     def adapted(self) -> bool:
         """Whether an adapted policy (not the meta-policy) is active."""
         return self._adapted

@@ -25,7 +25,7 @@ def models():
 def support(models):
     adapter = OnlineAdapter(models=models)
     config = RolloutConfig(robot=models.formulation.robot, steps=200, exploration_std=0.02)
-    rollout = run_task(Task(3, HEAVY), config=config, controller=adapter._active)
+    rollout = run_task(Task(3, HEAVY), config=config, controller=adapter.policy)
     return Transitions(rollout.states, rollout.issued_commands, rollout.next_states)
 
 
