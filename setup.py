@@ -27,6 +27,7 @@ setup(
     entry_points={
         'console_scripts': [
             'pybullet_sim = maml_ros.nodes.pybullet_sim:main',
+            'adapter = maml_ros.nodes.adapter:main',
             'maml-ros-train = maml_ros.cli.train:main',
             'maml-ros-evaluate = maml_ros.cli.evaluate:main',
             'maml-ros-sinusoid = maml_ros.cli.sinusoid:main',

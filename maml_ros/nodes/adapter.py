@@ -1,0 +1,328 @@
+"""``adapter``: on-robot adaptation and the policy, as a lifecycle node.
+
+- configure: load and validate the checkpoint against ``joints`` and
+  ``command_interface``; create publishers, subscriptions and services.
+- activate: start the control loop at ``control_rate``.
+- deactivate: stop commanding (the robot's own timeout takes over).
+- cleanup: drop the policy and the communication.
+
+Every tick: the latest ``/joint_states`` (mapped by joint name) and the
+built-in reference give the policy's command, plus bounded exploration noise
+while collecting support; the safety filter clamps it to the URDF limits and
+``max_command_rate``; it is published on ``<controller>/commands`` and
+recorded in the support buffer. When the buffer holds ``support_size``
+transitions (``auto_adapt``) or on ``~/adapt``, the adapter adapts in a
+worker thread and swaps the result in if its support loss did not rise.
+Stale joint states (``watchdog_timeout``) stop commands until fresh data
+arrive. ``/diagnostics`` reports the state at 1 Hz.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from maml_ros.maml.checkpoint import CheckpointError
+from maml_ros.online.adapter import OnlineAdapter
+from maml_ros.online.safety import SafetyFilter, Watchdog
+from maml_ros.online.support_buffer import SupportBuffer
+from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
+from maml_ros.ros.params import ParamSpec, declare_parameters, validate
+from maml_ros.sim import COMMAND_INTERFACES, PANDA_ARM_JOINTS, InverseDynamicsModel
+from maml_ros.sim.reference import ReferenceConfig, random_reference
+from maml_ros.training.models import TrainedModels
+
+SHIPPED_CHECKPOINT = 'panda_effort.safetensors'
+REFERENCE_SECONDS = 600.0  # length of the built-in test trajectory (held at its end)
+
+PARAMETERS = [
+    ParamSpec('checkpoint', '', 'policy checkpoint (.safetensors); empty: the shipped one',
+              read_only=True),
+    ParamSpec('joints', list(PANDA_ARM_JOINTS), 'controlled joints, in command order',
+              read_only=True),
+    ParamSpec('command_interface', 'effort', f'one of {list(COMMAND_INTERFACES)}',
+              read_only=True),
+    ParamSpec('controller', 'effort_controller', 'commands go to <controller>/commands',
+              read_only=True),
+    ParamSpec('control_rate', 100.0, 'control loop rate (Hz)', 1.0, 1000.0, read_only=True),
+    ParamSpec('autostart', True, 'configure and activate by itself', read_only=True),
+    ParamSpec('auto_adapt', True, 'adapt once support_size transitions are collected'),
+    ParamSpec('support_size', 200, 'support transitions to adapt on', 10, 5000),
+    ParamSpec('inner_steps', 5, 'gradient steps per adaptation', 0, 100),
+    ParamSpec('inner_lr', 0.1, 'inner learning rate; learned rates are scaled by '
+              'inner_lr / the checkpoint inner_lr', 0.0, 10.0),
+    ParamSpec('exploration_std', 0.02, 'exploration noise while collecting, a fraction of '
+              'the command limit', 0.0, 0.2),
+    ParamSpec('readapt_period', 0.0, 'seconds between re-adaptations on the sliding '
+              'window; 0: adapt once', 0.0, 3600.0),
+    ParamSpec('max_command_rate', 2000.0, 'largest command change per second (command '
+              'units/s)', 1e-3, 1e6),
+    ParamSpec('watchdog_timeout', 0.1, 'joint states older than this stop commands (s)',
+              0.001, 10.0),
+]
+
+
+def shipped_checkpoint() -> Path:
+    """The checkpoint installed with the package (share/ or the source tree)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        path = Path(get_package_share_directory('maml_ros')) / 'checkpoints' / SHIPPED_CHECKPOINT
+        if path.is_file():
+            return path
+    except (ImportError, LookupError, OSError):  # no ament index: a pip install
+        pass
+    return Path(__file__).resolve().parents[2] / 'checkpoints' / SHIPPED_CHECKPOINT
+
+
+class AdapterNode(LifecycleNode):
+    """The on-robot adapter; see the module docstring."""
+
+    def __init__(self, **kwargs) -> None:
+        self.adapter: OnlineAdapter | None = None
+        self.models: TrainedModels | None = None
+        self._timer = None
+        self.dropped_messages = 0
+        super().__init__('adapter', **kwargs)
+        declare_parameters(self, PARAMETERS)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        if self.get_parameter('autostart').value and \
+                self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def value(self, name: str):
+        return self.get_parameter(name).value
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Load and validate the checkpoint, create the communication. FAILURE on a bad
+        checkpoint (the node stays unconfigured and says why)."""
+        path = self.value('checkpoint') or str(shipped_checkpoint())
+        joints = list(self.value('joints'))
+        try:
+            self.models = TrainedModels.load(path, joints=joints,
+                                             command_interface=self.value('command_interface'))
+        except CheckpointError as error:
+            self.get_logger().error(f'cannot configure: {error}')
+            return TransitionCallbackReturn.FAILURE
+        formulation = self.models.formulation
+        limits = InverseDynamicsModel.shared(formulation.robot).description.limits
+        interface = formulation.robot.command_interface
+        self.command_limits = {'effort': (-limits.effort, limits.effort),
+                               'velocity': (-limits.velocity, limits.velocity),
+                               'position': (limits.lower, limits.upper)}[interface]
+        # Exploration in the units training used (see maml_ros.sim.RolloutConfig).
+        self.exploration_scale = {'effort': limits.effort, 'velocity': limits.velocity,
+                                  'position': limits.velocity / self.value('control_rate')
+                                  }[interface]
+        self.period = 1.0 / self.value('control_rate')
+        self.adapter = OnlineAdapter(models=self.models)
+        self.buffer = SupportBuffer(capacity=self.value('support_size'), n_joints=len(joints),
+                                    control_period=self.period)
+        self.safety = SafetyFilter(lower=self.command_limits[0], upper=self.command_limits[1],
+                                   max_rate=self.value('max_command_rate'), period=self.period)
+        self.watchdog = Watchdog(timeout=self.value('watchdog_timeout'))
+        reference_config = ReferenceConfig(center_spread=0.0)
+        self.reference = random_reference(
+            np.random.default_rng(0), limits=limits, home=np.array(formulation.robot.home),
+            steps=int(REFERENCE_SECONDS / self.period), control_period=self.period,
+            config=reference_config)
+        self._rng = np.random.default_rng(0)
+        self._commands_sent = 0
+        self._latest: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._last_stamp = -np.inf
+        self.commands = self.create_lifecycle_publisher(
+            Float64MultiArray, f'{self.value("controller")}/commands', 10)
+        self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._subscription = self.create_subscription(
+            JointState, 'joint_states', self._on_joint_state, qos_profile_sensor_data)
+        self._services = [self.create_service(Trigger, f'~/{name}', callback) for name, callback
+                          in [('adapt', self._on_adapt), ('reset_adaptation', self._on_reset)]]
+        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(f'configured with {path}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Start the control loop."""
+        self._start_time = time.monotonic()
+        self._last_adaptation = -np.inf
+        self.safety.reset()
+        self._timer = self.create_timer(self.period, self._tick)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Stop commanding; the support chain is broken so no transition spans the pause."""
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        self.buffer.break_chain()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Drop the policy, publishers, subscription and services."""
+        if self.adapter is not None:
+            self.adapter.reset()
+        self.destroy_publisher(self.commands)
+        self.destroy_publisher(self.diagnostics)
+        self.destroy_subscription(self._subscription)
+        for service in self._services:
+            self.destroy_service(service)
+        self.destroy_timer(self._diagnostics_timer)
+        self.adapter = self.models = None
+        return TransitionCallbackReturn.SUCCESS
+
+    # -- data in -----------------------------------------------------------
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            q, qd, stamp = joint_state_arrays(msg, self.value('joints'))
+        except JointStateError as error:
+            self._drop(str(error))
+            return
+        if stamp <= self._last_stamp:
+            self._drop('joint state stamp is not newer than the previous one')
+            return
+        self._last_stamp = stamp
+        self._latest = (q, qd, stamp)
+        self.watchdog.feed(time.monotonic())
+
+    def _drop(self, reason: str) -> None:
+        self.dropped_messages += 1
+        self.get_logger().warn(f'dropped a joint state: {reason} '
+                               f'({self.dropped_messages} dropped)', throttle_duration_sec=1.0)
+
+    # -- the control loop --------------------------------------------------
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self._latest is None or self.watchdog.stale(now):
+            self.buffer.break_chain()
+            self.safety.reset()  # resume from the first fresh command, rate-limited again
+            return
+        q, qd, stamp = self._latest
+        step = min(int((now - self._start_time) / self.period), self.reference.steps)
+        ref = self.reference
+        command = self.adapter.command(q, qd, ref.positions[step], ref.velocities[step],
+                                       ref.accelerations[step])
+        std = self.value('exploration_std')
+        if std > 0 and (not self.adapter.adapted or self.value('readapt_period') > 0):
+            noise = np.clip(self._rng.standard_normal(len(command)) * std, -2.5 * std, 2.5 * std)
+            command = command + noise * self.exploration_scale
+        safe = self.safety(command)
+        self.commands.publish(Float64MultiArray(data=safe.tolist()))
+        self._commands_sent += 1
+        self.buffer.record(stamp, np.concatenate([q, qd]), safe)
+        self._maybe_adapt(now)
+
+    def _maybe_adapt(self, now: float) -> None:
+        if self.adapter.busy or not self.buffer.full:
+            return
+        readapt = self.value('readapt_period')
+        first = not self.adapter.adapted and self.value('auto_adapt') and \
+            self._last_adaptation == -np.inf
+        again = readapt > 0 and now - self._last_adaptation >= readapt
+        if first or again:
+            self._start_adaptation(now)
+
+    def _start_adaptation(self, now: float) -> bool:
+        scale = self.value('inner_lr') / self.models.learner._inner_lr
+        started = self.adapter.start(self.buffer.transitions(),
+                                     inner_steps=self.value('inner_steps'), lr_scale=scale,
+                                     on_done=self._on_adapted)
+        if started:
+            self._last_adaptation = now
+        return started
+
+    def _on_adapted(self, outcome) -> None:
+        log = self.get_logger().info if outcome.accepted else self.get_logger().warn
+        log(f'adaptation {"accepted" if outcome.accepted else "rejected: " + outcome.reason}; '
+            f'support loss {outcome.loss_before:.4g} -> {outcome.loss_after:.4g} on '
+            f'{outcome.transitions} transitions in {outcome.duration_ms:.1f} ms')
+
+    # -- services, parameters, diagnostics -----------------------------------
+
+    def _on_adapt(self, request, response):
+        started = self._start_adaptation(time.monotonic())
+        response.success = started
+        response.message = 'adaptation started' if started else (
+            'an adaptation is running' if self.adapter.busy else
+            f'only {len(self.buffer)} support transitions')
+        return response
+
+    def _on_reset(self, request, response):
+        self.adapter.reset()
+        self.buffer.clear()
+        self._last_adaptation = -np.inf
+        response.success, response.message = True, 'back to the meta-policy, support cleared'
+        return response
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        for parameter in parameters:
+            reason = validate(PARAMETERS, parameter.name, parameter.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        for parameter in parameters:
+            if self.adapter is None:
+                continue
+            if parameter.name == 'support_size':
+                self.buffer.resize(parameter.value)
+            elif parameter.name == 'max_command_rate':
+                self.safety.set_max_rate(parameter.value)
+            elif parameter.name == 'watchdog_timeout':
+                self.watchdog.set_timeout(parameter.value)
+        return SetParametersResult(successful=True)
+
+    def status(self) -> tuple[int, str, dict[str, str]]:
+        """Diagnostic level, message and values."""
+        outcome = self.adapter.last_outcome
+        state = 'adapting' if self.adapter.busy else 'adapted' if self.adapter.adapted \
+            else 'collecting'
+        stale = self.watchdog.stale(time.monotonic())
+        level = DiagnosticStatus.ERROR if stale else DiagnosticStatus.OK
+        values = {'state': state, 'support_fill': f'{len(self.buffer)}/{self.buffer.capacity}',
+                  'dropped_messages': str(self.dropped_messages),
+                  'commands_sent': str(self._commands_sent),
+                  'joint_states_stale': str(stale)}
+        if outcome is not None:
+            values.update({'support_loss_before': f'{outcome.loss_before:.6g}',
+                           'support_loss_after': f'{outcome.loss_after:.6g}',
+                           'adaptation_ms': f'{outcome.duration_ms:.1f}',
+                           'last_adaptation': 'accepted' if outcome.accepted
+                           else f'rejected: {outcome.reason}'})
+        return level, 'joint states stale' if stale else state, values
+
+    def _publish_diagnostics(self) -> None:
+        level, message, values = self.status()
+        status = DiagnosticStatus(level=level, name='maml_ros adapter', message=message,
+                                  hardware_id=self.get_name(),
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics.publish(array)
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = AdapterNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

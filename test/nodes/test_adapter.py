@@ -1,0 +1,119 @@
+"""Simulated robot + adapter over loopback DDS: commands, adaptation, lifecycle, services."""
+
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from maml_ros.nodes.adapter import AdapterNode
+from maml_ros.nodes.pybullet_sim import PybulletSimNode
+from maml_ros.sim import InverseDynamicsModel, RobotConfig
+
+EFFORT_LIMIT = InverseDynamicsModel.shared(RobotConfig()).description.limits.effort
+
+
+@pytest.fixture
+def system(private_ros_domain):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    sim = PybulletSimNode(context=context, parameter_overrides=[
+        Parameter('dynamics.payload_mass', value=1.5),
+        Parameter('dynamics.actuator_gain', value=0.85)])
+    adapter = AdapterNode(context=context, parameter_overrides=[
+        Parameter('support_size', value=100)])
+    probe = rclpy.create_node('probe', context=context)
+    commands, diagnostics = [], []
+    probe.create_subscription(Float64MultiArray, 'effort_controller/commands',
+                              commands.append, 100)
+    probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+    for node in (sim, adapter, probe):
+        executor.add_node(node)
+    yield executor, sim, adapter, probe, commands, diagnostics
+    executor.shutdown()
+    for node in (sim, adapter, probe):
+        node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def spin_until(executor, condition, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.005)
+    return condition()
+
+
+def call(executor, probe, service):
+    client = probe.create_client(Trigger, service)
+    assert client.wait_for_service(timeout_sec=5.0)
+    future = client.call_async(Trigger.Request())
+    assert spin_until(executor, future.done)
+    return future.result()
+
+
+def test_adapter_comes_up_active_commands_within_limits_and_adapts(system):
+    executor, sim, adapter, probe, commands, diagnostics = system
+    assert adapter._state_machine.current_state[1] == 'active'
+    assert spin_until(executor, lambda: adapter.adapter.last_outcome is not None, 20.0)
+    outcome = adapter.adapter.last_outcome
+    assert outcome.transitions == 100
+    assert outcome.accepted, outcome.reason
+    assert adapter.adapter.adapted
+    values = np.array([c.data for c in commands])
+    assert len(values) > 100 and values.shape[1] == 7
+    assert np.all(np.abs(values) <= EFFORT_LIMIT + 1e-9)
+    step = 2000.0 * 0.01  # max_command_rate x period
+    assert np.all(np.abs(np.diff(values, axis=0)) <= step + 1e-9)
+    assert spin_until(executor, lambda: any(
+        kv.value == 'adapted' for d in diagnostics for s in d.status for kv in s.values))
+
+
+def test_services_and_runtime_parameters(system):
+    executor, sim, adapter, probe, commands, diagnostics = system
+    assert spin_until(executor, lambda: adapter.adapter.adapted, 20.0)
+    reply = call(executor, probe, 'adapter/reset_adaptation')
+    assert reply.success and not adapter.adapter.adapted and len(adapter.buffer) < 5
+    reply = call(executor, probe, 'adapter/adapt')
+    assert not reply.success and 'support transitions' in reply.message
+    result = adapter.set_parameters([Parameter('support_size', value=5)])[0]
+    assert not result.successful
+    assert adapter.buffer.capacity == 100
+    assert adapter.set_parameters([Parameter('support_size', value=50)])[0].successful
+    assert adapter.buffer.capacity == 50
+    assert spin_until(executor, lambda: adapter.adapter.adapted, 20.0)
+    assert adapter.adapter.last_outcome.transitions == 50
+
+
+def test_lifecycle_deactivate_stops_commands_and_cleanup_configure_again(system):
+    executor, sim, adapter, probe, commands, diagnostics = system
+    assert spin_until(executor, lambda: len(commands) > 10)
+    adapter.trigger_deactivate()
+    spin_until(executor, lambda: False, timeout=0.2)
+    count = len(commands)
+    spin_until(executor, lambda: False, timeout=0.3)
+    assert len(commands) == count
+    adapter.trigger_cleanup()
+    assert adapter.adapter is None
+    adapter.trigger_configure()
+    adapter.trigger_activate()
+    assert spin_until(executor, lambda: len(commands) > count + 10)
+
+
+def test_bad_checkpoint_leaves_the_node_unconfigured(private_ros_domain, tmp_path):
+    bad = tmp_path / 'bad.safetensors'
+    bad.write_bytes(b'not a checkpoint')
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = AdapterNode(context=context, parameter_overrides=[
+            Parameter('checkpoint', value=str(bad))])
+        assert node._state_machine.current_state[1] == 'unconfigured'
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
