@@ -56,3 +56,12 @@ def test_colcon_build_installs_executables_and_share_files(tmp_path):
         cwd=tmp_path, env=dict(env, PYTHONPATH=str(site)), capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip().startswith(str(site))
+
+    # With the ament index of the install space, share files resolve there.
+    probe = subprocess.run(
+        [sys.executable, '-c', 'from maml_ros.resources import share_file; '
+         'print(share_file("config", "adapt.yaml"))'],
+        cwd=tmp_path, env=dict(env, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(prefix)),
+        capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == str(share / 'config' / 'adapt.yaml')

@@ -20,7 +20,6 @@ arrive. ``/diagnostics`` reports the state at 1 Hz.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -37,6 +36,7 @@ from maml_ros.maml.checkpoint import CheckpointError
 from maml_ros.online.adapter import OnlineAdapter
 from maml_ros.online.safety import SafetyFilter, Watchdog
 from maml_ros.online.support_buffer import SupportBuffer
+from maml_ros.resources import share_file
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
 from maml_ros.ros.params import ParamSpec, declare_parameters, validate
 from maml_ros.sim import COMMAND_INTERFACES, PANDA_ARM_JOINTS, InverseDynamicsModel
@@ -73,18 +73,6 @@ PARAMETERS = [
 ]
 
 
-def shipped_checkpoint() -> Path:
-    """The checkpoint installed with the package (share/ or the source tree)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        path = Path(get_package_share_directory('maml_ros')) / 'checkpoints' / SHIPPED_CHECKPOINT
-        if path.is_file():
-            return path
-    except (ImportError, LookupError, OSError):  # no ament index: a pip install
-        pass
-    return Path(__file__).resolve().parents[2] / 'checkpoints' / SHIPPED_CHECKPOINT
-
-
 class AdapterNode(LifecycleNode):
     """The on-robot adapter; see the module docstring."""
 
@@ -108,7 +96,7 @@ class AdapterNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Load and validate the checkpoint, create the communication. FAILURE on a bad
         checkpoint (the node stays unconfigured and says why)."""
-        path = self.value('checkpoint') or str(shipped_checkpoint())
+        path = self.value('checkpoint') or str(share_file('checkpoints', SHIPPED_CHECKPOINT))
         joints = list(self.value('joints'))
         try:
             self.models = TrainedModels.load(path, joints=joints,
@@ -140,11 +128,14 @@ class AdapterNode(LifecycleNode):
             config=reference_config)
         self._rng = np.random.default_rng(0)
         self._commands_sent = 0
+        # Squared tracking error sums and counts of the meta-policy and the adapted one.
+        self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
         self._latest: tuple[np.ndarray, np.ndarray, float] | None = None
         self._last_stamp = -np.inf
         self.commands = self.create_lifecycle_publisher(
             Float64MultiArray, f'{self.value("controller")}/commands', 10)
         self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.desired = self.create_lifecycle_publisher(JointState, '~/desired', 10)
         self._subscription = self.create_subscription(
             JointState, 'joint_states', self._on_joint_state, qos_profile_sensor_data)
         self._services = [self.create_service(Trigger, f'~/{name}', callback) for name, callback
@@ -175,6 +166,7 @@ class AdapterNode(LifecycleNode):
             self.adapter.reset()
         self.destroy_publisher(self.commands)
         self.destroy_publisher(self.diagnostics)
+        self.destroy_publisher(self.desired)
         self.destroy_subscription(self._subscription)
         for service in self._services:
             self.destroy_service(service)
@@ -222,8 +214,23 @@ class AdapterNode(LifecycleNode):
         safe = self.safety(command)
         self.commands.publish(Float64MultiArray(data=safe.tolist()))
         self._commands_sent += 1
+        self._record_tracking(q, ref.positions[step], ref.velocities[step], stamp,
+                              after_ramp=step * self.period >= 1.0)
         self.buffer.record(stamp, np.concatenate([q, qd]), safe)
         self._maybe_adapt(now)
+
+    def _record_tracking(self, q: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray,
+                         stamp: float, *, after_ramp: bool) -> None:
+        """Publish what is being tracked; sum the tracking error of the active policy."""
+        desired = JointState(name=list(self.value('joints')), position=q_ref.tolist(),
+                             velocity=qd_ref.tolist())
+        desired.header.stamp.sec = int(stamp)
+        desired.header.stamp.nanosec = int(round((stamp - int(stamp)) * 1e9)) % 1_000_000_000
+        self.desired.publish(desired)
+        if after_ramp:  # the first second fades the motion in from rest
+            total = self._tracking['adapted' if self.adapter.adapted else 'meta_policy']
+            total[0] += float(np.sum((q - q_ref) ** 2))
+            total[1] += q.size
 
     def _maybe_adapt(self, now: float) -> None:
         if self.adapter.busy or not self.buffer.full:
@@ -294,6 +301,9 @@ class AdapterNode(LifecycleNode):
                   'dropped_messages': str(self.dropped_messages),
                   'commands_sent': str(self._commands_sent),
                   'joint_states_stale': str(stale)}
+        for policy, (squares, count) in self._tracking.items():
+            if count:
+                values[f'tracking_rmse_{policy}'] = f'{np.sqrt(squares / count):.6g}'
         if outcome is not None:
             values.update({'support_loss_before': f'{outcome.loss_before:.6g}',
                            'support_loss_after': f'{outcome.loss_after:.6g}',

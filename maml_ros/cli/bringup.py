@@ -1,0 +1,95 @@
+"""``maml-ros-bringup``: the launch file's nodes for pip-only installs.
+
+Starts each node in its own process with the same parameter YAML, as
+``ros2 launch maml_ros adapt.launch.py`` would (physics and the control loop
+must not share one interpreter lock), and stops them all on Ctrl-C or as soon
+as one of them exits.
+
+    maml-ros-bringup [--config PATH] [--no-sim]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from maml_ros.resources import share_file
+
+DEFAULT_CONFIG = share_file('config', 'adapt.yaml')
+NODES = ('pybullet_sim', 'adapter')
+
+
+def node_command(node: str, config: Path) -> list[str]:
+    """How to start one node (``python -m maml_ros.nodes.<node>`` with the YAML)."""
+    return [sys.executable, '-m', f'maml_ros.nodes.{node}', '--ros-args',
+            '--params-file', str(config)]
+
+
+class Bringup:
+    """Node processes that live and die together.
+
+    :param nodes: node module names under ``maml_ros.nodes``.
+    :param config: the parameter YAML every node gets.
+    :param env: environment for the processes (default: this one).
+    """
+
+    def __init__(self, *, nodes: Sequence[str], config: Path,
+                 env: dict[str, str] | None = None) -> None:
+        if not config.is_file():
+            raise FileNotFoundError(f'parameter file {config} does not exist')
+        self.processes = {node: subprocess.Popen(node_command(node, config), env=env)
+                          for node in nodes}
+
+    def exited(self) -> dict[str, int]:
+        """Nodes that have exited, with their return codes."""
+        return {node: p.returncode for node, p in self.processes.items()
+                if p.poll() is not None}
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGINT every node (as Ctrl-C would), then SIGKILL what is left after ``timeout``."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def main(args: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--config', type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument('--no-sim', action='store_true', help='a real robot: no pybullet_sim')
+    options = parser.parse_args(args)
+    if os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE') is None:
+        print('maml-ros-bringup: ROS_AUTOMATIC_DISCOVERY_RANGE is not set; DDS discovery '
+              'may leave this machine (set it to LOCALHOST to keep it here)', file=sys.stderr)
+    nodes = [node for node in NODES if not (options.no_sim and node == 'pybullet_sim')]
+    try:
+        bringup = Bringup(nodes=nodes, config=options.config)
+    except FileNotFoundError as error:
+        print(f'maml-ros-bringup: {error}', file=sys.stderr)
+        return 2
+    try:
+        while not bringup.exited():
+            time.sleep(0.2)
+        print(f'maml-ros-bringup: {bringup.exited()} exited; stopping the others',
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        bringup.stop()
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
