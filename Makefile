@@ -33,9 +33,7 @@ test: lint
 	$(PY) -m pytest test
 
 demo: venv
-	@echo "The simulated-robot demo is not yet implemented (it lands with the ROS nodes)."
-	@echo "Meanwhile: the MAML core on the sinusoid benchmark of Finn et al. (2017)."
-	$(VENV)/bin/maml-ros-sinusoid --plot sinusoid.png
+	$(PY) -m maml_ros.cli.demo --plot demo.png
 
 bench: venv
 	$(PY) bench/maml_step.py

@@ -29,6 +29,7 @@ setup(
             'pybullet_sim = maml_ros.nodes.pybullet_sim:main',
             'adapter = maml_ros.nodes.adapter:main',
             'maml-ros-bringup = maml_ros.cli.bringup:main',
+            'maml-ros-demo = maml_ros.cli.demo:main',
             'maml-ros-train = maml_ros.cli.train:main',
             'maml-ros-evaluate = maml_ros.cli.evaluate:main',
             'maml-ros-sinusoid = maml_ros.cli.sinusoid:main',

@@ -121,16 +121,15 @@ class AdapterNode(LifecycleNode):
         self.safety = SafetyFilter(lower=self.command_limits[0], upper=self.command_limits[1],
                                    max_rate=self.value('max_command_rate'), period=self.period)
         self.watchdog = Watchdog(timeout=self.value('watchdog_timeout'))
-        reference_config = ReferenceConfig(center_spread=0.0)
-        self.reference = random_reference(
-            np.random.default_rng(0), limits=limits, home=np.array(formulation.robot.home),
-            steps=int(REFERENCE_SECONDS / self.period), control_period=self.period,
-            config=reference_config)
+        self.limits = limits
+        self.reference = None  # built from the robot's posture when control starts
+        self.adapter.warm_up()
         self._rng = np.random.default_rng(0)
         self._commands_sent = 0
         # Squared tracking error sums and counts of the meta-policy and the adapted one.
         self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
         self._latest: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._latest_header = None  # the header of the joint state in self._latest
         self._last_stamp = -np.inf
         self.commands = self.create_lifecycle_publisher(
             Float64MultiArray, f'{self.value("controller")}/commands', 10)
@@ -145,8 +144,8 @@ class AdapterNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        """Start the control loop."""
-        self._start_time = time.monotonic()
+        """Start the control loop (the built-in reference starts where the robot is)."""
+        self.reference = None
         self._last_adaptation = -np.inf
         self.safety.reset()
         self._timer = self.create_timer(self.period, self._tick)
@@ -186,7 +185,7 @@ class AdapterNode(LifecycleNode):
             self._drop('joint state stamp is not newer than the previous one')
             return
         self._last_stamp = stamp
-        self._latest = (q, qd, stamp)
+        self._latest, self._latest_header = (q, qd, stamp), msg.header
         self.watchdog.feed(time.monotonic())
 
     def _drop(self, reason: str) -> None:
@@ -203,6 +202,9 @@ class AdapterNode(LifecycleNode):
             self.safety.reset()  # resume from the first fresh command, rate-limited again
             return
         q, qd, stamp = self._latest
+        if self.reference is None:
+            self.reference = self._builtin_reference(q)
+            self._start_time = now
         step = min(int((now - self._start_time) / self.period), self.reference.steps)
         ref = self.reference
         command = self.adapter.command(q, qd, ref.positions[step], ref.velocities[step],
@@ -214,19 +216,25 @@ class AdapterNode(LifecycleNode):
         safe = self.safety(command)
         self.commands.publish(Float64MultiArray(data=safe.tolist()))
         self._commands_sent += 1
-        self._record_tracking(q, ref.positions[step], ref.velocities[step], stamp,
+        self._record_tracking(q, ref.positions[step], ref.velocities[step],
                               after_ramp=step * self.period >= 1.0)
         self.buffer.record(stamp, np.concatenate([q, qd]), safe)
         self._maybe_adapt(now)
 
-    def _record_tracking(self, q: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray,
-                         stamp: float, *, after_ramp: bool) -> None:
-        """Publish what is being tracked; sum the tracking error of the active policy."""
-        desired = JointState(name=list(self.value('joints')), position=q_ref.tolist(),
-                             velocity=qd_ref.tolist())
-        desired.header.stamp.sec = int(stamp)
-        desired.header.stamp.nanosec = int(round((stamp - int(stamp)) * 1e9)) % 1_000_000_000
-        self.desired.publish(desired)
+    def _builtin_reference(self, q: np.ndarray):
+        """A smooth test trajectory that fades in from posture ``q`` (kept off the limits)."""
+        return random_reference(np.random.default_rng(0), limits=self.limits, home=q,
+                                steps=int(REFERENCE_SECONDS / self.period),
+                                control_period=self.period,
+                                config=ReferenceConfig(center_spread=0.0))
+
+    def _record_tracking(self, q: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray, *,
+                         after_ramp: bool) -> None:
+        """Publish what is being tracked (stamped as the joint state it was compared with);
+        sum the tracking error of the active policy."""
+        self.desired.publish(JointState(header=self._latest_header,
+                                        name=list(self.value('joints')),
+                                        position=q_ref.tolist(), velocity=qd_ref.tolist()))
         if after_ramp:  # the first second fades the motion in from rest
             total = self._tracking['adapted' if self.adapter.adapted else 'meta_policy']
             total[0] += float(np.sum((q - q_ref) ** 2))

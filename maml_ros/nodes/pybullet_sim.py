@@ -5,8 +5,10 @@ publishes ``/joint_states`` (stamped, measured with the robot's sensor noise).
 Commands arrive as ``std_msgs/Float64MultiArray`` on
 ``<controller>/commands`` in the order of ``joints``, as a ros2_control
 forward command controller takes them; malformed ones are dropped and
-counted. Without a command for ``command_timeout`` the robot gets zero effort
-(or holds its position). ``~/reset`` puts it back at home.
+counted. Until the first command arrives (after start-up or ``~/reset``) the
+physics does not advance: the arm waits at home like a robot with its brakes
+on. Once commanded, without a command for ``command_timeout`` it gets zero
+effort (or holds its position). ``~/reset`` puts it back at home.
 """
 
 from __future__ import annotations
@@ -122,8 +124,9 @@ class PybulletSimNode(Node):
             len(self.joints))
 
     def _tick(self) -> None:
-        fresh = time.monotonic() - self._command_time <= self.command_timeout
-        self.robot.step(self._command if fresh else self._fallback())
+        if self._command is not None:  # brakes on until the first command
+            fresh = time.monotonic() - self._command_time <= self.command_timeout
+            self.robot.step(self._command if fresh else self._fallback())
         q, qd = self.robot.measured_state()
         msg = JointState(name=self.joints, position=q.tolist(), velocity=qd.tolist())
         if self.robot.config.command_interface == 'effort':

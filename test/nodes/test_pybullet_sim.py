@@ -58,8 +58,13 @@ def test_effort_commands_move_the_arm_and_bad_ones_are_dropped(ros):
     for bad in ([1.0] * 3, [float('nan')] + [0.0] * 6):
         publisher.publish(Float64MultiArray(data=bad))
     assert spin_until(executor, lambda: sim.dropped_commands == 2)
-    # Without a command the arm gets zero effort and falls away from home.
-    assert spin_until(executor, lambda: len(states) >= 30)
+    # Brakes on until the first command: the arm waits at home.
+    assert spin_until(executor, lambda: len(states) >= 20)
+    np.testing.assert_allclose(states[-1].position, PANDA_HOME, atol=1e-9)
+    # One zero command, then silence: zero effort, and the arm falls away from home.
+    publisher.publish(Float64MultiArray(data=[0.0] * 7))
+    count = len(states)
+    assert spin_until(executor, lambda: len(states) >= count + 60)
     sagged = np.abs(np.array(states[-1].position) - PANDA_HOME).max()
     assert sagged > 0.01
     # A large positive effort on joint 2 drives it the other way.
@@ -74,7 +79,10 @@ def test_effort_commands_move_the_arm_and_bad_ones_are_dropped(ros):
 
 def test_reset_service_puts_the_arm_back_home(ros):
     executor, sim, probe, states = ros
-    assert spin_until(executor, lambda: len(states) >= 30)
+    probe.create_publisher(Float64MultiArray, 'effort_controller/commands', 10).publish(
+        Float64MultiArray(data=[0.0] * 7))
+    assert spin_until(executor, lambda: len(states) >= 30
+                      and abs(states[-1].position[1] - PANDA_HOME[1]) > 0.01)
     client = probe.create_client(Trigger, 'pybullet_sim/reset')
     assert client.wait_for_service(timeout_sec=5.0)
     future = client.call_async(Trigger.Request())
