@@ -99,8 +99,15 @@ class TrainedModels:
     @classmethod
     def load(cls, path: str | Path, *, joints: list[str] | None = None,
              command_interface: str | None = None) -> TrainedModels:
-        """Load and validate (see ``load_checkpoint``); tensors must fit the architecture."""
+        """Load and validate (see ``load_checkpoint``); the URDF on this machine must be the
+        one trained on (same SHA-256) and the tensors must fit the architecture."""
         checkpoint = load_checkpoint(path, joints=joints, command_interface=command_interface)
+        urdf = urdf_file(checkpoint.metadata['urdf'])
+        if not urdf.is_file():
+            raise CheckpointError(f'{path} was trained on {urdf}, which does not exist here')
+        if file_sha256(urdf) != checkpoint.metadata['urdf_sha256']:
+            raise CheckpointError(f'{path} was trained on another version of {urdf} '
+                                  '(its SHA-256 differs): retrain for this URDF')
         return cls.from_checkpoint(checkpoint, source=str(path))
 
     @classmethod

@@ -77,3 +77,16 @@ def test_evaluate_refuses_a_corrupt_checkpoint(tmp_path, capsys):
     bad.write_bytes(b'\x00' * 64)
     assert evaluate_cli.main(['--checkpoint', str(bad)]) == 2
     assert 'truncated or corrupt' in capsys.readouterr().err
+
+
+def test_checkpoint_for_another_urdf_version_is_refused(trained, tmp_path):
+    from maml_ros.maml.checkpoint import load_checkpoint, save_checkpoint
+    checkpoint = load_checkpoint(trained)
+    checkpoint.metadata['urdf_sha256'] = '0' * 64
+    path = save_checkpoint(tmp_path / 'other.safetensors', checkpoint)
+    with pytest.raises(CheckpointError, match='another version'):
+        TrainedModels.load(path)
+    checkpoint.metadata['urdf'] = str(tmp_path / 'missing.urdf')
+    path = save_checkpoint(tmp_path / 'missing.safetensors', checkpoint)
+    with pytest.raises(CheckpointError, match='does not exist here'):
+        TrainedModels.load(path)
