@@ -16,15 +16,14 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from maml_ros.ros.params import ParamSpec, declare_parameters, validate
+from maml_ros.ros.spin import spin_node
 from maml_ros.sim import (
     COMMAND_INTERFACES,
     FACTOR_NAMES,
@@ -147,15 +146,7 @@ class PybulletSimNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = PybulletSimNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(PybulletSimNode, args)
 
 
 if __name__ == '__main__':
