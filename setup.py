@@ -28,6 +28,7 @@ setup(
         'console_scripts': [
             'pybullet_sim = maml_ros.nodes.pybullet_sim:main',
             'adapter = maml_ros.nodes.adapter:main',
+            'meta_trainer = maml_ros.nodes.meta_trainer:main',
             'maml-ros-bringup = maml_ros.cli.bringup:main',
             'maml-ros-demo = maml_ros.cli.demo:main',
             'maml-ros-train = maml_ros.cli.train:main',

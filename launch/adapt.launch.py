@@ -1,4 +1,4 @@
-"""Start maml_ros: the simulated robot (optional) and the on-robot adapter.
+"""Start maml_ros: the simulated robot (optional), the meta-trainer and the adapter.
 
     ros2 launch maml_ros adapt.launch.py [use_sim:=true] [config:=PATH]
         [checkpoint:=PATH] [log_level:=info]
@@ -36,6 +36,8 @@ def generate_launch_description() -> LaunchDescription:
         Node(package='maml_ros', executable='pybullet_sim', name='pybullet_sim',
              parameters=[config], ros_arguments=ros_arguments, output='screen',
              condition=IfCondition(LaunchConfiguration('use_sim'))),
+        Node(package='maml_ros', executable='meta_trainer', name='meta_trainer',
+             parameters=[config], ros_arguments=ros_arguments, output='screen'),
         LifecycleNode(package='maml_ros', executable='adapter', name='adapter', namespace='',
                       parameters=[config, {'checkpoint': LaunchConfiguration('checkpoint')}],
                       ros_arguments=ros_arguments, output='screen'),

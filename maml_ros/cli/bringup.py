@@ -22,7 +22,7 @@ from pathlib import Path
 from maml_ros.resources import share_file
 
 DEFAULT_CONFIG = share_file('config', 'adapt.yaml')
-NODES = ('pybullet_sim', 'adapter')
+NODES = ('pybullet_sim', 'meta_trainer', 'adapter')
 
 
 def node_command(node: str, config: Path) -> list[str]:

@@ -25,9 +25,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from maml_ros.maml.checkpoint import CheckpointError
@@ -37,6 +36,7 @@ from maml_ros.online.support_buffer import SupportBuffer
 from maml_ros.resources import share_file
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
 from maml_ros.ros.params import ParamSpec, declare_parameters, validate
+from maml_ros.ros.qos import CHECKPOINT_QOS, JOINT_STATE_QOS
 from maml_ros.ros.spin import spin_node
 from maml_ros.sim import COMMAND_INTERFACES, PANDA_ARM_JOINTS, InverseDynamicsModel
 from maml_ros.sim.reference import ReferenceConfig, random_reference
@@ -135,7 +135,10 @@ class AdapterNode(LifecycleNode):
         self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, '/diagnostics', 10)
         self.desired = self.create_lifecycle_publisher(JointState, '~/desired', 10)
         self._subscription = self.create_subscription(
-            JointState, 'joint_states', self._on_joint_state, qos_profile_sensor_data)
+            JointState, 'joint_states', self._on_joint_state, JOINT_STATE_QOS)
+        self.checkpoint_path = path
+        self._checkpoint_subscription = self.create_subscription(
+            String, 'meta_trainer/checkpoint', self._on_checkpoint, CHECKPOINT_QOS)
         self._services = [self.create_service(Trigger, f'~/{name}', callback) for name, callback
                           in [('adapt', self._on_adapt), ('reset_adaptation', self._on_reset)]]
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -166,6 +169,7 @@ class AdapterNode(LifecycleNode):
         self.destroy_publisher(self.diagnostics)
         self.destroy_publisher(self.desired)
         self.destroy_subscription(self._subscription)
+        self.destroy_subscription(self._checkpoint_subscription)
         for service in self._services:
             self.destroy_service(service)
         self.destroy_timer(self._diagnostics_timer)
@@ -186,6 +190,23 @@ class AdapterNode(LifecycleNode):
         self._last_stamp = stamp
         self._latest, self._latest_header = (q, qd, stamp), msg.header
         self.watchdog.feed(time.monotonic())
+
+    def _on_checkpoint(self, msg: String) -> None:
+        """A new checkpoint from meta_trainer: validate it, then start over with it."""
+        if msg.data == self.checkpoint_path:
+            return
+        try:
+            models = TrainedModels.load(msg.data, joints=list(self.value('joints')),
+                                        command_interface=self.value('command_interface'))
+        except CheckpointError as error:
+            self.get_logger().error(f'ignoring the new checkpoint: {error}')
+            return
+        adapter = OnlineAdapter(models=models)
+        adapter.warm_up()
+        self.models, self.adapter, self.checkpoint_path = models, adapter, msg.data
+        self.buffer.clear()
+        self._last_adaptation = -np.inf
+        self.get_logger().info(f'switched to the checkpoint {msg.data}')
 
     def _drop(self, reason: str) -> None:
         self.dropped_messages += 1

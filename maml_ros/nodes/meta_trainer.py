@@ -1,0 +1,132 @@
+"""``meta_trainer``: provides the meta-trained checkpoint, by loading or training it.
+
+``mode``: ``load`` validates ``checkpoint``; ``train`` meta-trains into it with
+the ``meta_trainer`` settings of ``config`` (minutes to hours: in a worker
+thread, progress in the log); ``auto`` loads it when it exists and trains it
+otherwise. The path of the ready checkpoint is published on ``~/checkpoint``
+(transient-local: late subscribers such as the adapter get it too);
+``~/train`` retrains. ``/diagnostics`` says idle, training or ready.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from maml_ros.maml.checkpoint import CheckpointError
+from maml_ros.resources import share_file
+from maml_ros.ros.params import ParamSpec, declare_parameters
+from maml_ros.ros.qos import CHECKPOINT_QOS
+from maml_ros.ros.spin import spin_node
+from maml_ros.training.config import load_train_config
+from maml_ros.training.meta_train import meta_train
+from maml_ros.training.models import TrainedModels
+
+MODES = ('auto', 'train', 'load')
+
+PARAMETERS = [
+    ParamSpec('mode', 'auto', f'one of {list(MODES)}', read_only=True),
+    ParamSpec('checkpoint', '', 'checkpoint to load or to train into; empty: the shipped '
+              'one', read_only=True),
+    ParamSpec('config', '', 'YAML with the meta_trainer training settings; empty: the '
+              'shipped config/adapt.yaml', read_only=True),
+    ParamSpec('workers', 0, 'rollout worker processes; 0: one per CPU', 0, 256,
+              read_only=True),
+    ParamSpec('device', 'cpu', 'where meta-steps run: cpu or cuda', read_only=True),
+]
+
+
+class MetaTrainerNode(Node):
+    """Loads or trains the checkpoint; see the module docstring."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('meta_trainer', **kwargs)
+        declare_parameters(self, PARAMETERS)
+        value = lambda name: self.get_parameter(name).value  # noqa: E731
+        self.mode = value('mode')
+        if self.mode not in MODES:
+            raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
+        self.path = Path(value('checkpoint') or share_file('checkpoints',
+                                                           'panda_effort.safetensors'))
+        self.config = Path(value('config') or share_file('config', 'adapt.yaml'))
+        self.state = 'idle'
+        self.error = ''
+        self._thread: threading.Thread | None = None
+        self.publisher = self.create_publisher(String, '~/checkpoint', CHECKPOINT_QOS)
+        self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_service(Trigger, '~/train', self._on_train)
+        self.create_timer(1.0, self._publish_diagnostics)
+        if self.mode == 'train' or (self.mode == 'auto' and not self.path.is_file()):
+            self.start_training()
+        else:
+            self._load()
+
+    def _load(self) -> bool:
+        try:
+            TrainedModels.load(self.path)
+        except CheckpointError as error:
+            self.state, self.error = 'idle', str(error)
+            self.get_logger().error(f'cannot load the checkpoint: {error}')
+            return False
+        self.state, self.error = 'ready', ''
+        self.publisher.publish(String(data=str(self.path)))
+        self.get_logger().info(f'checkpoint ready: {self.path}')
+        return True
+
+    def start_training(self) -> bool:
+        """Meta-train into ``checkpoint`` in a worker thread; False if already training."""
+        if self._thread is not None and self._thread.is_alive():
+            return False
+        workers = self.get_parameter('workers').value or None
+        try:
+            config = load_train_config(self.config, workers=workers,
+                                       device=self.get_parameter('device').value)
+        except (OSError, ValueError) as error:
+            self.state, self.error = 'idle', str(error)
+            self.get_logger().error(f'cannot train: {error}')
+            return False
+
+        def train() -> None:
+            try:
+                meta_train(config, out=self.path, progress=False, log=self.get_logger().info)
+            except Exception as error:  # noqa: BLE001 - reported, the node keeps running
+                self.state, self.error = 'idle', f'training failed: {error}'
+                self.get_logger().error(self.error)
+                return
+            self._load()
+
+        self.state = 'training'
+        self.get_logger().info(f'meta-training into {self.path} with {self.config}')
+        self._thread = threading.Thread(target=train, name='meta_training', daemon=True)
+        self._thread.start()
+        return True
+
+    def _on_train(self, request: Trigger.Request, response: Trigger.Response
+                  ) -> Trigger.Response:
+        response.success = self.start_training()
+        response.message = 'training started' if response.success else (
+            self.error or 'training is already running')
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        level = DiagnosticStatus.ERROR if self.error else DiagnosticStatus.OK
+        status = DiagnosticStatus(level=level, name='maml_ros meta_trainer',
+                                  message=self.error or self.state, hardware_id=self.get_name(),
+                                  values=[KeyValue(key='state', value=self.state),
+                                          KeyValue(key='checkpoint', value=str(self.path))])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics.publish(array)
+
+
+def main(args: list[str] | None = None) -> None:
+    spin_node(MetaTrainerNode, args)
+
+
+if __name__ == '__main__':
+    main()
