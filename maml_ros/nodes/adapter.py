@@ -19,7 +19,9 @@ arrive. ``/diagnostics`` reports the state at 1 Hz.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -67,6 +69,8 @@ PARAMETERS = [
               'window; 0: adapt once', 0.0, 3600.0),
     ParamSpec('max_command_rate', 2000.0, 'largest command change per second (command '
               'units/s)', 1e-3, 1e6),
+    ParamSpec('adapted_checkpoint', '', 'where ~/save_adapted writes; empty: '
+              '$ROS_HOME/maml_ros/adapted.safetensors (ROS_HOME defaults to ~/.ros)'),
     ParamSpec('watchdog_timeout', 0.1, 'joint states older than this stop commands (s)',
               0.001, 10.0),
 ]
@@ -125,6 +129,7 @@ class AdapterNode(LifecycleNode):
         self.adapter.warm_up()
         self._rng = np.random.default_rng(0)
         self._commands_sent = 0
+        self._ticks, self._rate_window = 0, (time.monotonic(), 0)  # for the achieved rate
         # Squared tracking error sums and counts of the meta-policy and the adapted one.
         self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
         self._latest: tuple[np.ndarray, np.ndarray, float] | None = None
@@ -140,7 +145,8 @@ class AdapterNode(LifecycleNode):
         self._checkpoint_subscription = self.create_subscription(
             String, 'meta_trainer/checkpoint', self._on_checkpoint, CHECKPOINT_QOS)
         self._services = [self.create_service(Trigger, f'~/{name}', callback) for name, callback
-                          in [('adapt', self._on_adapt), ('reset_adaptation', self._on_reset)]]
+                          in [('adapt', self._on_adapt), ('reset_adaptation', self._on_reset),
+                              ('save_adapted', self._on_save)]]
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(f'configured with {path}')
         return TransitionCallbackReturn.SUCCESS
@@ -217,6 +223,7 @@ class AdapterNode(LifecycleNode):
 
     def _tick(self) -> None:
         now = time.monotonic()
+        self._ticks += 1
         if self._latest is None or self.watchdog.stale(now):
             self.buffer.break_chain()
             self.safety.reset()  # resume from the first fresh command, rate-limited again
@@ -302,6 +309,19 @@ class AdapterNode(LifecycleNode):
         response.success, response.message = True, 'back to the meta-policy, support cleared'
         return response
 
+    def _on_save(self, request, response):
+        path = Path(self.value('adapted_checkpoint') or Path(
+            os.environ.get('ROS_HOME', Path.home() / '.ros')) / 'maml_ros' / 'adapted.safetensors')
+        try:
+            self.adapter.active_models().save(path)
+        except (OSError, CheckpointError) as error:
+            response.success, response.message = False, f'could not save {path}: {error}'
+            return response
+        response.success = True
+        response.message = (f'saved the {"adapted" if self.adapter.adapted else "meta"} '
+                            f'policy to {path}')
+        return response
+
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         for parameter in parameters:
             reason = validate(PARAMETERS, parameter.name, parameter.value)
@@ -318,6 +338,13 @@ class AdapterNode(LifecycleNode):
                 self.watchdog.set_timeout(parameter.value)
         return SetParametersResult(successful=True)
 
+    def _achieved_rate(self) -> float:
+        """Control ticks per second since the last call."""
+        now = time.monotonic()
+        start, ticks = self._rate_window
+        self._rate_window = (now, self._ticks)
+        return (self._ticks - ticks) / max(now - start, 1e-9)
+
     def status(self) -> tuple[int, str, dict[str, str]]:
         """Diagnostic level, message and values."""
         outcome = self.adapter.last_outcome
@@ -328,6 +355,7 @@ class AdapterNode(LifecycleNode):
         values = {'state': state, 'support_fill': f'{len(self.buffer)}/{self.buffer.capacity}',
                   'dropped_messages': str(self.dropped_messages),
                   'commands_sent': str(self._commands_sent),
+                  'control_rate_hz': f'{self._achieved_rate():.1f}',
                   'joint_states_stale': str(stale)}
         for policy, (squares, count) in self._tracking.items():
             if count:

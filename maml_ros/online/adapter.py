@@ -11,6 +11,7 @@ outcome says why.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -93,6 +94,13 @@ class OnlineAdapter:
     def active_state(self) -> dict[str, torch.Tensor]:
         """Weights of the active policy (e.g. to save them)."""
         return dict(self._active.state)
+
+    def active_models(self) -> TrainedModels:
+        """The checkpoint's models with the active (adapted) weights as the policy."""
+        models = copy.deepcopy(self.models)
+        models.meta_policy.load_state_dict(self.active_state())
+        models.info = {**models.info, 'adapted': self._adapted}
+        return models
 
     # -- adaptation ------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """Simulated robot + adapter over loopback DDS: commands, adaptation, lifecycle, services."""
 
+import os
 import time
 
 import numpy as np
 import pytest
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -14,6 +16,7 @@ from std_srvs.srv import Trigger
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 from maml_ros.sim import InverseDynamicsModel, RobotConfig
+from maml_ros.training.models import TrainedModels
 
 EFFORT_LIMIT = InverseDynamicsModel.shared(RobotConfig()).description.limits.effort
 
@@ -72,6 +75,9 @@ def test_adapter_comes_up_active_commands_within_limits_and_adapts(system):
     assert np.all(np.abs(np.diff(values, axis=0)) <= step + 1e-9)
     assert spin_until(executor, lambda: any(
         kv.value == 'adapted' for d in diagnostics for s in d.status for kv in s.values))
+    values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+    assert 0.0 < float(values['control_rate_hz']) <= 200.0  # reports the loop (100 Hz), not speed
+    assert float(values['tracking_rmse_adapted']) > 0
 
 
 def test_services_and_runtime_parameters(system):
@@ -88,6 +94,30 @@ def test_services_and_runtime_parameters(system):
     assert adapter.buffer.capacity == 50
     assert spin_until(executor, lambda: adapter.adapter.adapted, 20.0)
     assert adapter.adapter.last_outcome.transitions == 50
+
+
+def test_save_adapted_writes_a_loadable_checkpoint_atomically(system, tmp_path, monkeypatch):
+    executor, sim, adapter, probe, commands, diagnostics = system
+    path = tmp_path / 'adapted.safetensors'
+    assert adapter.set_parameters([Parameter('adapted_checkpoint', value=str(path))])[0].successful
+    assert spin_until(executor, lambda: adapter.adapter.adapted, 20.0)
+    reply = call(executor, probe, 'adapter/save_adapted')
+    assert reply.success and 'adapted policy' in reply.message
+    saved = TrainedModels.load(path)
+    active = adapter.adapter.active_state()
+    assert all(torch.equal(saved.meta_policy.state_dict()[k], v) for k, v in active.items())
+    assert saved.info['adapted'] is True
+    # An interrupted write (simulated) leaves the previous file intact and loadable.
+    before = path.read_bytes()
+    def power_cut(*args):
+        raise OSError('power cut (simulated)')
+
+    monkeypatch.setattr(os, 'replace', power_cut)
+    reply = call(executor, probe, 'adapter/save_adapted')
+    monkeypatch.undo()
+    assert not reply.success and 'power cut' in reply.message
+    assert path.read_bytes() == before
+    TrainedModels.load(path)
 
 
 def test_lifecycle_deactivate_stops_commands_and_cleanup_configure_again(system):
