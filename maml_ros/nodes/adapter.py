@@ -30,16 +30,19 @@ from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
 
 from maml_ros.maml.checkpoint import CheckpointError
 from maml_ros.online.adapter import OnlineAdapter
 from maml_ros.online.safety import SafetyFilter, Watchdog
 from maml_ros.online.support_buffer import SupportBuffer
+from maml_ros.online.trajectory import TrajectoryReference
 from maml_ros.resources import share_file
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
 from maml_ros.ros.params import ParamSpec, declare_parameters, validate
 from maml_ros.ros.qos import CHECKPOINT_QOS, JOINT_STATE_QOS
 from maml_ros.ros.spin import spin_node
+from maml_ros.ros.trajectory import trajectory_arrays
 from maml_ros.sim import COMMAND_INTERFACES, PANDA_ARM_JOINTS, InverseDynamicsModel
 from maml_ros.sim.reference import ReferenceConfig, random_reference
 from maml_ros.training.models import TrainedModels
@@ -126,6 +129,8 @@ class AdapterNode(LifecycleNode):
         self.watchdog = Watchdog(timeout=self.value('watchdog_timeout'))
         self.limits = limits
         self.reference = None  # built from the robot's posture when control starts
+        self.trajectory: TrajectoryReference | None = None  # from ~/reference
+        self._trajectory_start = 0.0
         self.adapter.warm_up()
         self._rng = np.random.default_rng(0)
         self._commands_sent = 0
@@ -141,6 +146,8 @@ class AdapterNode(LifecycleNode):
         self.desired = self.create_lifecycle_publisher(JointState, '~/desired', 10)
         self._subscription = self.create_subscription(
             JointState, 'joint_states', self._on_joint_state, JOINT_STATE_QOS)
+        self._reference_subscription = self.create_subscription(
+            JointTrajectory, '~/reference', self._on_reference, 10)
         self.checkpoint_path = path
         self._checkpoint_subscription = self.create_subscription(
             String, 'meta_trainer/checkpoint', self._on_checkpoint, CHECKPOINT_QOS)
@@ -176,6 +183,7 @@ class AdapterNode(LifecycleNode):
         self.destroy_publisher(self.desired)
         self.destroy_subscription(self._subscription)
         self.destroy_subscription(self._checkpoint_subscription)
+        self.destroy_subscription(self._reference_subscription)
         for service in self._services:
             self.destroy_service(service)
         self.destroy_timer(self._diagnostics_timer)
@@ -196,6 +204,25 @@ class AdapterNode(LifecycleNode):
         self._last_stamp = stamp
         self._latest, self._latest_header = (q, qd, stamp), msg.header
         self.watchdog.feed(time.monotonic())
+
+    def _on_reference(self, msg: JointTrajectory) -> None:
+        """Track this trajectory from now on (from the robot's state; clamped to limits)."""
+        if self._latest is None:
+            self.get_logger().warn('ignoring ~/reference: no joint state yet')
+            return
+        try:
+            times, positions, velocities = trajectory_arrays(msg, self.value('joints'))
+            trajectory = TrajectoryReference(
+                times=times, positions=positions, velocities=velocities,
+                start=self._latest[:2], lower=self.limits.lower, upper=self.limits.upper)
+        except ValueError as error:
+            self.dropped_messages += 1
+            self.get_logger().warn(f'dropped a reference trajectory: {error}')
+            return
+        if trajectory.clamped:
+            self.get_logger().warn('reference positions outside the joint limits were clamped')
+        self.trajectory, self._trajectory_start = trajectory, time.monotonic()
+        self.get_logger().info(f'tracking a {trajectory.duration:.1f} s reference trajectory')
 
     def _on_checkpoint(self, msg: String) -> None:
         """A new checkpoint from meta_trainer: validate it, then start over with it."""
@@ -233,9 +260,13 @@ class AdapterNode(LifecycleNode):
             self.reference = self._builtin_reference(q)
             self._start_time = now
         step = min(int((now - self._start_time) / self.period), self.reference.steps)
-        ref = self.reference
-        command = self.adapter.command(q, qd, ref.positions[step], ref.velocities[step],
-                                       ref.accelerations[step])
+        if self.trajectory is not None:
+            q_ref, qd_ref, qdd_ref = self.trajectory.sample(now - self._trajectory_start)
+        else:
+            ref = self.reference
+            q_ref, qd_ref, qdd_ref = (ref.positions[step], ref.velocities[step],
+                                      ref.accelerations[step])
+        command = self.adapter.command(q, qd, q_ref, qd_ref, qdd_ref)
         std = self.value('exploration_std')
         if std > 0 and (not self.adapter.adapted or self.value('readapt_period') > 0):
             noise = np.clip(self._rng.standard_normal(len(command)) * std, -2.5 * std, 2.5 * std)
@@ -243,8 +274,7 @@ class AdapterNode(LifecycleNode):
         safe = self.safety(command)
         self.commands.publish(Float64MultiArray(data=safe.tolist()))
         self._commands_sent += 1
-        self._record_tracking(q, ref.positions[step], ref.velocities[step],
-                              after_ramp=step * self.period >= 1.0)
+        self._record_tracking(q, q_ref, qd_ref, after_ramp=step * self.period >= 1.0)
         self.buffer.record(stamp, np.concatenate([q, qd]), safe)
         self._maybe_adapt(now)
 

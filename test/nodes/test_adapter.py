@@ -147,3 +147,30 @@ def test_bad_checkpoint_leaves_the_node_unconfigured(private_ros_domain, tmp_pat
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_reference_trajectory_is_tracked_and_bad_ones_are_dropped(system):
+    from builtin_interfaces.msg import Duration
+    from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from maml_ros.sim import PANDA_ARM_JOINTS, PANDA_HOME
+
+    executor, sim, adapter, probe, commands, diagnostics = system
+    desired: list[JointState] = []
+    probe.create_subscription(JointState, 'adapter/desired', desired.append, 100)
+    publisher = probe.create_publisher(JointTrajectory, 'adapter/reference', 10)
+    assert spin_until(executor, lambda: len(desired) > 5)
+    goal = np.array(PANDA_HOME) + 0.2
+    names = list(reversed(PANDA_ARM_JOINTS))  # any order, mapped by name
+    trajectory = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(
+        positions=goal[::-1].tolist(), time_from_start=Duration(sec=1))])
+    bad = JointTrajectory(joint_names=['elbow'], points=trajectory.points)
+    dropped = adapter.dropped_messages
+    publisher.publish(bad)
+    assert spin_until(executor, lambda: adapter.dropped_messages == dropped + 1)
+    publisher.publish(trajectory)
+    assert spin_until(executor, lambda: adapter.trajectory is not None)
+    count = len(desired)
+    assert spin_until(executor, lambda: len(desired) > count + 150)
+    np.testing.assert_allclose(desired[-1].position, goal, atol=1e-9)
