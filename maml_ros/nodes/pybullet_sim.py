@@ -52,6 +52,8 @@ PARAMETERS = [
     ParamSpec('physics_period', 0.001, 'physics time step (s)', 1e-4, 0.01, read_only=True),
     ParamSpec('command_timeout', 0.1, 'seconds without a command before zero effort '
               '(or holding position)', 0.001, 10.0),
+    ParamSpec('gui', False, 'show the robot in a PyBullet window (needs a display)',
+              read_only=True),
     ParamSpec('dynamics_seed', -1, 'draw a hidden robot from the training ranges with this '
               'seed; -1 uses the dynamics.* values', -1, 2**31 - 1, read_only=True),
 ] + [ParamSpec(f'dynamics.{name}', float(Dynamics().to_dict()[name]),
@@ -72,7 +74,7 @@ class PybulletSimNode(Node):
                              command_interface=value('command_interface'),
                              control_period=1.0 / value('publish_rate'),
                              physics_period=value('physics_period'))
-        self.robot = SimRobot(config=config)
+        self.robot = SimRobot(config=config, gui=value('gui'))
         self.robot.set_dynamics(self._dynamics(value))
         self.robot.reset()
         self.get_logger().info(f'simulating {config.urdf_path} with {self.robot.dynamics}')

@@ -129,8 +129,8 @@ def _urdf_file(path: str) -> str:
     return os.path.join(pybullet_data.getDataPath(), path)
 
 
-def load_robot(config: RobotConfig) -> tuple[int, int, RobotDescription]:
-    """Connect a DIRECT client, load the robot with the house settings, read its joints.
+def load_robot(config: RobotConfig, *, gui: bool = False) -> tuple[int, int, RobotDescription]:
+    """Connect a client (DIRECT, or a GUI window), load the robot, read its joints.
 
     Controlled joints are left with their velocity motors disabled (force 0) so
     that torques act alone; other movable joints are held at fixed positions.
@@ -139,7 +139,9 @@ def load_robot(config: RobotConfig) -> tuple[int, int, RobotDescription]:
     :raises ValueError: for unknown joint or link names, a massless payload link,
         or a controlled joint without velocity/effort limits.
     """
-    cid = pybullet.connect(pybullet.DIRECT)
+    cid = pybullet.connect(pybullet.GUI if gui else pybullet.DIRECT)
+    if cid < 0:
+        raise RuntimeError('PyBullet could not connect (a GUI needs a display)')
     try:
         body = _load(cid, config)
         description = _describe(cid, body, config)

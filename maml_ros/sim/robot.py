@@ -48,6 +48,7 @@ class SimRobot:
     :param config: URDF, joints, command interface and timing.
     :param dynamics: the task's dynamics (nominal by default).
     :param seed: seed of the measurement noise.
+    :param gui: show the robot in a PyBullet window (needs a display; one per process).
     """
 
     def __init__(
@@ -56,10 +57,11 @@ class SimRobot:
         config: RobotConfig | None = None,
         dynamics: Dynamics | None = None,
         seed: int = 0,
+        gui: bool = False,
     ) -> None:
         self.config = config if config is not None else RobotConfig()
         self._client: int | None = None
-        self._client, self._body, self.description = load_robot(self.config)
+        self._client, self._body, self.description = load_robot(self.config, gui=gui)
         #: Wall-clock seconds spent inside ``stepSimulation`` (profiling overhead).
         self.physics_seconds = 0.0
         self._indices = list(self.description.joint_indices)

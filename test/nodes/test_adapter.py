@@ -174,3 +174,16 @@ def test_reference_trajectory_is_tracked_and_bad_ones_are_dropped(system):
     count = len(desired)
     assert spin_until(executor, lambda: len(desired) > count + 150)
     np.testing.assert_allclose(desired[-1].position, goal, atol=1e-9)
+
+
+def test_readapt_period_adapts_again_on_the_sliding_window(system):
+    executor, sim, adapter, probe, commands, diagnostics = system
+    assert spin_until(executor, lambda: adapter.adapter.adapted, 20.0)
+    outcomes = []
+    adapter.adapter.last_outcome = None
+    assert adapter.set_parameters([Parameter('readapt_period', value=0.3)])[0].successful
+    for _ in range(2):
+        assert spin_until(executor, lambda: adapter.adapter.last_outcome is not None, 10.0)
+        outcomes.append(adapter.adapter.last_outcome)
+        adapter.adapter.last_outcome = None
+    assert len(outcomes) == 2 and all(o.transitions == 100 for o in outcomes)
