@@ -39,7 +39,7 @@ from maml_ros.online.support_buffer import SupportBuffer
 from maml_ros.online.trajectory import TrajectoryReference
 from maml_ros.resources import share_file
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
-from maml_ros.ros.params import ParamSpec, declare_parameters, validate
+from maml_ros.ros.params import ParamSpec, check_parameters, declare_parameters
 from maml_ros.ros.qos import CHECKPOINT_QOS, JOINT_STATE_QOS
 from maml_ros.ros.spin import spin_node
 from maml_ros.ros.trajectory import trajectory_arrays
@@ -317,10 +317,13 @@ class AdapterNode(LifecycleNode):
         return started
 
     def _on_adapted(self, outcome) -> None:
-        log = self.get_logger().info if outcome.accepted else self.get_logger().warn
-        log(f'adaptation {"accepted" if outcome.accepted else "rejected: " + outcome.reason}; '
-            f'support loss {outcome.loss_before:.4g} -> {outcome.loss_after:.4g} on '
-            f'{outcome.transitions} transitions in {outcome.duration_ms:.1f} ms')
+        figures = (f'support loss {outcome.loss_before:.4g} -> {outcome.loss_after:.4g} on '
+                   f'{outcome.transitions} transitions in {outcome.duration_ms:.1f} ms')
+        # rclpy ties a severity to each logging call site: one site per severity.
+        if outcome.accepted:
+            self.get_logger().info(f'adaptation accepted; {figures}')
+        else:
+            self.get_logger().warn(f'adaptation rejected: {outcome.reason}; {figures}')
 
     # -- services, parameters, diagnostics -----------------------------------
 
@@ -353,10 +356,9 @@ class AdapterNode(LifecycleNode):
         return response
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
-        for parameter in parameters:
-            reason = validate(PARAMETERS, parameter.name, parameter.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
+        verdict = check_parameters(PARAMETERS, parameters)
+        if not verdict.successful:
+            return verdict
         for parameter in parameters:
             if self.adapter is None:
                 continue
@@ -366,7 +368,7 @@ class AdapterNode(LifecycleNode):
                 self.safety.set_max_rate(parameter.value)
             elif parameter.name == 'watchdog_timeout':
                 self.watchdog.set_timeout(parameter.value)
-        return SetParametersResult(successful=True)
+        return verdict
 
     def _achieved_rate(self) -> float:
         """Control ticks per second since the last call."""

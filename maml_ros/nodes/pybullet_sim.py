@@ -22,7 +22,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from maml_ros.ros.params import ParamSpec, declare_parameters, validate
+from maml_ros.ros.params import ParamSpec, check_parameters, declare_parameters
 from maml_ros.ros.spin import spin_node
 from maml_ros.sim import (
     COMMAND_INTERFACES,
@@ -99,14 +99,13 @@ class PybulletSimNode(Node):
                                       n_links=description.n_links)
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
-        for parameter in parameters:
-            reason = validate(PARAMETERS, parameter.name, parameter.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
+        verdict = check_parameters(PARAMETERS, parameters)
+        if not verdict.successful:
+            return verdict
         for parameter in parameters:
             if parameter.name == 'command_timeout':
                 self.command_timeout = parameter.value
-        return SetParametersResult(successful=True)
+        return verdict
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         command = np.asarray(msg.data, dtype=float)

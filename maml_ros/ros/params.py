@@ -13,7 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,12 @@ def validate(specs: Sequence[ParamSpec], name: str, value: Any) -> str:
     if not math.isfinite(value) or not spec.low <= value <= spec.high:
         return f'{name} must be in [{spec.low:g}, {spec.high:g}], got {value!r}'
     return ''
+
+
+def check_parameters(specs: Sequence[ParamSpec], parameters) -> SetParametersResult:
+    """The on-set-parameters verdict: refused with the first reason, else accepted."""
+    for parameter in parameters:
+        reason = validate(specs, parameter.name, parameter.value)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+    return SetParametersResult(successful=True)
