@@ -102,7 +102,8 @@ class MAML(nn.Module):
         self.learn_inner_lr = learn_inner_lr
         self.vectorize = vectorize
         self.adapt_names = select_parameter_names(model, adapt_params)
-        self._inner_lr = float(inner_lr)
+        #: The inner learning rate given here (the starting value of learned rates).
+        self.base_inner_lr = float(inner_lr)
         self.inner_lrs = nn.ParameterDict()
         if learn_inner_lr:
             for name, param in model.named_parameters():
@@ -115,7 +116,7 @@ class MAML(nn.Module):
 
     def inner_lr(self, name: str) -> Tensor | float:
         """Inner learning rate of parameter ``name`` (a tensor when learned)."""
-        return self.inner_lrs[_lr_key(name)] if self.learn_inner_lr else self._inner_lr
+        return self.inner_lrs[_lr_key(name)] if self.learn_inner_lr else self.base_inner_lr
 
     def predict(self, params: Params, x: Any) -> Any:
         """The model's output for ``x`` with parameters ``params`` (a name -> tensor dict)."""

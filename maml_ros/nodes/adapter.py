@@ -308,7 +308,8 @@ class AdapterNode(LifecycleNode):
             self._start_adaptation(now)
 
     def _start_adaptation(self, now: float) -> bool:
-        scale = self.value('inner_lr') / self.models.learner._inner_lr
+        base = self.models.learner.base_inner_lr
+        scale = self.value('inner_lr') / base if base > 0 else 1.0
         started = self.adapter.start(self.buffer.transitions(),
                                      inner_steps=self.value('inner_steps'), lr_scale=scale,
                                      on_done=self._on_adapted)

@@ -73,7 +73,7 @@ class TrainedModels:
             'command_interface': robot.command_interface,
             'control_period': robot.control_period,
             'model': self.meta_policy.architecture(),
-            'maml': {'inner_lr': learner._inner_lr, 'inner_steps': learner.inner_steps,
+            'maml': {'inner_lr': learner.base_inner_lr, 'inner_steps': learner.inner_steps,
                      'first_order': learner.first_order,
                      'learn_inner_lr': learner.learn_inner_lr,
                      'adapt_params': learner.adapt_names},
