@@ -20,6 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import JointState
+
 from maml_ros.cli.bringup import DEFAULT_CONFIG, Bringup
 
 
@@ -46,9 +50,6 @@ class Monitor:
     """Records joint states, what the adapter tracks, and its diagnostics."""
 
     def __init__(self, node) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import JointState
-
         self.positions: dict[tuple[int, int], list[float]] = {}
         self.errors: list[tuple[float, float]] = []  # (time, |error|)
         self.diagnostics: dict[str, str] = {}
@@ -102,10 +103,9 @@ def plot(path: Path, monitor: Monitor, summary: str) -> None:
 def main(args: list[str] | None = None) -> int:
     options = parse_args(args)
     env = loopback_environment()
+    # rclpy reads these at init: this process joins the nodes' private, loopback domain.
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
                                            'ROS_LOG_DIR')})
-    import rclpy
-
     bringup = Bringup(nodes=['pybullet_sim', 'adapter'], config=options.config, env=env)
     rclpy.init()
     node = rclpy.create_node('maml_ros_demo')
