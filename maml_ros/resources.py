@@ -20,3 +20,13 @@ def share_file(*parts: str) -> Path:
     except (ImportError, LookupError, OSError):  # no ament index: a pip install
         pass
     return SOURCE_ROOT.joinpath(*parts)
+
+
+def shipped_checkpoint() -> Path:
+    """The meta-trained Panda checkpoint that comes with the package."""
+    return share_file('checkpoints', 'panda_effort.safetensors')
+
+
+def default_config() -> Path:
+    """The package's parameter file of every node."""
+    return share_file('config', 'adapt.yaml')

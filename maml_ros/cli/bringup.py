@@ -19,9 +19,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from maml_ros.resources import share_file
+from maml_ros.resources import default_config
 
-DEFAULT_CONFIG = share_file('config', 'adapt.yaml')
+DEFAULT_CONFIG = default_config()
 NODES = ('pybullet_sim', 'meta_trainer', 'adapter')
 
 

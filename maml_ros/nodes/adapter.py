@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from sensor_msgs.msg import JointState
@@ -37,7 +37,8 @@ from maml_ros.online.adapter import OnlineAdapter
 from maml_ros.online.safety import SafetyFilter, Watchdog
 from maml_ros.online.support_buffer import SupportBuffer
 from maml_ros.online.trajectory import TrajectoryReference
-from maml_ros.resources import share_file
+from maml_ros.resources import shipped_checkpoint
+from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
 from maml_ros.ros.params import ParamSpec, check_parameters, declare_parameters
 from maml_ros.ros.qos import CHECKPOINT_QOS, JOINT_STATE_QOS
@@ -47,7 +48,6 @@ from maml_ros.sim import COMMAND_INTERFACES, PANDA_ARM_JOINTS, InverseDynamicsMo
 from maml_ros.sim.reference import ReferenceConfig, random_reference
 from maml_ros.training.models import TrainedModels
 
-SHIPPED_CHECKPOINT = 'panda_effort.safetensors'
 REFERENCE_SECONDS = 600.0  # length of the built-in test trajectory (held at its end)
 
 PARAMETERS = [
@@ -102,8 +102,8 @@ class AdapterNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Load and validate the checkpoint, create the communication. FAILURE on a bad
         checkpoint (the node stays unconfigured and says why)."""
-        path = self.value('checkpoint') or str(share_file('checkpoints', SHIPPED_CHECKPOINT))
-        joints = list(self.value('joints'))
+        path = self.value('checkpoint') or str(shipped_checkpoint())
+        self.joints = joints = list(self.value('joints'))
         try:
             self.models = TrainedModels.load(path, joints=joints,
                                              command_interface=self.value('command_interface'))
@@ -131,7 +131,7 @@ class AdapterNode(LifecycleNode):
         self.reference = None  # built from the robot's posture when control starts
         self.trajectory: TrajectoryReference | None = None  # from ~/reference
         self._trajectory_start = 0.0
-        self.adapter.warm_up()
+        self.models.warm_up()
         self._rng = np.random.default_rng(0)
         self._commands_sent = 0
         self._ticks, self._rate_window = 0, (time.monotonic(), 0)  # for the achieved rate
@@ -194,7 +194,7 @@ class AdapterNode(LifecycleNode):
 
     def _on_joint_state(self, msg: JointState) -> None:
         try:
-            q, qd, stamp = joint_state_arrays(msg, self.value('joints'))
+            q, qd, stamp = joint_state_arrays(msg, self.joints)
         except JointStateError as error:
             self._drop(str(error))
             return
@@ -211,7 +211,7 @@ class AdapterNode(LifecycleNode):
             self.get_logger().warn('ignoring ~/reference: no joint state yet')
             return
         try:
-            times, positions, velocities = trajectory_arrays(msg, self.value('joints'))
+            times, positions, velocities = trajectory_arrays(msg, self.joints)
             trajectory = TrajectoryReference(
                 times=times, positions=positions, velocities=velocities,
                 start=self._latest[:2], lower=self.limits.lower, upper=self.limits.upper)
@@ -229,13 +229,13 @@ class AdapterNode(LifecycleNode):
         if msg.data == self.checkpoint_path:
             return
         try:
-            models = TrainedModels.load(msg.data, joints=list(self.value('joints')),
+            models = TrainedModels.load(msg.data, joints=self.joints,
                                         command_interface=self.value('command_interface'))
         except CheckpointError as error:
             self.get_logger().error(f'ignoring the new checkpoint: {error}')
             return
         adapter = OnlineAdapter(models=models)
-        adapter.warm_up()
+        models.warm_up()
         self.models, self.adapter, self.checkpoint_path = models, adapter, msg.data
         self.buffer.clear()
         self._last_adaptation = -np.inf
@@ -290,7 +290,7 @@ class AdapterNode(LifecycleNode):
         """Publish what is being tracked (stamped as the joint state it was compared with);
         sum the tracking error of the active policy."""
         self.desired.publish(JointState(header=self._latest_header,
-                                        name=list(self.value('joints')),
+                                        name=self.joints,
                                         position=q_ref.tolist(), velocity=qd_ref.tolist()))
         if after_ramp:  # the first second fades the motion in from rest
             total = self._tracking['adapted' if self.adapter.adapted else 'meta_policy']
@@ -403,12 +403,8 @@ class AdapterNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         level, message, values = self.status()
-        status = DiagnosticStatus(level=level, name='maml_ros adapter', message=message,
-                                  hardware_id=self.get_name(),
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics.publish(array)
+        self.diagnostics.publish(diagnostic_array(self, level=level, name='maml_ros adapter',
+                                                  message=message, values=values))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from maml_ros.maml.checkpoint import CheckpointError
-from maml_ros.resources import share_file
+from maml_ros.resources import default_config, shipped_checkpoint
+from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.params import ParamSpec, declare_parameters
 from maml_ros.ros.qos import CHECKPOINT_QOS
 from maml_ros.ros.spin import spin_node
@@ -51,9 +52,8 @@ class MetaTrainerNode(Node):
         self.mode = value('mode')
         if self.mode not in MODES:
             raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
-        self.path = Path(value('checkpoint') or share_file('checkpoints',
-                                                           'panda_effort.safetensors'))
-        self.config = Path(value('config') or share_file('config', 'adapt.yaml'))
+        self.path = Path(value('checkpoint') or shipped_checkpoint())
+        self.config = Path(value('config') or default_config())
         self.state = 'idle'
         self.error = ''
         self._thread: threading.Thread | None = None
@@ -115,13 +115,9 @@ class MetaTrainerNode(Node):
 
     def _publish_diagnostics(self) -> None:
         level = DiagnosticStatus.ERROR if self.error else DiagnosticStatus.OK
-        status = DiagnosticStatus(level=level, name='maml_ros meta_trainer',
-                                  message=self.error or self.state, hardware_id=self.get_name(),
-                                  values=[KeyValue(key='state', value=self.state),
-                                          KeyValue(key='checkpoint', value=str(self.path))])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics.publish(array)
+        self.diagnostics.publish(diagnostic_array(
+            self, level=level, name='maml_ros meta_trainer', message=self.error or self.state,
+            values={'state': self.state, 'checkpoint': str(self.path)}))
 
 
 def main(args: list[str] | None = None) -> None:

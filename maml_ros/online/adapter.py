@@ -104,13 +104,6 @@ class OnlineAdapter:
 
     # -- adaptation ------------------------------------------------------------
 
-    def warm_up(self) -> None:
-        """One throw-away adaptation, so the first real one does not pay torch's first call."""
-        n = self.models.formulation.n_joints
-        x = torch.zeros(2, self.models.formulation.feature_dim)
-        self.models.learner.adapt((x, torch.zeros(2, n)), scaled_mse(
-            self.models.meta_policy.output_scale), steps=1)
-
     def start(self, transitions: Transitions, *, inner_steps: int, lr_scale: float = 1.0,
               on_done: Callable[[AdaptationOutcome], None] | None = None) -> bool:
         """Adapt in a worker thread; False (and nothing started) if one is running

@@ -123,18 +123,12 @@ def track(models: TrainedModels, state: dict, dynamics: Dynamics, *, seed: int,
                     robot=robot)
 
 
-def _warm_up(models: TrainedModels) -> None:
-    """One throw-away adaptation, so that no method's ``adapt_ms`` pays torch's first call."""
-    x = torch.zeros(2, models.formulation.feature_dim)
-    maml_adapt(models.learner, (x, torch.zeros(2, models.formulation.n_joints)), steps=1)
-
-
 def evaluate_task(models: TrainedModels, dynamics: Dynamics, *, seed: int,
                   settings: EvalSettings, robot: SimRobot | None = None) -> dict[str, dict]:
     """Every method of ``settings`` on one robot; ``{method: {'rmse': ..., ...}}``."""
     own_robot = robot is None
     robot = SimRobot(config=models.formulation.robot) if own_robot else robot
-    _warm_up(models)
+    models.warm_up()
     results: dict[str, dict] = {}
     try:
         for method in settings.methods:

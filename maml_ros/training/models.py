@@ -60,6 +60,14 @@ class TrainedModels:
     def meta_policy(self) -> PolicyNet:
         return self.learner.model
 
+    def warm_up(self) -> None:
+        """One throw-away adaptation, so that the first real one (and its timing) does not
+        pay for torch's first call."""
+        x = torch.zeros(2, self.formulation.feature_dim)
+        y = torch.zeros(2, self.formulation.n_joints)
+        self.learner.adapt((x, y), lambda prediction, target: ((prediction - target) ** 2).mean(),
+                           steps=1)
+
     def to_checkpoint(self) -> Checkpoint:
         robot = self.formulation.robot
         tensors = {META + k: v for k, v in self.meta_policy.state_dict().items()}
