@@ -135,7 +135,7 @@ def main(args: list[str] | None = None) -> int:
     print(f'\n{summary}\n'
           f'support: {d["support_fill"]} transitions; adaptation {d["adaptation_ms"]} ms '
           f'({d["last_adaptation"]}); support loss {d["support_loss_before"]} -> '
-          f'{d["support_loss_after"]}; dropped messages {d["dropped_messages"]}')
+          f'{d["support_loss_after"]}; problems {d.get("last_problem", "none")}')
     plot(options.plot, monitor, summary)
     print(f'plot written to {options.plot}')
     return 0

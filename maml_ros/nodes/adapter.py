@@ -14,7 +14,10 @@ recorded in the support buffer. When the buffer holds ``support_size``
 transitions (``auto_adapt``) or on ``~/adapt``, the adapter adapts in a
 worker thread and swaps the result in if its support loss did not rise.
 Stale joint states (``watchdog_timeout``) stop commands until fresh data
-arrive. ``/diagnostics`` reports the state at 1 Hz.
+arrive; after activation and after stale data the command ramps in from rest
+(zero effort or velocity, or the measured position) at ``max_command_rate``.
+Malformed input is dropped, counted and logged (:mod:`maml_ros.ros.problems`).
+``/diagnostics`` reports the state at 1 Hz.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from maml_ros.resources import shipped_checkpoint
 from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
 from maml_ros.ros.params import ParamSpec, check_parameters, declare_parameters
+from maml_ros.ros.problems import Problems, ReportsRejectedParameters
 from maml_ros.ros.qos import CHECKPOINT_QOS, JOINT_STATE_QOS
 from maml_ros.ros.spin import spin_node
 from maml_ros.ros.trajectory import trajectory_arrays
@@ -49,6 +53,7 @@ from maml_ros.sim.reference import ReferenceConfig, random_reference
 from maml_ros.training.models import TrainedModels
 
 REFERENCE_SECONDS = 600.0  # length of the built-in test trajectory (held at its end)
+MAX_STAMP_LEAD = 1.0  # joint states stamped further ahead of this node's clock are faults (s)
 
 PARAMETERS = [
     ParamSpec('checkpoint', '', 'policy checkpoint (.safetensors); empty: the shipped one',
@@ -79,15 +84,15 @@ PARAMETERS = [
 ]
 
 
-class AdapterNode(LifecycleNode):
+class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     """The on-robot adapter; see the module docstring."""
 
     def __init__(self, **kwargs) -> None:
         self.adapter: OnlineAdapter | None = None
         self.models: TrainedModels | None = None
         self._timer = None
-        self.dropped_messages = 0
         super().__init__('adapter', **kwargs)
+        self.problems = Problems(self.get_logger())
         declare_parameters(self, PARAMETERS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         if self.get_parameter('autostart').value and \
@@ -121,6 +126,7 @@ class AdapterNode(LifecycleNode):
                                   'position': limits.velocity / self.value('control_rate')
                                   }[interface]
         self.period = 1.0 / self.value('control_rate')
+        self.rest = (lambda q: q) if interface == 'position' else np.zeros_like
         self.adapter = OnlineAdapter(models=self.models)
         self.buffer = SupportBuffer(capacity=self.value('support_size'), n_joints=len(joints),
                                     control_period=self.period)
@@ -135,6 +141,7 @@ class AdapterNode(LifecycleNode):
         self._rng = np.random.default_rng(0)
         self._commands_sent = 0
         self._ticks, self._rate_window = 0, (time.monotonic(), 0)  # for the achieved rate
+        self._last_tick, self.max_tick_interval = None, 0.0  # loop period, worst since reported
         # Squared tracking error sums and counts of the meta-policy and the adapted one.
         self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
         self._latest: tuple[np.ndarray, np.ndarray, float] | None = None
@@ -160,7 +167,6 @@ class AdapterNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Start the control loop (the built-in reference starts where the robot is)."""
-        self.reference = None
         self._last_adaptation = -np.inf
         self.safety.reset()
         self._timer = self.create_timer(self.period, self._tick)
@@ -196,10 +202,15 @@ class AdapterNode(LifecycleNode):
         try:
             q, qd, stamp = joint_state_arrays(msg, self.joints)
         except JointStateError as error:
-            self._drop(str(error))
+            self.problems.report('joint_state', str(error))
             return
         if stamp <= self._last_stamp:
-            self._drop('joint state stamp is not newer than the previous one')
+            self.problems.report('joint_state', f'stamp {stamp:.9f} is not newer than the '
+                                 f'previous one ({self._last_stamp:.9f})')
+            return
+        lead = stamp - self.get_clock().now().nanoseconds * 1e-9
+        if lead > MAX_STAMP_LEAD:
+            self.problems.report('joint_state', f'stamp is {lead:.3g} s ahead of this clock')
             return
         self._last_stamp = stamp
         self._latest, self._latest_header = (q, qd, stamp), msg.header
@@ -208,19 +219,20 @@ class AdapterNode(LifecycleNode):
     def _on_reference(self, msg: JointTrajectory) -> None:
         """Track this trajectory from now on (from the robot's state; clamped to limits)."""
         if self._latest is None:
-            self.get_logger().warn('ignoring ~/reference: no joint state yet')
+            self.problems.report('reference', 'no joint state yet to start it from')
             return
         try:
             times, positions, velocities = trajectory_arrays(msg, self.joints)
             trajectory = TrajectoryReference(
                 times=times, positions=positions, velocities=velocities,
-                start=self._latest[:2], lower=self.limits.lower, upper=self.limits.upper)
+                start=self._latest[:2], lower=self.limits.lower, upper=self.limits.upper,
+                max_velocity=self.limits.velocity)
         except ValueError as error:
-            self.dropped_messages += 1
-            self.get_logger().warn(f'dropped a reference trajectory: {error}')
+            self.problems.report('reference', str(error))
             return
         if trajectory.clamped:
-            self.get_logger().warn('reference positions outside the joint limits were clamped')
+            self.problems.report('reference_clamped', 'positions or velocities outside the '
+                                 'joint limits were clamped')
         self.trajectory, self._trajectory_start = trajectory, time.monotonic()
         self.get_logger().info(f'tracking a {trajectory.duration:.1f} s reference trajectory')
 
@@ -232,7 +244,7 @@ class AdapterNode(LifecycleNode):
             models = TrainedModels.load(msg.data, joints=self.joints,
                                         command_interface=self.value('command_interface'))
         except CheckpointError as error:
-            self.get_logger().error(f'ignoring the new checkpoint: {error}')
+            self.problems.report('checkpoint', f'ignoring {msg.data}: {error}')
             return
         adapter = OnlineAdapter(models=models)
         models.warm_up()
@@ -241,21 +253,22 @@ class AdapterNode(LifecycleNode):
         self._last_adaptation = -np.inf
         self.get_logger().info(f'switched to the checkpoint {msg.data}')
 
-    def _drop(self, reason: str) -> None:
-        self.dropped_messages += 1
-        self.get_logger().warn(f'dropped a joint state: {reason} '
-                               f'({self.dropped_messages} dropped)', throttle_duration_sec=1.0)
-
     # -- the control loop --------------------------------------------------
 
     def _tick(self) -> None:
         now = time.monotonic()
         self._ticks += 1
+        if self._last_tick is not None:
+            self.max_tick_interval = max(self.max_tick_interval, now - self._last_tick)
+        self._last_tick = now
         if self._latest is None or self.watchdog.stale(now):
             self.buffer.break_chain()
-            self.safety.reset()  # resume from the first fresh command, rate-limited again
+            self.safety.reset()  # the robot's own command timeout has taken over
             return
         q, qd, stamp = self._latest
+        if self.safety.previous is None:  # activated, or fresh data after stale data:
+            self.safety.reset(self.rest(q))  # ramp in from rest,
+            self.reference = None  # along a reference that starts where the robot is
         if self.reference is None:
             self.reference = self._builtin_reference(q)
             self._start_time = now
@@ -384,12 +397,15 @@ class AdapterNode(LifecycleNode):
         state = 'adapting' if self.adapter.busy else 'adapted' if self.adapter.adapted \
             else 'collecting'
         stale = self.watchdog.stale(time.monotonic())
-        level = DiagnosticStatus.ERROR if stale else DiagnosticStatus.OK
+        rejected = outcome is not None and not outcome.accepted
+        level = DiagnosticStatus.ERROR if stale else DiagnosticStatus.WARN if rejected else \
+            DiagnosticStatus.OK
         values = {'state': state, 'support_fill': f'{len(self.buffer)}/{self.buffer.capacity}',
-                  'dropped_messages': str(self.dropped_messages),
                   'commands_sent': str(self._commands_sent),
                   'control_rate_hz': f'{self._achieved_rate():.1f}',
-                  'joint_states_stale': str(stale)}
+                  'max_loop_period_ms': f'{1e3 * self.max_tick_interval:.2f}',
+                  'joint_states_stale': str(stale), **self.problems.values()}
+        self.max_tick_interval = 0.0
         for policy, (squares, count) in self._tracking.items():
             if count:
                 values[f'tracking_rmse_{policy}'] = f'{np.sqrt(squares / count):.6g}'
@@ -399,7 +415,9 @@ class AdapterNode(LifecycleNode):
                            'adaptation_ms': f'{outcome.duration_ms:.1f}',
                            'last_adaptation': 'accepted' if outcome.accepted
                            else f'rejected: {outcome.reason}'})
-        return level, 'joint states stale' if stale else state, values
+        message = 'joint states stale' if stale else \
+            f'{state}; last adaptation rejected' if rejected else state
+        return level, message, values
 
     def _publish_diagnostics(self) -> None:
         level, message, values = self.status()

@@ -5,9 +5,10 @@ publishes ``/joint_states`` (stamped, measured with the robot's sensor noise).
 Commands arrive as ``std_msgs/Float64MultiArray`` on
 ``<controller>/commands`` in the order of ``joints``, as a ros2_control
 forward command controller takes them; malformed ones are dropped and
-counted. Until the first command arrives (after start-up or ``~/reset``) the
-physics does not advance: the arm waits at home like a robot with its brakes
-on. Once commanded, without a command for ``command_timeout`` it gets zero
+counted, and so are refused parameter changes (``/diagnostics``, 1 Hz).
+Until the first command arrives (after start-up or ``~/reset``) the physics
+does not advance: the arm waits at home like a robot with its brakes on.
+Once commanded, without a command for ``command_timeout`` it gets zero
 effort (or holds its position). ``~/reset`` puts it back at home.
 """
 
@@ -16,13 +17,16 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.params import ParamSpec, check_parameters, declare_parameters
+from maml_ros.ros.problems import Problems, ReportsRejectedParameters
 from maml_ros.ros.spin import spin_node
 from maml_ros.sim import (
     COMMAND_INTERFACES,
@@ -61,11 +65,12 @@ PARAMETERS = [
      for name in FACTOR_NAMES]
 
 
-class PybulletSimNode(Node):
+class PybulletSimNode(ReportsRejectedParameters, Node):
     """The simulated robot; see the module docstring."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('pybullet_sim', **kwargs)
+        self.problems = Problems(self.get_logger())
         declare_parameters(self, PARAMETERS)
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.joints = list(value('joints'))
@@ -79,7 +84,6 @@ class PybulletSimNode(Node):
         self.robot.reset()
         self.get_logger().info(f'simulating {config.urdf_path} with {self.robot.dynamics}')
         self.command_timeout = value('command_timeout')
-        self.dropped_commands = 0
         self._command: np.ndarray | None = None
         self._command_time = -np.inf
         topic = f'{value("controller")}/commands'
@@ -88,6 +92,8 @@ class PybulletSimNode(Node):
         self.create_service(Trigger, '~/reset', self._on_reset)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(config.control_period, self._tick)
+        self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(1.0, self._publish_diagnostics)
 
     def _dynamics(self, value) -> Dynamics:
         """Explicit ``dynamics.*`` values, or a robot drawn with ``dynamics_seed``."""
@@ -110,13 +116,21 @@ class PybulletSimNode(Node):
     def _on_command(self, msg: Float64MultiArray) -> None:
         command = np.asarray(msg.data, dtype=float)
         if command.shape != (len(self.joints),) or not np.all(np.isfinite(command)):
-            self.dropped_commands += 1
-            self.get_logger().warn(
-                f'dropped a command with {command.size} values (need {len(self.joints)} '
-                f'finite ones); {self.dropped_commands} dropped so far',
-                throttle_duration_sec=1.0)
+            self.problems.report('command', f'dropped a command with {command.size} values '
+                                 f'(need {len(self.joints)} finite ones)')
             return
         self._command, self._command_time = command, time.monotonic()
+
+    @property
+    def dropped_commands(self) -> int:
+        return self.problems.counts['command']
+
+    def _publish_diagnostics(self) -> None:
+        commanded = time.monotonic() - self._command_time <= self.command_timeout
+        values = {'commanded': str(commanded), **self.problems.values()}
+        self.diagnostics.publish(diagnostic_array(
+            self, level=DiagnosticStatus.OK, name='maml_ros pybullet_sim',
+            message='commanded' if commanded else 'waiting for commands', values=values))
 
     def _fallback(self) -> np.ndarray:
         interface = self.robot.config.command_interface

@@ -3,8 +3,10 @@
 Cubic Hermite interpolation between waypoints (their velocities, or finite
 differences when none are given), starting from the robot's state when the
 trajectory arrives if its first waypoint lies in the future, and holding the
-last waypoint afterwards. Positions outside the joint limits are clamped
-(:attr:`clamped` says so, for a warning).
+last waypoint afterwards. Positions outside the joint limits, and velocities
+beyond ``max_velocity``, are clamped (:attr:`clamped` says so, for a warning);
+so are the sampled positions and velocities, which cubic segments could
+otherwise carry past the limits between waypoints.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ class TrajectoryReference:
     :param start: ``(q, qd)`` of the robot at t = 0, used when ``times[0] > 0``.
     :param lower: lower position limits (n,).
     :param upper: upper position limits (n,).
+    :param max_velocity: largest speed per joint (n,); None: unlimited.
     :raises ValueError: empty, non-monotonic or non-finite waypoints, wrong shapes.
     """
 
     def __init__(self, *, times: np.ndarray, positions: np.ndarray,
                  velocities: np.ndarray | None, start: tuple[np.ndarray, np.ndarray],
-                 lower: np.ndarray, upper: np.ndarray) -> None:
+                 lower: np.ndarray, upper: np.ndarray,
+                 max_velocity: np.ndarray | None = None) -> None:
         times, positions = np.asarray(times, float), np.asarray(positions, float)
         n = len(lower)
         if times.ndim != 1 or len(times) == 0:
@@ -41,18 +45,27 @@ class TrajectoryReference:
             velocities = np.asarray(velocities, float)
             if velocities.shape != positions.shape or not np.all(np.isfinite(velocities)):
                 raise ValueError('velocities must be finite, one per position')
+        self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
+        self.max_velocity = np.full(n, np.inf) if max_velocity is None else \
+            np.asarray(max_velocity, float)
         clipped = np.clip(positions, lower, upper)
         self.clamped = bool(np.any(clipped != positions))
+        if velocities is not None:
+            clipped_velocities = np.clip(velocities, -self.max_velocity, self.max_velocity)
+            self.clamped |= bool(np.any(clipped_velocities != velocities))
+            velocities = clipped_velocities
         positions = clipped
         if times[0] > 0:  # interpolate from where the robot is
             q0, qd0 = (np.asarray(x, float) for x in start)
             times = np.concatenate([[0.0], times])
             positions = np.vstack([np.clip(q0, lower, upper), positions])
             if velocities is not None:
-                velocities = np.vstack([qd0, velocities])
+                velocities = np.vstack([np.clip(qd0, -self.max_velocity, self.max_velocity),
+                                        velocities])
         if velocities is None:
             velocities = np.gradient(positions, times, axis=0) if len(times) > 1 else \
                 np.zeros_like(positions)
+            velocities = np.clip(velocities, -self.max_velocity, self.max_velocity)
             velocities[-1] = 0.0  # come to rest at the end
         self.times, self.positions, self.velocities = times, positions, velocities
 
@@ -77,4 +90,5 @@ class TrajectoryReference:
         q = h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1
         qd = (d00 * p0 + d10 * m0 + d01 * p1 + d11 * m1) / h
         qdd = (a00 * p0 + a10 * m0 + a01 * p1 + a11 * m1) / h**2
-        return q, qd, qdd
+        return (np.clip(q, self.lower, self.upper),
+                np.clip(qd, -self.max_velocity, self.max_velocity), qdd)

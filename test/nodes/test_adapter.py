@@ -75,7 +75,8 @@ def test_adapter_comes_up_active_commands_within_limits_and_adapts(system):
     assert np.all(np.abs(np.diff(values, axis=0)) <= step + 1e-9)
     assert spin_until(executor, lambda: any(
         kv.value == 'adapted' for d in diagnostics for s in d.status for kv in s.values))
-    values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+    status = [s for d in diagnostics for s in d.status if s.name == 'maml_ros adapter'][-1]
+    values = {kv.key: kv.value for kv in status.values}
     assert 0.0 < float(values['control_rate_hz']) <= 200.0  # reports the loop (100 Hz), not speed
     assert float(values['tracking_rmse_adapted']) > 0
 
@@ -166,9 +167,9 @@ def test_reference_trajectory_is_tracked_and_bad_ones_are_dropped(system):
     trajectory = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(
         positions=goal[::-1].tolist(), time_from_start=Duration(sec=1))])
     bad = JointTrajectory(joint_names=['elbow'], points=trajectory.points)
-    dropped = adapter.dropped_messages
+    dropped = adapter.problems.counts['reference']
     publisher.publish(bad)
-    assert spin_until(executor, lambda: adapter.dropped_messages == dropped + 1)
+    assert spin_until(executor, lambda: adapter.problems.counts['reference'] == dropped + 1)
     publisher.publish(trajectory)
     assert spin_until(executor, lambda: adapter.trajectory is not None)
     count = len(desired)
