@@ -87,6 +87,9 @@ PARAMETERS = [
 class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     """The on-robot adapter; see the module docstring."""
 
+    #: The clock of the control loop and the watchdog (tests drive it by hand).
+    monotonic = staticmethod(time.monotonic)
+
     def __init__(self, **kwargs) -> None:
         self.adapter: OnlineAdapter | None = None
         self.models: TrainedModels | None = None
@@ -158,9 +161,11 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.checkpoint_path = path
         self._checkpoint_subscription = self.create_subscription(
             String, 'meta_trainer/checkpoint', self._on_checkpoint, CHECKPOINT_QOS)
-        self._services = [self.create_service(Trigger, f'~/{name}', callback) for name, callback
-                          in [('adapt', self._on_adapt), ('reset_adaptation', self._on_reset),
-                              ('save_adapted', self._on_save)]]
+        # Not ``self._services``: rclpy's Node keeps its own services (parameters!) there.
+        self._trigger_services = [
+            self.create_service(Trigger, f'~/{name}', callback) for name, callback in
+            [('adapt', self._on_adapt), ('reset_adaptation', self._on_reset),
+             ('save_adapted', self._on_save)]]
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(f'configured with {path}')
         return TransitionCallbackReturn.SUCCESS
@@ -190,7 +195,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.destroy_subscription(self._subscription)
         self.destroy_subscription(self._checkpoint_subscription)
         self.destroy_subscription(self._reference_subscription)
-        for service in self._services:
+        for service in self._trigger_services:
             self.destroy_service(service)
         self.destroy_timer(self._diagnostics_timer)
         self.adapter = self.models = None
@@ -214,7 +219,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             return
         self._last_stamp = stamp
         self._latest, self._latest_header = (q, qd, stamp), msg.header
-        self.watchdog.feed(time.monotonic())
+        self.watchdog.feed(self.monotonic())
 
     def _on_reference(self, msg: JointTrajectory) -> None:
         """Track this trajectory from now on (from the robot's state; clamped to limits)."""
@@ -233,7 +238,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         if trajectory.clamped:
             self.problems.report('reference_clamped', 'positions or velocities outside the '
                                  'joint limits were clamped')
-        self.trajectory, self._trajectory_start = trajectory, time.monotonic()
+        self.trajectory, self._trajectory_start = trajectory, self.monotonic()
         self.get_logger().info(f'tracking a {trajectory.duration:.1f} s reference trajectory')
 
     def _on_checkpoint(self, msg: String) -> None:
@@ -256,7 +261,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     # -- the control loop --------------------------------------------------
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         self._ticks += 1
         if self._last_tick is not None:
             self.max_tick_interval = max(self.max_tick_interval, now - self._last_tick)
@@ -342,7 +347,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     # -- services, parameters, diagnostics -----------------------------------
 
     def _on_adapt(self, request, response):
-        started = self._start_adaptation(time.monotonic())
+        started = self._start_adaptation(self.monotonic())
         response.success = started
         response.message = 'adaptation started' if started else (
             'an adaptation is running' if self.adapter.busy else
@@ -396,7 +401,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         outcome = self.adapter.last_outcome
         state = 'adapting' if self.adapter.busy else 'adapted' if self.adapter.adapted \
             else 'collecting'
-        stale = self.watchdog.stale(time.monotonic())
+        stale = self.watchdog.stale(self.monotonic())
         rejected = outcome is not None and not outcome.accepted
         level = DiagnosticStatus.ERROR if stale else DiagnosticStatus.WARN if rejected else \
             DiagnosticStatus.OK

@@ -1,0 +1,39 @@
+"""Fixtures of the node tests: an rclpy context, adapter nodes in an AdapterHarness."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+
+from maml_ros.nodes.adapter import AdapterNode
+
+sys.path.insert(0, str(Path(__file__).parent))  # the tests import adapter_harness
+from adapter_harness import AdapterHarness  # noqa: E402
+
+
+@pytest.fixture
+def ros_context(private_ros_domain):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)
+
+
+@pytest.fixture
+def make_harness(ros_context):
+    """``make_harness(**parameters)``: an active adapter node in an :class:`AdapterHarness`."""
+    nodes = []
+
+    def make(**parameters) -> AdapterHarness:
+        node = AdapterNode(context=ros_context, parameter_overrides=[
+            Parameter(name, value=value) for name, value in parameters.items()])
+        nodes.append(node)
+        return AdapterHarness(node)
+
+    yield make
+    for node in nodes:
+        if node.adapter is not None:
+            node.adapter.wait(10.0)
+        node.destroy_node()
