@@ -47,32 +47,54 @@ class AdapterHarness:
         self.node = node
         self.now = 1000.0  # the fake monotonic clock
         node.monotonic = lambda: self.now
-        node.destroy_timer(node._timer)
-        node._timer = None
-        self.period = node.period
+        # Stamps follow the fake clock, from 1000 s ago (fake time runs ahead of real time).
+        self._epoch = time.time() - 1000.0 - self.now
         self.timeout = node.value('watchdog_timeout')
         self.commands: list[np.ndarray] = []
         self.accepted: tuple[np.ndarray, np.ndarray] | None = None  # the last accepted state
         self._fresh_at: float | None = None
         self._after_gap = True  # the next command ramps in from rest
         self._policy_inputs: list[tuple[np.ndarray, np.ndarray]] = []
-        publisher = node.commands
-        publish = publisher.publish
+        self.attach()
 
-        def record(msg):  # what actually goes out: a lifecycle publisher drops while inactive
-            if publisher.is_activated:
-                self.commands.append(np.array(msg.data))
-            publish(msg)
+    def attach(self) -> None:
+        """Take over the node's loop and watch its output (again after configure/activate)."""
+        node = self.node
+        self.period = node.period
+        if node._timer is not None:
+            node.destroy_timer(node._timer)
+            node._timer = None
+        publisher, adapter = node.commands, node.adapter
+        if 'publish' not in vars(publisher):  # not yet wrapped
+            publish = publisher.publish
 
-        publisher.publish = record
-        self.wrap_policy()
+            def record(msg):  # what goes out: a lifecycle publisher drops while inactive
+                if publisher.is_activated:
+                    self.commands.append(np.array(msg.data))
+                publish(msg)
 
-    def wrap_policy(self) -> None:
-        """Record the joint state every command is computed from (again after a new adapter)."""
-        adapter = self.node.adapter
-        command = adapter.command
-        adapter.command = lambda q, qd, *reference: (
-            self._policy_inputs.append((q.copy(), qd.copy())), command(q, qd, *reference))[1]
+            publisher.publish = record
+        if 'command' not in vars(adapter):  # record the state every command is computed from
+            command = adapter.command
+            adapter.command = lambda q, qd, *reference: (
+                self._policy_inputs.append((q.copy(), qd.copy())), command(q, qd, *reference))[1]
+
+    def transition(self, *names: str) -> None:
+        """Lifecycle transitions by name ('deactivate', 'cleanup', 'configure', ...)."""
+        for name in names:
+            getattr(self.node, f'trigger_{name}')()
+            self._after_gap = True
+        if self.node.adapter is not None:
+            self.attach()
+
+    @property
+    def stamp(self) -> float:
+        """The stamp of a joint state measured now (seconds)."""
+        return self._epoch + self.now
+
+    def state(self, q=PANDA_HOME, qd=None, *, names=JOINTS) -> JointState:
+        """A joint state measured now."""
+        return joint_state(q, qd, names=names, at=self.stamp)
 
     @property
     def active(self) -> bool:
@@ -115,7 +137,3 @@ class AdapterHarness:
         for used, accepted in zip(self._policy_inputs[-1], self.accepted, strict=True):
             np.testing.assert_array_equal(used, accepted)
         return command
-
-    def deactivate(self) -> None:
-        self.node.trigger_deactivate()
-        self._after_gap = True

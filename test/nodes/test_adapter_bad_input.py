@@ -33,7 +33,7 @@ HOME = np.array(PANDA_HOME)
 def started(make_harness, **parameters):
     """A harness whose node has accepted one joint state and sent one command."""
     harness = make_harness(**parameters)
-    assert harness.joint_state(joint_state())
+    assert harness.joint_state(harness.state())
     assert harness.tick() is not None
     return harness
 
@@ -44,30 +44,27 @@ def with_values(msg, **fields):
     return msg
 
 
-def shifted(seconds):
-    msg = joint_state()
-    msg.header.stamp.sec += seconds
-    return msg
-
-
+# name -> (the message, built from the stamp of now; words the reason must contain)
 JOINT_STATE_CASES = {
-    'fewer positions than names': (lambda: with_values(joint_state(), position=[0.0] * 6),
+    'fewer positions than names': (lambda t: with_values(joint_state(at=t), position=[0.0] * 6),
                                    '7 names but 6 positions'),
-    'no velocities': (lambda: with_values(joint_state(), velocity=[]), '0 velocities'),
-    'NaN position': (lambda: joint_state(np.where(np.arange(7) == 3, np.nan, HOME)),
+    'no velocities': (lambda t: with_values(joint_state(at=t), velocity=[]), '0 velocities'),
+    'NaN position': (lambda t: joint_state(np.where(np.arange(7) == 3, np.nan, HOME), at=t),
                      'non-finite'),
-    'inf velocity': (lambda: joint_state(HOME, [0, 0, np.inf, 0, 0, 0, 0]), 'non-finite'),
-    'missing controlled joint': (lambda: joint_state(HOME[:6], names=JOINTS[:6]),
+    'inf velocity': (lambda t: joint_state(HOME, [0, 0, np.inf, 0, 0, 0, 0], at=t),
+                     'non-finite'),
+    'missing controlled joint': (lambda t: joint_state(HOME[:6], names=JOINTS[:6], at=t),
                                  "['panda_joint7'] missing"),
-    'empty message': (lambda: joint_state([], names=[]), 'empty joint state'),
-    'duplicate names': (lambda: joint_state(np.append(HOME, 0.0), names=JOINTS + ['panda_joint2']),
+    'empty message': (lambda t: joint_state([], names=[], at=t), 'empty joint state'),
+    'duplicate names': (lambda t: joint_state(np.append(HOME, 0.0),
+                                              names=JOINTS + ['panda_joint2'], at=t),
                         "duplicate joint names ['panda_joint2']"),
-    'zero stamp': (lambda: joint_state(at=0.0), 'no stamp'),
-    'backwards stamp': (lambda: shifted(-5), 'not newer'),
-    'stamp an hour ahead': (lambda: shifted(3600), 'ahead of this clock'),
-    'huge position': (lambda: joint_state(np.where(np.arange(7) == 0, 1e6, HOME)),
+    'zero stamp': (lambda t: joint_state(at=0.0), 'no stamp'),
+    'backwards stamp': (lambda t: joint_state(at=t - 5.0), 'not newer'),
+    'stamp an hour ahead': (lambda t: joint_state(at=time.time() + 3600), 'ahead of this clock'),
+    'huge position': (lambda t: joint_state(np.where(np.arange(7) == 0, 1e6, HOME), at=t),
                       'implausibly large'),
-    'huge velocity': (lambda: joint_state(HOME, np.full(7, 1e9)), 'implausibly large'),
+    'huge velocity': (lambda t: joint_state(HOME, np.full(7, 1e9), at=t), 'implausibly large'),
 }
 
 
@@ -75,34 +72,32 @@ JOINT_STATE_CASES = {
 def test_bad_joint_state_is_dropped_counted_and_not_acted_on(make_harness, case):
     harness = started(make_harness)
     build, reason = JOINT_STATE_CASES[case]
-    assert not harness.joint_state(build())
+    assert not harness.joint_state(build(harness.stamp))
     assert harness.node.problems.counts['joint_state'] == 1
     assert reason in harness.node.problems.last
     _, _, values = harness.node.status()
     assert values['problems_joint_state'] == '1' and reason in values['last_problem']
-    for _ in range(5):  # still commanding from the last good state until it goes stale
-        assert harness.tick() is not None
-    for _ in range(10):
-        harness.tick()
-    assert harness.tick() is None  # the bad message did not count as fresh data
+    commands = [harness.tick() for _ in range(15)]
+    assert all(c is not None for c in commands[:8])  # from the last good state (harness checks)
+    assert commands[-1] is None  # and the bad message did not count as fresh data
 
 
 def test_duplicate_stamp_is_dropped(make_harness):
     harness = make_harness()
-    first = joint_state()
+    first = harness.state()
     assert harness.joint_state(first)
-    again = joint_state(HOME + 0.1)
+    again = harness.state(HOME + 0.1)
     again.header.stamp = first.header.stamp
     assert not harness.joint_state(again)
     assert 'not newer' in harness.node.problems.last
-    harness.tick()  # computed from ``first`` (the harness checks)
+    assert harness.tick() is not None  # computed from ``first`` (the harness checks)
 
 
 def test_extra_and_reordered_joints_are_mapped_by_name(make_harness):
     harness = make_harness()
     names = ['panda_finger_joint1'] + JOINTS[::-1] + ['panda_finger_joint2']
     q = np.concatenate([[0.04], HOME[::-1] + 0.05, [np.nan]])  # NaN in a joint not controlled
-    assert harness.joint_state(joint_state(q, names=names))
+    assert harness.joint_state(harness.state(q, names=names))
     np.testing.assert_array_equal(harness.accepted[0], HOME + 0.05)
     assert harness.tick() is not None
 
@@ -133,7 +128,7 @@ def test_bad_reference_is_dropped_with_the_reason_and_counted(make_harness, case
     assert harness.node.problems.counts['reference'] == 1
     assert reason in harness.node.problems.last
     assert harness.node.trajectory is None
-    harness.joint_state(joint_state())
+    harness.joint_state(harness.state())
     assert harness.tick() is not None
 
 
@@ -157,7 +152,7 @@ def test_reference_outside_the_limits_is_clamped_warned_and_followed(make_harnes
         assert np.all(q >= LIMITS.lower) and np.all(q <= LIMITS.upper)
         assert np.all(np.abs(qd) <= LIMITS.velocity)
     for _ in range(60):
-        harness.joint_state(joint_state())
+        harness.joint_state(harness.state())
         harness.tick()
 
 
@@ -296,5 +291,5 @@ def test_bad_checkpoint_from_meta_trainer_is_ignored_and_control_goes_on(make_ha
     assert node.models is models and node.checkpoint_path != str(path)
     assert node.problems.counts['checkpoint'] == 1 and reason in node.problems.last
     assert not (tmp_path / 'pwned').exists()
-    harness.joint_state(joint_state())
+    harness.joint_state(harness.state())
     assert harness.tick() is not None

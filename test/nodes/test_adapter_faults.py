@@ -1,0 +1,203 @@
+"""Faults around the adapter: stale data, a dying robot, bad or slow adaptations, lifecycle.
+
+The handler-level tests run in an :class:`AdapterHarness` (conftest.py), which
+checks the safety invariants at every tick; the others run the real nodes
+over loopback DDS.
+"""
+
+import time
+
+import numpy as np
+import pytest
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from maml_ros.nodes.adapter import AdapterNode
+from maml_ros.nodes.pybullet_sim import PybulletSimNode
+
+
+def run(harness, ticks: int, *, feed: bool = True) -> list:
+    """``ticks`` control periods, with a fresh joint state before each if ``feed``."""
+    commands = []
+    for _ in range(ticks):
+        if feed:
+            assert harness.joint_state(harness.state())
+        commands.append(harness.tick())
+    return commands
+
+
+def test_stale_joint_states_stop_commands_until_fresh_data_arrive(make_harness):
+    harness = make_harness(watchdog_timeout=0.05)
+    assert all(c is not None for c in run(harness, 20))
+    last = harness.state()
+    assert harness.joint_state(last)
+    commands = run(harness, 10, feed=False)
+    assert all(c is not None for c in commands[:5])
+    assert all(c is None for c in commands[5:])  # 50 ms without data: silence
+    level, message, values = harness.node.status()
+    assert level == DiagnosticStatus.ERROR and message == 'joint states stale'
+    assert values['joint_states_stale'] == 'True'
+    assert not harness.joint_state(last)  # the old message again is not fresh data
+    assert harness.tick() is None
+    assert all(c is not None for c in run(harness, 20))  # ramped in from rest (harness checks)
+    assert harness.node.status()[0] == DiagnosticStatus.OK
+
+
+def adapt_with(harness, replace_adapt=None) -> object:
+    """Collect a full support buffer, then adapt through ~/adapt (``replace_adapt`` stands in
+    for MAML.adapt); the outcome."""
+    run(harness, harness.node.buffer.capacity + 2)
+    learner = harness.node.models.learner
+    if replace_adapt is not None:
+        original = learner.adapt
+        learner.adapt = lambda *args, **kwargs: replace_adapt(original(*args, **kwargs))
+    response = harness.node._on_adapt(Trigger.Request(), Trigger.Response())
+    assert response.success, response.message
+    assert harness.node.adapter.wait(30.0)
+    if replace_adapt is not None:
+        del learner.adapt
+    return harness.node.adapter.last_outcome
+
+
+@pytest.mark.parametrize('corrupt, reason', [
+    (lambda params: {k: torch.full_like(v, float('nan')) for k, v in params.items()},
+     'not finite'),
+    (lambda params: {k: v + 0.5 * torch.randn_like(v) for k, v in params.items()},
+     'support loss rose'),
+])
+def test_bad_adaptation_is_rejected_previous_policy_stays_diagnostics_say_why(
+        make_harness, corrupt, reason):
+    harness = make_harness(support_size=50, auto_adapt=False)
+    first = adapt_with(harness)
+    assert first.accepted, first.reason
+    adapted = harness.node.adapter.active_state()
+    outcome = adapt_with(harness, corrupt)
+    assert not outcome.accepted and reason in outcome.reason
+    assert harness.node.adapter.adapted
+    for name, value in harness.node.adapter.active_state().items():
+        assert torch.equal(value, adapted[name])
+    level, message, values = harness.node.status()
+    assert level == DiagnosticStatus.WARN and 'last adaptation rejected' in message
+    assert values['last_adaptation'].startswith('rejected: ') and reason in values[
+        'last_adaptation']
+    assert all(c is not None for c in run(harness, 10))
+
+
+def slow_adapt(learner, seconds: float):
+    """Make ``learner.adapt`` a real but slow adaptation: repeated for ``seconds``."""
+    original = learner.adapt
+
+    def adapt(*args, **kwargs):
+        deadline = time.monotonic() + seconds
+        while True:
+            result = original(*args, **kwargs)
+            if time.monotonic() > deadline:
+                return result
+
+    learner.adapt = adapt
+
+
+def test_deactivate_during_adaptation_then_cleanup_and_configure_again(make_harness):
+    harness = make_harness(support_size=50, auto_adapt=False)
+    run(harness, 52)
+    slow_adapt(harness.node.models.learner, 0.5)
+    assert harness.node._start_adaptation(harness.now)
+    harness.transition('deactivate')
+    assert harness.node.adapter.busy
+    assert all(c is None for c in run(harness, 5))  # inactive: nothing out
+    assert harness.node.adapter.wait(30.0)
+    assert harness.node.adapter.last_outcome.accepted  # finished while inactive
+    harness.transition('activate')
+    assert all(c is not None for c in run(harness, 5))
+    # A cleanup while an adaptation runs drops its result; configure starts from scratch.
+    slow_adapt(harness.node.models.learner, 0.5)
+    adapter = harness.node.adapter
+    adapter.reset()
+    run(harness, 52)
+    assert harness.node._start_adaptation(harness.now)
+    harness.transition('deactivate', 'cleanup')
+    assert harness.node.adapter is None
+    assert adapter.wait(30.0)
+    assert not adapter.last_outcome.accepted and 'reset' in adapter.last_outcome.reason
+    harness.transition('configure', 'activate')
+    assert not harness.node.adapter.adapted and len(harness.node.buffer) == 0
+    assert all(c is not None for c in run(harness, 60))
+
+
+@pytest.fixture
+def executor(ros_context):
+    executor = SingleThreadedExecutor(context=ros_context)
+    yield executor
+    executor.shutdown()
+
+
+def spin_for(executor, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.002)
+
+
+def test_slow_adaptation_never_delays_the_control_loop(ros_context, executor):
+    node = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('autostart', value=False), Parameter('support_size', value=30)])
+    sim = PybulletSimNode(context=ros_context)
+    ticks = []  # (time, adapting)
+    tick = node._tick
+    node._tick = lambda: (ticks.append((time.monotonic(), node.adapter.busy)), tick())
+    node.trigger_configure()
+    slow_adapt(node.models.learner, 1.5)
+    node.trigger_activate()
+    executor.add_node(node)
+    executor.add_node(sim)
+    try:
+        spin_for(executor, 0.8)
+        assert node.adapter.busy
+        spin_for(executor, 1.5)
+        assert node.adapter.last_outcome is not None
+        times = np.array([t for t, adapting in ticks if adapting])
+        intervals = np.diff(times)
+        print(f'ticks while adapting: {len(times)}, interval max {1e3 * intervals.max():.1f} ms, '
+              f'p99 {1e3 * np.quantile(intervals, 0.99):.1f} ms')
+        assert len(times) >= 100  # 1.5 s of a 100 Hz loop
+        assert intervals.max() < 2 * node.period  # no tick later than one period
+    finally:
+        node.adapter.wait(10.0)
+        node.destroy_node()
+        sim.destroy_node()
+
+
+def test_the_adapter_keeps_running_when_the_robot_dies_and_comes_back(ros_context, executor):
+    node = AdapterNode(context=ros_context)
+    probe = rclpy.create_node('probe', context=ros_context)
+    received = []  # (time, command)
+    probe.create_subscription(Float64MultiArray, 'effort_controller/commands',
+                              lambda msg: received.append((time.monotonic(), msg.data)), 100)
+    sim = PybulletSimNode(context=ros_context)
+    for n in (node, probe, sim):
+        executor.add_node(n)
+    try:
+        spin_for(executor, 1.0)
+        assert len(received) > 50
+        executor.remove_node(sim)
+        sim.destroy_node()  # the robot dies
+        died = time.monotonic()
+        spin_for(executor, 0.5)
+        assert max(t for t, _ in received) < died + 0.2  # silent after watchdog_timeout
+        assert node.status()[0] == DiagnosticStatus.ERROR
+        assert node._state_machine.current_state[1] == 'active'
+        count = len(received)
+        sim = PybulletSimNode(context=ros_context)  # and comes back
+        executor.add_node(sim)
+        spin_for(executor, 1.0)
+        assert len(received) > count + 50
+        step = node.value('max_command_rate') * node.period
+        assert np.all(np.abs(received[count][1]) <= step + 1e-9)  # ramped in from rest
+        assert node.status()[0] == DiagnosticStatus.OK
+    finally:
+        for n in (node, probe, sim):
+            n.destroy_node()
