@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -55,9 +56,12 @@ def test_joint_states_flow_stamped_and_named(ros):
 def test_effort_commands_move_the_arm_and_bad_ones_are_dropped(ros):
     executor, sim, probe, states = ros
     publisher = probe.create_publisher(Float64MultiArray, 'effort_controller/commands', 10)
-    for bad in ([1.0] * 3, [float('nan')] + [0.0] * 6):
+    bad_commands = ([1.0] * 3, [0.0] * 8, [], [float('nan')] + [0.0] * 6,
+                    [0.0] * 6 + [float('-inf')])
+    for bad in bad_commands:
         publisher.publish(Float64MultiArray(data=bad))
-    assert spin_until(executor, lambda: sim.dropped_commands == 2)
+    assert spin_until(executor, lambda: sim.dropped_commands == len(bad_commands))
+    assert 'need 7 finite ones' in sim.problems.last
     # Brakes on until the first command: the arm waits at home.
     assert spin_until(executor, lambda: len(states) >= 20)
     np.testing.assert_allclose(states[-1].position, PANDA_HOME, atol=1e-9)
@@ -93,11 +97,20 @@ def test_reset_service_puts_the_arm_back_home(ros):
     np.testing.assert_allclose(states[count + 1].position, PANDA_HOME, atol=0.01)
 
 
-def test_out_of_range_parameter_is_rejected_and_old_value_kept(ros):
-    _, sim, _, _ = ros
-    result = sim.set_parameters([Parameter('command_timeout', value=-1.0)])[0]
-    assert not result.successful and 'command_timeout' in result.reason
-    assert sim.command_timeout == 0.5
+def test_out_of_range_or_mistyped_parameter_is_refused_and_old_value_kept(ros):
+    executor, sim, probe, _ = ros
+    for count, value in enumerate([-1.0, 0.0, 11.0, float('nan'), 1, 'slow'], start=1):
+        result = sim.set_parameters([Parameter('command_timeout', value=value)])[0]
+        assert not result.successful and result.reason
+        assert sim.command_timeout == 0.5
+        assert sim.problems.counts['parameter'] == count
+        assert 'refused to set command_timeout' in sim.problems.last
+    assert not sim.set_parameters([Parameter('publish_rate', value=500.0)])[0].successful
+    diagnostics = []
+    probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+    assert spin_until(executor, lambda: diagnostics, timeout=3.0)
+    values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+    assert values['problems_parameter'] == '7' and 'publish_rate' in values['last_problem']
     assert sim.set_parameters([Parameter('command_timeout', value=0.2)])[0].successful
     assert sim.command_timeout == 0.2
 
