@@ -137,3 +137,18 @@ class AdapterHarness:
         for used, accepted in zip(self._policy_inputs[-1], self.accepted, strict=True):
             np.testing.assert_array_equal(used, accepted)
         return command
+
+
+def assert_safe_commands(commands: list, *, step: float, gap: float) -> None:
+    """The invariants on commands received over DDS as ``(time, data)``: finite, within the
+    effort limits, and within ``step`` of the previous command, or of rest (zero) after a
+    silence longer than ``gap`` seconds."""
+    previous_time, previous = -np.inf, None
+    for received, data in commands:
+        command = np.asarray(data)
+        assert np.all(np.isfinite(command)) and np.all(np.abs(command) <= LIMITS.effort + 1e-9)
+        start = previous is None or received - previous_time > gap
+        reference = np.zeros_like(command) if start else previous
+        assert np.all(np.abs(command - reference) <= step + 1e-9), (command, reference)
+        previous_time, previous = received, command
+

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
-from adapter_harness import JOINTS, LIMITS, joint_state
 from builtin_interfaces.msg import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -26,6 +25,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import PANDA_HOME
+
+from adapter_harness import JOINTS, LIMITS, joint_state
 
 HOME = np.array(PANDA_HOME)
 

@@ -12,12 +12,13 @@ invariants are checked).
 import time
 
 import numpy as np
-from adapter_harness import JOINTS, LIMITS
 from builtin_interfaces.msg import Duration, Time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from adapter_harness import JOINTS, LIMITS
 
 MESSAGES = 10_000
 EXTRA_NAMES = ['panda_finger_joint1', 'panda_finger_joint2', 'gripper']

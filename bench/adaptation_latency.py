@@ -1,0 +1,93 @@
+"""Adaptation latency on the robot: inner steps x support size, p50 and p99.
+
+The shipped checkpoint adapts to support data from a simulated robot it was
+not trained on (a 500-step rollout of the meta-policy with exploration; the
+first N transitions for smaller supports). Two figures per cell:
+
+- ``maml``: ``MAML.adapt`` alone (the gradient steps);
+- ``online``: ``OnlineAdapter.adapt``, what the adapter node waits for: the
+  hindsight relabelling, the gradient steps, the support loss before and after
+  (the divergence guard) and the swap.
+
+Goal: 5 steps on 500 transitions <= 20 ms p50 on 2 cores.
+
+    python bench/adaptation_latency.py [--repeats 50] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from maml_ros.online.adapter import OnlineAdapter
+from maml_ros.online.support_buffer import Transitions
+from maml_ros.resources import shipped_checkpoint
+from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
+from maml_ros.training.adaptation import maml_adapt
+from maml_ros.training.models import TrainedModels
+
+from bench_common import percentiles, write_json
+
+STEPS = (1, 5, 10)
+SUPPORT = (100, 200, 500)
+ROBOT = Dynamics(payload_mass=2.0, actuator_gain=0.8, joint_friction=0.3, joint_damping=0.2)
+
+
+def timed_ms(fn, repeats: int) -> list[float]:
+    fn()  # warm-up
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(1e3 * (time.perf_counter() - start))
+    return samples
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--repeats', type=int, default=50)
+    parser.add_argument('--json', type=Path,
+                        default=Path('bench/results/adaptation_latency.json'))
+    options = parser.parse_args(args)
+    models = TrainedModels.load(shipped_checkpoint())
+    models.warm_up()
+    adapter = OnlineAdapter(models=models)
+    config = RolloutConfig(robot=models.formulation.robot, steps=max(SUPPORT),
+                           exploration_std=0.02)
+    rollout = run_task(Task(7, ROBOT), config=config, controller=adapter.policy)
+    rows = []
+    print(f'{"steps":>5} {"support":>7} {"maml p50":>9} {"maml p99":>9} '
+          f'{"online p50":>11} {"online p99":>11}   (ms, torch threads: '
+          f'{torch.get_num_threads()})')
+    for steps in STEPS:
+        for size in SUPPORT:
+            transitions = Transitions(rollout.states[:size], rollout.issued_commands[:size],
+                                      rollout.next_states[:size])
+            x, y = models.formulation.hindsight(transitions.states, transitions.commands,
+                                                transitions.next_states)
+            support = (torch.as_tensor(x, dtype=torch.float32),
+                       torch.as_tensor(y, dtype=torch.float32))
+            maml = timed_ms(partial(maml_adapt, models.learner, support, steps=steps),
+                            options.repeats)
+            online = timed_ms(partial(adapter.adapt, transitions, inner_steps=steps),
+                              options.repeats)
+            row = {'inner_steps': steps, 'support': size,
+                   'maml_p50_ms': percentiles(maml, 50)[0], 'maml_p99_ms': percentiles(maml, 99)[0],
+                   'online_p50_ms': percentiles(online, 50)[0],
+                   'online_p99_ms': percentiles(online, 99)[0]}
+            rows.append(row)
+            print(f'{steps:>5} {size:>7} {row["maml_p50_ms"]:>9.2f} {row["maml_p99_ms"]:>9.2f} '
+                  f'{row["online_p50_ms"]:>11.2f} {row["online_p99_ms"]:>11.2f}')
+    goal = next(r for r in rows if r['inner_steps'] == 5 and r['support'] == 500)
+    print(f'goal: 5 steps on 500 transitions <= 20 ms p50: online p50 '
+          f'{goal["online_p50_ms"]:.2f} ms -> {"met" if goal["online_p50_ms"] <= 20 else "missed"}')
+    write_json(options.json, {'robot': ROBOT.to_dict(), 'repeats': options.repeats,
+                              'rows': rows})
+
+
+if __name__ == '__main__':
+    main()
