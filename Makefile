@@ -37,7 +37,11 @@ demo: venv
 
 bench: venv
 	$(PY) bench/maml_step.py
+	$(PY) bench/meta_step_memory.py
+	$(PY) bench/adaptation_latency.py
+	$(PY) bench/control_loop.py
 	$(PY) bench/sim_throughput.py
+	$(PY) bench/sample_efficiency.py
 
 freeze: venv
 	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^maml' ; } > constraints.tmp

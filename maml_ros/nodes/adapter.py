@@ -2,7 +2,8 @@
 
 - configure: load and validate the checkpoint against ``joints`` and
   ``command_interface``; create publishers, subscriptions and services.
-- activate: start the control loop at ``control_rate``.
+- activate: start the control loop: a timer at ``control_rate``, or a tick on
+  each fresh joint state (``trigger``).
 - deactivate: stop commanding (the robot's own timeout takes over).
 - cleanup: drop the policy and the communication.
 
@@ -17,16 +18,19 @@ Stale joint states (``watchdog_timeout``) stop commands until fresh data
 arrive; after activation and after stale data the command ramps in from rest
 (zero effort or velocity, or the measured position) at ``max_command_rate``.
 Malformed input is dropped, counted and logged (:mod:`maml_ros.ros.problems`).
-``/diagnostics`` reports the state at 1 Hz.
+``/diagnostics`` reports the state at 1 Hz, with the loop's rate, period
+jitter and latency (:mod:`maml_ros.online.loop_stats`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
@@ -37,6 +41,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from maml_ros.maml.checkpoint import CheckpointError
 from maml_ros.online.adapter import OnlineAdapter
+from maml_ros.online.loop_stats import LoopStats
 from maml_ros.online.safety import SafetyFilter, Watchdog
 from maml_ros.online.support_buffer import SupportBuffer
 from maml_ros.online.trajectory import TrajectoryReference
@@ -53,6 +58,7 @@ from maml_ros.sim.reference import ReferenceConfig, random_reference
 from maml_ros.training.models import TrainedModels
 
 REFERENCE_SECONDS = 600.0  # length of the built-in test trajectory (held at its end)
+TRIGGERS = ('timer', 'joint_states')
 MAX_STAMP_LEAD = 1.0  # joint states stamped further ahead of this node's clock are faults (s)
 
 PARAMETERS = [
@@ -65,6 +71,13 @@ PARAMETERS = [
     ParamSpec('controller', 'effort_controller', 'commands go to <controller>/commands',
               read_only=True),
     ParamSpec('control_rate', 100.0, 'control loop rate (Hz)', 1.0, 1000.0, read_only=True),
+    ParamSpec('trigger', 'timer', "what starts a control tick: 'timer' (every 1/control_rate) "
+              "or 'joint_states' (each fresh joint state, at most two per period: the lowest "
+              "latency; control_rate must then match the joint-state rate)", read_only=True),
+    ParamSpec('torch_threads', 1, 'CPU threads for the policy and adaptation; more speed up '
+              'adaptation but compete with the control loop for cores', 1, 256, read_only=True),
+    ParamSpec('adaptation_process', True, 'adapt in a worker process (no GIL contention with '
+              'the control loop); false: in a thread of this one', read_only=True),
     ParamSpec('autostart', True, 'configure and activate by itself', read_only=True),
     ParamSpec('auto_adapt', True, 'adapt once support_size transitions are collected'),
     ParamSpec('support_size', 200, 'support transitions to adapt on', 10, 5000),
@@ -94,6 +107,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.adapter: OnlineAdapter | None = None
         self.models: TrainedModels | None = None
         self._timer = None
+        self._ticking_on_joint_states = False
         super().__init__('adapter', **kwargs)
         self.problems = Problems(self.get_logger())
         declare_parameters(self, PARAMETERS)
@@ -112,6 +126,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         checkpoint (the node stays unconfigured and says why)."""
         path = self.value('checkpoint') or str(shipped_checkpoint())
         self.joints = joints = list(self.value('joints'))
+        if self.value('trigger') not in TRIGGERS:
+            self.get_logger().error(f'cannot configure: trigger must be one of {list(TRIGGERS)}, '
+                                    f'not {self.value("trigger")!r}')
+            return TransitionCallbackReturn.FAILURE
         try:
             self.models = TrainedModels.load(path, joints=joints,
                                              command_interface=self.value('command_interface'))
@@ -129,8 +147,19 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
                                   'position': limits.velocity / self.value('control_rate')
                                   }[interface]
         self.period = 1.0 / self.value('control_rate')
+        torch.set_num_threads(self.value('torch_threads'))
+        # The adaptation thread holds the GIL for up to the switch interval (5 ms by
+        # default) at a time: keep that well under a control period.
+        sys.setswitchinterval(min(sys.getswitchinterval(), self.period / 10))
+        trained = formulation.robot.control_period
+        if abs(self.period - trained) > 1e-9:
+            self.get_logger().warn(
+                f'control_rate {1 / self.period:g} Hz differs from the checkpoint\'s '
+                f'{1 / trained:g} Hz: the policy and its adaptation assume the checkpoint\'s '
+                'period, so expect worse tracking and rejected adaptations')
         self.rest = (lambda q: q) if interface == 'position' else np.zeros_like
-        self.adapter = OnlineAdapter(models=self.models)
+        self.adapter = OnlineAdapter(models=self.models,
+                                     process=self.value('adaptation_process'))
         self.buffer = SupportBuffer(capacity=self.value('support_size'), n_joints=len(joints),
                                     control_period=self.period)
         self.safety = SafetyFilter(lower=self.command_limits[0], upper=self.command_limits[1],
@@ -143,8 +172,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.models.warm_up()
         self._rng = np.random.default_rng(0)
         self._commands_sent = 0
-        self._ticks, self._rate_window = 0, (time.monotonic(), 0)  # for the achieved rate
-        self._last_tick, self.max_tick_interval = None, 0.0  # loop period, worst since reported
+        self.loop_stats = LoopStats(period=self.period)
         # Squared tracking error sums and counts of the meta-policy and the adapted one.
         self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
         self._latest: tuple[np.ndarray, np.ndarray, float] | None = None
@@ -174,11 +202,15 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         """Start the control loop (the built-in reference starts where the robot is)."""
         self._last_adaptation = -np.inf
         self.safety.reset()
-        self._timer = self.create_timer(self.period, self._tick)
-        return super().on_activate(state)
+        if self.value('trigger') == 'timer':
+            self._timer = self.create_timer(self.period, self._tick)
+        result = super().on_activate(state)  # enables the publishers
+        self._ticking_on_joint_states = self.value('trigger') == 'joint_states'
+        return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         """Stop commanding; the support chain is broken so no transition spans the pause."""
+        self._ticking_on_joint_states = False
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -189,6 +221,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         """Drop the policy, publishers, subscription and services."""
         if self.adapter is not None:
             self.adapter.reset()
+            self.adapter.close()
         self.destroy_publisher(self.commands)
         self.destroy_publisher(self.diagnostics)
         self.destroy_publisher(self.desired)
@@ -200,6 +233,14 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.destroy_timer(self._diagnostics_timer)
         self.adapter = self.models = None
         return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        """Wait for a running adaptation first: a process that exits under one aborts."""
+        if self.adapter is not None:
+            self.adapter.reset()
+            self.adapter.wait(10.0)
+            self.adapter.close()
+        super().destroy_node()
 
     # -- data in -----------------------------------------------------------
 
@@ -219,7 +260,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             return
         self._last_stamp = stamp
         self._latest, self._latest_header = (q, qd, stamp), msg.header
-        self.watchdog.feed(self.monotonic())
+        now = self.monotonic()
+        self.watchdog.feed(now)
+        if self._ticking_on_joint_states and now - self.loop_stats.last_tick >= self.period / 2:
+            self._tick()
 
     def _on_reference(self, msg: JointTrajectory) -> None:
         """Track this trajectory from now on (from the robot's state; clamped to limits)."""
@@ -251,8 +295,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         except CheckpointError as error:
             self.problems.report('checkpoint', f'ignoring {msg.data}: {error}')
             return
-        adapter = OnlineAdapter(models=models)
+        adapter = OnlineAdapter(models=models, process=self.value('adaptation_process'))
         models.warm_up()
+        self.adapter.reset()
+        self.adapter.close()
         self.models, self.adapter, self.checkpoint_path = models, adapter, msg.data
         self.buffer.clear()
         self._last_adaptation = -np.inf
@@ -262,10 +308,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
 
     def _tick(self) -> None:
         now = self.monotonic()
-        self._ticks += 1
-        if self._last_tick is not None:
-            self.max_tick_interval = max(self.max_tick_interval, now - self._last_tick)
-        self._last_tick = now
+        self.loop_stats.tick(now)
         if self._latest is None or self.watchdog.stale(now):
             self.buffer.break_chain()
             self.safety.reset()  # the robot's own command timeout has taken over
@@ -291,6 +334,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             command = command + noise * self.exploration_scale
         safe = self.safety(command)
         self.commands.publish(Float64MultiArray(data=safe.tolist()))
+        self.loop_stats.command(self.get_clock().now().nanoseconds * 1e-9 - stamp)
         self._commands_sent += 1
         self._record_tracking(q, q_ref, qd_ref, after_ramp=step * self.period >= 1.0)
         self.buffer.record(stamp, np.concatenate([q, qd]), safe)
@@ -389,13 +433,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
                 self.watchdog.set_timeout(parameter.value)
         return verdict
 
-    def _achieved_rate(self) -> float:
-        """Control ticks per second since the last call."""
-        now = time.monotonic()
-        start, ticks = self._rate_window
-        self._rate_window = (now, self._ticks)
-        return (self._ticks - ticks) / max(now - start, 1e-9)
-
     def status(self) -> tuple[int, str, dict[str, str]]:
         """Diagnostic level, message and values."""
         outcome = self.adapter.last_outcome
@@ -407,10 +444,8 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             DiagnosticStatus.OK
         values = {'state': state, 'support_fill': f'{len(self.buffer)}/{self.buffer.capacity}',
                   'commands_sent': str(self._commands_sent),
-                  'control_rate_hz': f'{self._achieved_rate():.1f}',
-                  'max_loop_period_ms': f'{1e3 * self.max_tick_interval:.2f}',
-                  'joint_states_stale': str(stale), **self.problems.values()}
-        self.max_tick_interval = 0.0
+                  'joint_states_stale': str(stale),
+                  **self.loop_stats.report(self.monotonic()), **self.problems.values()}
         for policy, (squares, count) in self._tracking.items():
             if count:
                 values[f'tracking_rmse_{policy}'] = f'{np.sqrt(squares / count):.6g}'

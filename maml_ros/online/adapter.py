@@ -7,15 +7,23 @@ to a support set in a worker thread. The result is kept only if its support
 loss is finite and no higher than the active policy's (DESIGN.md §6:
 fine-tuning can diverge); otherwise the previous policy stays and the
 outcome says why.
+
+With ``process=True`` the gradient steps run in a worker process (spawned
+once, at a lower CPU priority): an adaptation is mostly small tensor
+operations that hold the GIL between them, so in a thread it slows the
+control loop of the same process; in a process it cannot.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,16 +55,70 @@ class AdaptationOutcome:
     transitions: int
 
 
+def adapt_weights(models: TrainedModels, active_state: dict, transitions: Transitions, *,
+                  inner_steps: int, lr_scale: float) -> tuple[dict, float, float]:
+    """The computation of one adaptation: the adapted weights, and the support loss of the
+    active weights and of the adapted ones."""
+    x, y = models.formulation.hindsight(transitions.states, transitions.commands,
+                                        transitions.next_states)
+    support = (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32))
+    loss_fn = scaled_mse(models.meta_policy.output_scale)
+
+    def support_loss(state: dict) -> float:
+        with torch.no_grad():
+            prediction = torch.func.functional_call(models.meta_policy, state, support[0])
+            return float(loss_fn(prediction, support[1]))
+
+    params = models.learner.adapt(support, loss_fn, steps=inner_steps, lr_scale=lr_scale)
+    state = state_with(models.meta_policy, params)
+    return state, support_loss(active_state), support_loss(state)
+
+
+def rejection(state: dict, before: float, after: float) -> str:
+    """Why the adapted weights must not be used ('' when they may)."""
+    if not math.isfinite(after) or not all(bool(torch.isfinite(t).all()) for t in state.values()):
+        return 'adapted weights or support loss are not finite'
+    if after > before:
+        return f'support loss rose from {before:.4g} to {after:.4g}'
+    return ''
+
+
+_worker_models: TrainedModels | None = None  # in an adaptation worker process
+
+
+def _start_worker(models: TrainedModels, threads: int) -> None:
+    global _worker_models
+    os.nice(10)  # the control loop goes first
+    torch.set_num_threads(threads)
+    models.warm_up()
+    _worker_models = models
+
+
+def _adapt_in_worker(active_state: dict, transitions: Transitions, inner_steps: int,
+                     lr_scale: float) -> tuple[dict, float, float]:
+    return adapt_weights(_worker_models, active_state, transitions, inner_steps=inner_steps,
+                         lr_scale=lr_scale)
+
+
 class OnlineAdapter:
     """The policy the robot runs, and its adaptation.
 
     :param models: the loaded checkpoint (meta-policy and formulation).
     :param min_transitions: fewest support transitions worth adapting on.
+    :param process: run the gradient steps in a worker process (started here, in the
+        background) instead of this one; :meth:`close` stops it.
     """
 
-    def __init__(self, *, models: TrainedModels, min_transitions: int = 10) -> None:
+    def __init__(self, *, models: TrainedModels, min_transitions: int = 10,
+                 process: bool = False) -> None:
         self.models = models
         self.min_transitions = min_transitions
+        self._pool: ProcessPoolExecutor | None = None
+        if process:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context('spawn'),
+                initializer=_start_worker, initargs=(models, torch.get_num_threads()))
+            self._pool.submit(int)  # start it now, not at the first adaptation
         self._meta_state = models.meta_policy.state_dict()
         self._active = self._controller(self._meta_state)
         self._adapted = False
@@ -132,24 +194,21 @@ class OnlineAdapter:
 
     def adapt(self, transitions: Transitions, *, inner_steps: int, lr_scale: float = 1.0,
               generation: int | None = None) -> AdaptationOutcome:
-        """Adapt now, in this thread, and swap the result in if it passes the guard."""
+        """Adapt now (this thread waits for the worker process, if any) and swap the result in
+        if it passes the guard."""
         start = time.perf_counter()
-        x, y = self.models.formulation.hindsight(transitions.states, transitions.commands,
-                                                 transitions.next_states)
-        support = (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32))
-        loss_fn = scaled_mse(self.models.meta_policy.output_scale)
-        active = self._active
-        before = self._support_loss(active.state, support, loss_fn)
-        params = self.models.learner.adapt(support, loss_fn, steps=inner_steps,
-                                           lr_scale=lr_scale)
-        state = state_with(self.models.meta_policy, params)
-        after = self._support_loss(state, support, loss_fn)
-        reason = ''
-        if not math.isfinite(after) or not all(bool(torch.isfinite(t).all())
-                                               for t in params.values()):
-            reason = 'adapted weights or support loss are not finite'
-        elif after > before:
-            reason = f'support loss rose from {before:.4g} to {after:.4g}'
+        active = dict(self._active.state)
+        try:
+            if self._pool is not None:
+                state, before, after = self._pool.submit(
+                    _adapt_in_worker, active, transitions, inner_steps, lr_scale).result()
+            else:
+                state, before, after = adapt_weights(self.models, active, transitions,
+                                                     inner_steps=inner_steps, lr_scale=lr_scale)
+            reason = rejection(state, before, after)
+        except Exception as error:  # e.g. the worker process died: the robot carries on
+            state, before, after = None, math.nan, math.nan
+            reason = f'adaptation failed: {type(error).__name__}: {error}'
         with self._lock:
             if generation is not None and generation != self._generation:
                 reason = reason or 'adaptation was reset while it ran'
@@ -161,13 +220,13 @@ class OnlineAdapter:
             self.last_outcome = outcome
         return outcome
 
-    def _support_loss(self, state: dict, support: tuple, loss_fn) -> float:
-        with torch.no_grad():
-            prediction = torch.func.functional_call(self.models.meta_policy, state, support[0])
-            return float(loss_fn(prediction, support[1]))
-
     def reset(self) -> None:
         """Back to the meta-policy; a running adaptation's result will be dropped."""
         with self._lock:
             self._generation += 1
             self._active, self._adapted = self._controller(self._meta_state), False
+
+    def close(self) -> None:
+        """Stop the worker process (after the adaptation in flight, if any)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

@@ -17,6 +17,11 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> N
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGTERM shuts the context down under a wait in progress, which rclpy reports as an
+        # RCLError: still a clean shutdown.
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -64,8 +64,10 @@ class EvalSettings:
             raise ValueError('need support_size >= 2, inner_steps >= 0, track_steps >= 1')
 
 
-def _support_set(models: TrainedModels, state: dict, dynamics: Dynamics, seed: int,
-                 settings: EvalSettings, robot: SimRobot) -> tuple[torch.Tensor, torch.Tensor]:
+def support_set(models: TrainedModels, state: dict, dynamics: Dynamics, seed: int,
+                settings: EvalSettings, robot: SimRobot) -> tuple[torch.Tensor, torch.Tensor]:
+    """``settings.support_size`` relabelled transitions of the policy ``state`` on this robot,
+    with exploration (its first N are the support of size N: the rollout is seeded)."""
     config = RolloutConfig(robot=models.formulation.robot, steps=settings.support_size,
                            exploration_std=settings.exploration_std)
     controller = PolicyController(formulation=models.formulation,
@@ -99,7 +101,7 @@ def adapted_state(models: TrainedModels, method: str, dynamics: Dynamics, *, see
     if method == 'oracle':
         return _oracle_state(models, dynamics, seed + 1000, settings, robot), {}
     base = models.meta_policy.state_dict() if method == 'maml' else pooled_state
-    support = _support_set(models, base, dynamics, seed, settings, robot)
+    support = support_set(models, base, dynamics, seed, settings, robot)
     start = time.perf_counter()
     if method == 'maml':
         params = maml_adapt(models.learner, support, steps=settings.inner_steps)

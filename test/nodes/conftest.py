@@ -23,10 +23,13 @@ def ros_context(private_ros_domain):
 
 @pytest.fixture
 def make_harness(ros_context):
-    """``make_harness(**parameters)``: an active adapter node in an :class:`AdapterHarness`."""
+    """``make_harness(**parameters)``: an active adapter node in an :class:`AdapterHarness`,
+    adapting in a thread of this process unless told otherwise (tests replace ``MAML.adapt``
+    here)."""
     nodes = []
 
     def make(**parameters) -> AdapterHarness:
+        parameters = {'adaptation_process': False, **parameters}
         node = AdapterNode(context=ros_context, parameter_overrides=[
             Parameter(name, value=value) for name, value in parameters.items()])
         nodes.append(node)

@@ -262,6 +262,15 @@ CHECKPOINT_CASES = ['missing file', 'truncated', 'random bytes', 'other joints',
                     'other command interface', 'unknown format version', 'pickle payload']
 
 
+def test_unknown_trigger_leaves_the_node_unconfigured(ros_context):
+    node = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('trigger', value='sometimes')])
+    try:
+        assert node._state_machine.current_state[1] == 'unconfigured'
+    finally:
+        node.destroy_node()
+
+
 @pytest.mark.parametrize('case', CHECKPOINT_CASES)
 def test_bad_checkpoint_at_configure_leaves_the_node_unconfigured(ros_context, tmp_path,
                                                                   capfd, case):

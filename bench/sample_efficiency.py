@@ -1,0 +1,135 @@
+"""Sample efficiency: tracking RMSE against support size and inner steps (the headline figure).
+
+The shipped checkpoint on held-out robots drawn inside its training ranges:
+each method collects support with its own starting policy (seeded rollouts
+with exploration; the first N transitions are the support of size N), adapts
+with K gradient steps, then tracks a fresh reference without exploration; the
+score is the tracking RMSE (rad), averaged over robots.
+
+- ``maml``: the meta-policy with its learned inner rates;
+- ``pretrained_finetune``: the pooled network, SGD at the validated step size;
+- ``no_adaptation``: the pooled network as is (one value).
+
+    python bench/sample_efficiency.py [--robots 12] [--workers 2] [--json PATH] [--plot PNG]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+
+from maml_ros.resources import shipped_checkpoint
+from maml_ros.sim import InverseDynamicsModel, SimRobot
+from maml_ros.training.adaptation import finetune, maml_adapt, state_with
+from maml_ros.training.evaluation import EvalSettings, support_set, track
+from maml_ros.training.models import TrainedModels
+
+from bench_common import write_json
+
+matplotlib.use('Agg')
+from matplotlib import pyplot as plt  # noqa: E402
+
+SUPPORT = (25, 50, 100, 200, 500)
+STEPS = (0, 1, 3, 5, 10)
+METHODS = ('maml', 'pretrained_finetune')
+
+
+def evaluate_robot(payload) -> dict[str, float]:
+    """``{'method/support/steps': rmse}`` (and ``'no_adaptation'``) on one robot."""
+    torch.set_num_threads(1)  # one core per worker process
+    models, dynamics, seed = payload
+    settings = EvalSettings(support_size=max(SUPPORT))
+    robot = SimRobot(config=models.formulation.robot)
+    models.warm_up()
+
+    def rmse(state: dict) -> float:
+        return track(models, state, dynamics, seed=seed, settings=settings,
+                     robot=robot).tracking_rmse
+
+    try:
+        pooled = models.pooled.state_dict()
+        results = {'no_adaptation': rmse(pooled)}
+        for method in METHODS:
+            start = models.meta_policy.state_dict() if method == 'maml' else pooled
+            x, y = support_set(models, start, dynamics, seed, settings, robot)
+            unadapted = rmse(start)
+            for size in SUPPORT:
+                support = (x[:size], y[:size])
+                for steps in STEPS:
+                    if steps == 0:
+                        score = unadapted
+                    elif method == 'maml':
+                        score = rmse(state_with(models.meta_policy, maml_adapt(
+                            models.learner, support, steps=steps)))
+                    else:
+                        score = rmse(state_with(models.pooled, finetune(
+                            models.pooled, support, lr=models.baselines['finetune_lr'],
+                            steps=steps)))
+                    results[f'{method}/{size}/{steps}'] = score
+        return results
+    finally:
+        robot.close()
+
+
+def plot(path: Path, mean: dict[str, float], robots: int) -> None:
+    figure, (by_size, by_steps) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for method, color in zip(METHODS, ('tab:blue', 'tab:orange'), strict=True):
+        by_size.plot(SUPPORT, [mean[f'{method}/{n}/5'] for n in SUPPORT], 'o-', color=color,
+                     label=f'{method}, 5 steps')
+        by_steps.plot(STEPS, [mean[f'{method}/200/{k}'] for k in STEPS], 'o-', color=color,
+                      label=f'{method}, 200 transitions')
+    for axis in (by_size, by_steps):
+        axis.axhline(mean['no_adaptation'], color='gray', ls='--', label='no_adaptation')
+        axis.grid(alpha=0.3)
+        axis.legend()
+    by_size.set_xscale('log')
+    by_size.minorticks_off()
+    by_size.set_xticks(SUPPORT, [str(n) for n in SUPPORT])
+    by_size.set_xlabel('support transitions (10 ms each)')
+    by_size.set_ylabel('tracking RMSE (rad)')
+    by_steps.set_xlabel('inner gradient steps')
+    figure.suptitle(f'Adaptation on {robots} held-out in-range robots (shipped checkpoint)')
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    print(f'plot written to {path}')
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--robots', type=int, default=12)
+    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--seed', type=int, default=2024)
+    parser.add_argument('--json', type=Path,
+                        default=Path('bench/results/sample_efficiency.json'))
+    parser.add_argument('--plot', type=Path,
+                        default=Path('bench/results/sample_efficiency.png'))
+    options = parser.parse_args(args)
+    models = TrainedModels.load(shipped_checkpoint())
+    description = InverseDynamicsModel.shared(models.formulation.robot).description
+    rng = np.random.default_rng(options.seed)
+    robots = [models.ranges.sample(rng, n_joints=description.n_joints,
+                                   n_links=description.n_links) for _ in range(options.robots)]
+    payloads = [(models, dynamics, options.seed + 10_000 * i) for i, dynamics in enumerate(robots)]
+    with multiprocessing.get_context('spawn').Pool(options.workers) as pool:
+        per_robot = pool.map(evaluate_robot, payloads, chunksize=1)
+    mean = {key: float(np.mean([r[key] for r in per_robot])) for key in per_robot[0]}
+    print(f'no_adaptation: {mean["no_adaptation"]:.4f} rad')
+    for method in METHODS:
+        print(f'\n{method}: tracking RMSE (rad), rows support size, columns inner steps')
+        print(f'{"support":>8}' + ''.join(f'{k:>9}' for k in STEPS))
+        for size in SUPPORT:
+            print(f'{size:>8}' + ''.join(f'{mean[f"{method}/{size}/{k}"]:>9.4f}' for k in STEPS))
+    write_json(options.json, {'robots': options.robots, 'seed': options.seed,
+                              'support': SUPPORT, 'steps': STEPS, 'mean_rmse': mean,
+                              'per_robot': per_robot})
+    plot(options.plot, mean, options.robots)
+
+
+if __name__ == '__main__':
+    main()
