@@ -13,7 +13,8 @@ while collecting support; the safety filter clamps it to the URDF limits and
 ``max_command_rate``; it is published on ``<controller>/commands`` and
 recorded in the support buffer. When the buffer holds ``support_size``
 transitions (``auto_adapt``) or on ``~/adapt``, the adapter adapts in a
-worker thread and swaps the result in if its support loss did not rise.
+worker process (``adaptation_process``; or a thread) and swaps the result in
+if its support loss did not rise.
 Stale joint states (``watchdog_timeout``) stop commands until fresh data
 arrive; after activation and after stale data the command ramps in from rest
 (zero effort or velocity, or the measured position) at ``max_command_rate``.
@@ -57,7 +58,8 @@ from maml_ros.sim import COMMAND_INTERFACES, PANDA_ARM_JOINTS, InverseDynamicsMo
 from maml_ros.sim.reference import ReferenceConfig, random_reference
 from maml_ros.training.models import TrainedModels
 
-REFERENCE_SECONDS = 600.0  # length of the built-in test trajectory (held at its end)
+REFERENCE_SECONDS = 600.0  # length of the built-in test trajectory (held at its end) ...
+REFERENCE_SAMPLES = 60_000  # ... and at most this many samples (its memory at high rates)
 TRIGGERS = ('timer', 'joint_states')
 MAX_STAMP_LEAD = 1.0  # joint states stamped further ahead of this node's clock are faults (s)
 
@@ -148,8 +150,8 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
                                   }[interface]
         self.period = 1.0 / self.value('control_rate')
         torch.set_num_threads(self.value('torch_threads'))
-        # The adaptation thread holds the GIL for up to the switch interval (5 ms by
-        # default) at a time: keep that well under a control period.
+        # An adaptation thread (adaptation_process false) holds the GIL for up to the
+        # switch interval (5 ms by default) at a time: keep that well under a period.
         sys.setswitchinterval(min(sys.getswitchinterval(), self.period / 10))
         trained = formulation.robot.control_period
         if abs(self.period - trained) > 1e-9:
@@ -343,7 +345,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     def _builtin_reference(self, q: np.ndarray):
         """A smooth test trajectory that fades in from posture ``q`` (kept off the limits)."""
         return random_reference(np.random.default_rng(0), limits=self.limits, home=q,
-                                steps=int(REFERENCE_SECONDS / self.period),
+                                steps=min(int(REFERENCE_SECONDS / self.period), REFERENCE_SAMPLES),
                                 control_period=self.period,
                                 config=ReferenceConfig(center_spread=0.0))
 

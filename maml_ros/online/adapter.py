@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,12 +114,7 @@ class OnlineAdapter:
                  process: bool = False) -> None:
         self.models = models
         self.min_transitions = min_transitions
-        self._pool: ProcessPoolExecutor | None = None
-        if process:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context('spawn'),
-                initializer=_start_worker, initargs=(models, torch.get_num_threads()))
-            self._pool.submit(int)  # start it now, not at the first adaptation
+        self._pool = self._start_pool() if process else None
         self._meta_state = models.meta_policy.state_dict()
         self._active = self._controller(self._meta_state)
         self._adapted = False
@@ -127,6 +123,13 @@ class OnlineAdapter:
         self._lock = threading.Lock()
         #: The outcome of the last adaptation that finished (None before any).
         self.last_outcome: AdaptationOutcome | None = None
+
+    def _start_pool(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context('spawn'),
+            initializer=_start_worker, initargs=(self.models, torch.get_num_threads()))
+        pool.submit(int)  # start the worker now, not at the first adaptation
+        return pool
 
     def _controller(self, state: dict) -> PolicyController:
         return PolicyController(formulation=self.models.formulation,
@@ -209,6 +212,8 @@ class OnlineAdapter:
         except Exception as error:  # e.g. the worker process died: the robot carries on
             state, before, after = None, math.nan, math.nan
             reason = f'adaptation failed: {type(error).__name__}: {error}'
+            if isinstance(error, BrokenProcessPool):
+                self._pool = self._start_pool()  # a new worker for the next adaptation
         with self._lock:
             if generation is not None and generation != self._generation:
                 reason = reason or 'adaptation was reset while it ran'

@@ -109,3 +109,23 @@ def test_too_few_transitions_start_nothing(models, support):
     few = Transitions(support.states[:5], support.commands[:5], support.next_states[:5])
     assert not adapter.start(few, inner_steps=5)
     assert adapter.last_outcome is None
+
+
+def test_worker_process_adapts_like_this_process_and_survives_its_death(models, support):
+    here = OnlineAdapter(models=models).adapt(support, inner_steps=5)
+    adapter = OnlineAdapter(models=models, process=True)
+    try:
+        outcome = adapter.adapt(support, inner_steps=5)
+        assert outcome.accepted, outcome.reason
+        assert outcome.loss_after == pytest.approx(here.loss_after, rel=1e-4)
+        for worker in list(adapter._pool._processes.values()):
+            worker.kill()  # the worker dies; the robot carries on with the adapted policy
+            worker.join()
+        failed = adapter.adapt(support, inner_steps=5)
+        assert not failed.accepted and 'adaptation failed' in failed.reason
+        assert adapter.adapted
+        adapter.reset()
+        again = adapter.adapt(support, inner_steps=5)  # a new worker took over
+        assert again.accepted and again.loss_after == pytest.approx(here.loss_after, rel=1e-4)
+    finally:
+        adapter.close()
