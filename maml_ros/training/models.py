@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pybullet_data
 import torch
 
@@ -61,8 +62,10 @@ class TrainedModels:
         return self.learner.model
 
     def warm_up(self) -> None:
-        """One throw-away adaptation, so that the first real one (and its timing) does not
-        pay for torch's first call."""
+        """One throw-away relabelling and adaptation, so that the first real one (and its
+        timing) does not pay for loading the inverse-dynamics model and torch's first call."""
+        states = np.zeros((1, 2 * self.formulation.n_joints))
+        self.formulation.hindsight(states, np.zeros((1, self.formulation.n_joints)), states)
         x = torch.zeros(2, self.formulation.feature_dim)
         y = torch.zeros(2, self.formulation.n_joints)
         self.learner.adapt((x, y), lambda prediction, target: ((prediction - target) ** 2).mean(),
