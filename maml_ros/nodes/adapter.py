@@ -26,7 +26,6 @@ jitter and latency (:mod:`maml_ros.online.loop_stats`).
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -150,9 +149,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
                                   }[interface]
         self.period = 1.0 / self.value('control_rate')
         torch.set_num_threads(self.value('torch_threads'))
-        # An adaptation thread (adaptation_process false) holds the GIL for up to the
-        # switch interval (5 ms by default) at a time: keep that well under a period.
-        sys.setswitchinterval(min(sys.getswitchinterval(), self.period / 10))
         trained = formulation.robot.control_period
         if abs(self.period - trained) > 1e-9:
             self.get_logger().warn(

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from maml_ros.nodes.adapter import AdapterNode
 
-sys.path.insert(0, str(Path(__file__).parent))  # the tests import adapter_harness
+sys.path.insert(0, str(Path(__file__).parent))  # the tests import adapter_harness, ros_testing
 from adapter_harness import AdapterHarness  # noqa: E402
 
 
@@ -19,6 +20,13 @@ def ros_context(private_ros_domain):
     rclpy.init(context=context)
     yield context
     rclpy.shutdown(context=context)
+
+
+@pytest.fixture
+def executor(ros_context):
+    executor = SingleThreadedExecutor(context=ros_context)
+    yield executor
+    executor.shutdown()
 
 
 @pytest.fixture

@@ -1,15 +1,14 @@
 """Simulated robot + adapter over loopback DDS: commands, adaptation, lifecycle, services."""
 
 import os
-import time
 
 import numpy as np
 import pytest
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from ros_testing import spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
@@ -22,10 +21,8 @@ EFFORT_LIMIT = InverseDynamicsModel.shared(RobotConfig()).description.limits.eff
 
 
 @pytest.fixture
-def system(private_ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = SingleThreadedExecutor(context=context)
+def system(ros_context, executor):
+    context = ros_context
     sim = PybulletSimNode(context=context, parameter_overrides=[
         Parameter('dynamics.payload_mass', value=1.5),
         Parameter('dynamics.actuator_gain', value=0.85)])
@@ -39,17 +36,8 @@ def system(private_ros_domain):
     for node in (sim, adapter, probe):
         executor.add_node(node)
     yield executor, sim, adapter, probe, commands, diagnostics
-    executor.shutdown()
     for node in (sim, adapter, probe):
         node.destroy_node()
-    rclpy.shutdown(context=context)
-
-
-def spin_until(executor, condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.005)
-    return condition()
 
 
 def call(executor, probe, service):
@@ -125,29 +113,15 @@ def test_lifecycle_deactivate_stops_commands_and_cleanup_configure_again(system)
     executor, sim, adapter, probe, commands, diagnostics = system
     assert spin_until(executor, lambda: len(commands) > 10)
     adapter.trigger_deactivate()
-    spin_until(executor, lambda: False, timeout=0.2)
+    spin_for(executor, 0.2)
     count = len(commands)
-    spin_until(executor, lambda: False, timeout=0.3)
+    spin_for(executor, 0.3)
     assert len(commands) == count
     adapter.trigger_cleanup()
     assert adapter.adapter is None
     adapter.trigger_configure()
     adapter.trigger_activate()
     assert spin_until(executor, lambda: len(commands) > count + 10)
-
-
-def test_bad_checkpoint_leaves_the_node_unconfigured(private_ros_domain, tmp_path):
-    bad = tmp_path / 'bad.safetensors'
-    bad.write_bytes(b'not a checkpoint')
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = AdapterNode(context=context, parameter_overrides=[
-            Parameter('checkpoint', value=str(bad))])
-        assert node._state_machine.current_state[1] == 'unconfigured'
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=context)
 
 
 def test_reference_trajectory_is_tracked_and_bad_ones_are_dropped(system):

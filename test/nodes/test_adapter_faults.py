@@ -12,8 +12,8 @@ import pytest
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from ros_testing import spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
@@ -129,26 +129,6 @@ def test_deactivate_during_adaptation_then_cleanup_and_configure_again(make_harn
     harness.transition('configure', 'activate')
     assert not harness.node.adapter.adapted and len(harness.node.buffer) == 0
     assert all(c is not None for c in run(harness, 60))
-
-
-@pytest.fixture
-def executor(ros_context):
-    executor = SingleThreadedExecutor(context=ros_context)
-    yield executor
-    executor.shutdown()
-
-
-def spin_for(executor, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.002)
-
-
-def spin_until(executor, condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.002)
-    return condition()
 
 
 @pytest.mark.parametrize('in_process', [False, True], ids=['thread', 'worker process'])

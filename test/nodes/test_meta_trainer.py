@@ -1,12 +1,11 @@
 """meta_trainer loads (or trains) the checkpoint and hands it to the adapter."""
 
 import shutil
-import time
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from ros_testing import spin_until
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -17,53 +16,38 @@ from maml_ros.ros.qos import CHECKPOINT_QOS
 SHIPPED = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 
 
-def spin_until(executor, condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.01)
-    return condition()
-
-
-def test_checkpoint_hand_over_from_meta_trainer_to_adapter(private_ros_domain, tmp_path):
+def test_checkpoint_hand_over_from_meta_trainer_to_adapter(ros_context, executor, tmp_path):
     copy = shutil.copy(SHIPPED, tmp_path / 'retrained.safetensors')
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = SingleThreadedExecutor(context=context)
+    adapter = AdapterNode(context=ros_context)
+    assert adapter.checkpoint_path.endswith('panda_effort.safetensors')
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='load'), Parameter('checkpoint', value=str(copy))])
+    late: list[String] = []
+    probe = rclpy.create_node('probe', context=ros_context)
+    probe.create_subscription(String, 'meta_trainer/checkpoint', late.append, CHECKPOINT_QOS)
     try:
-        adapter = AdapterNode(context=context)
-        assert adapter.checkpoint_path.endswith('panda_effort.safetensors')
-        trainer = MetaTrainerNode(context=context, parameter_overrides=[
-            Parameter('mode', value='load'), Parameter('checkpoint', value=str(copy))])
-        late: list[String] = []
-        probe = rclpy.create_node('probe', context=context)
-        probe.create_subscription(String, 'meta_trainer/checkpoint', late.append, CHECKPOINT_QOS)
         for node in (adapter, trainer, probe):
             executor.add_node(node)
         assert spin_until(executor, lambda: adapter.checkpoint_path == str(copy))
         assert spin_until(executor, lambda: late and late[0].data == str(copy))  # late joiner
         assert trainer.state == 'ready'
+    finally:
         for node in (adapter, trainer, probe):
             node.destroy_node()
-    finally:
-        executor.shutdown()
-        rclpy.shutdown(context=context)
 
 
-def test_bad_checkpoint_in_load_mode_is_reported_not_published(private_ros_domain, tmp_path):
+def test_bad_checkpoint_in_load_mode_is_reported_not_published(ros_context, tmp_path):
     bad = tmp_path / 'bad.safetensors'
     bad.write_bytes(b'\x00' * 100)
-    context = rclpy.Context()
-    rclpy.init(context=context)
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='load'), Parameter('checkpoint', value=str(bad))])
     try:
-        trainer = MetaTrainerNode(context=context, parameter_overrides=[
-            Parameter('mode', value='load'), Parameter('checkpoint', value=str(bad))])
         assert trainer.state == 'idle' and 'truncated or corrupt' in trainer.error
-        trainer.destroy_node()
     finally:
-        rclpy.shutdown(context=context)
+        trainer.destroy_node()
 
 
-def test_auto_mode_trains_when_the_checkpoint_is_missing(private_ros_domain, tmp_path):
+def test_auto_mode_trains_when_the_checkpoint_is_missing(ros_context, executor, tmp_path):
     config = tmp_path / 'tiny.yaml'
     config.write_text(
         'meta_trainer:\n  ros__parameters:\n    training:\n'
@@ -72,20 +56,17 @@ def test_auto_mode_trains_when_the_checkpoint_is_missing(private_ros_domain, tmp
         '       validation_tasks: 4, closed_loop_tasks: 1, validation_every: 2}\n'
         '    policy: {hidden: [32, 32]}\n')
     out = tmp_path / 'new.safetensors'
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = SingleThreadedExecutor(context=context)
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('checkpoint', value=str(out)), Parameter('config', value=str(config)),
+        Parameter('workers', value=2)])
+    probe = rclpy.create_node('probe', context=ros_context)
     try:
-        trainer = MetaTrainerNode(context=context, parameter_overrides=[
-            Parameter('checkpoint', value=str(out)), Parameter('config', value=str(config)),
-            Parameter('workers', value=2)])
         assert trainer.state == 'training'
         executor.add_node(trainer)
         assert spin_until(executor, lambda: trainer.state == 'ready', timeout=120.0), \
             trainer.error
         assert out.is_file()
         first = out.stat().st_mtime_ns
-        probe = rclpy.create_node('probe', context=context)
         executor.add_node(probe)
         client = probe.create_client(Trigger, 'meta_trainer/train')
         assert client.wait_for_service(timeout_sec=5.0)
@@ -94,8 +75,6 @@ def test_auto_mode_trains_when_the_checkpoint_is_missing(private_ros_domain, tmp
         assert future.result().success and future.result().message == 'training started'
         assert spin_until(executor, lambda: trainer.state == 'ready', timeout=120.0)
         assert out.stat().st_mtime_ns > first
+    finally:
         for node in (trainer, probe):
             node.destroy_node()
-    finally:
-        executor.shutdown()
-        rclpy.shutdown(context=context)

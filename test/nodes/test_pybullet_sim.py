@@ -1,14 +1,13 @@
 """The simulated robot node over loopback DDS: joint states out, commands in, reset."""
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from ros_testing import spin_for, spin_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -18,29 +17,17 @@ from maml_ros.sim import PANDA_HOME
 
 
 @pytest.fixture
-def ros(private_ros_domain):
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = SingleThreadedExecutor(context=context)
-    sim = PybulletSimNode(context=context, parameter_overrides=[
+def ros(ros_context, executor):
+    sim = PybulletSimNode(context=ros_context, parameter_overrides=[
         Parameter('command_timeout', value=0.5)])
-    probe = rclpy.create_node('probe', context=context)
+    probe = rclpy.create_node('probe', context=ros_context)
     executor.add_node(sim)
     executor.add_node(probe)
     states: list[JointState] = []
     probe.create_subscription(JointState, 'joint_states', states.append, 50)
     yield executor, sim, probe, states
-    executor.shutdown()
     sim.destroy_node()
     probe.destroy_node()
-    rclpy.shutdown(context=context)
-
-
-def spin_until(executor, condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.01)
-    return condition()
 
 
 def test_joint_states_flow_stamped_and_named(ros):
@@ -76,7 +63,7 @@ def test_effort_commands_move_the_arm_and_bad_ones_are_dropped(ros):
     before = states[-1].position[1]
     for _ in range(30):
         publisher.publish(Float64MultiArray(data=push))
-        spin_until(executor, lambda: False, timeout=0.01)
+        spin_for(executor, 0.01)
     assert states[-1].position[1] > before + 0.02
     assert list(states[-1].effort) == pytest.approx(push)
 
