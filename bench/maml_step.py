@@ -4,8 +4,10 @@ The shape of the robot problem: an MLP 28-256-256-7 (Panda: state + goal
 features in, 7 joint commands out), 5 inner steps, 200 support and 200 query
 transitions per task, meta-batches of 16/64/256 tasks. A meta-step is the
 meta-loss, its backward pass and an Adam step. Also times ``MAML.adapt``
-(5 steps on 200 transitions), the deployment path. Runs on the CPU, and on
-CUDA too when a GPU is present.
+(5 steps on 200 transitions), the deployment path, and what exact
+second-order gradients through ``nn.LayerNorm`` cost under vmap (PyTorch's
+own batching rule is faster but wrong; ``maml_ros/maml/vmap_rules.py``). Runs
+on the CPU, and on CUDA too when a GPU is present.
 
     python bench/maml_step.py [--batches 16 64 256] [--repeats 3] [--json PATH]
 """
@@ -24,15 +26,17 @@ from torch import nn
 from torch.nn.functional import mse_loss
 
 from maml_ros.maml import MAML
+from maml_ros.maml.vmap_rules import ExactUnderVmap
 
 IN, HIDDEN, OUT = 28, 256, 7
 SUPPORT = QUERY = 200
 INNER_STEPS = 5
 
 
-def policy_mlp() -> nn.Module:
-    return nn.Sequential(nn.Linear(IN, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN), nn.Tanh(),
-                         nn.Linear(HIDDEN, OUT))
+def policy_mlp(layer_norm: bool = False) -> nn.Module:
+    norm = [nn.LayerNorm(HIDDEN)] if layer_norm else []
+    return nn.Sequential(nn.Linear(IN, HIDDEN), nn.Tanh(), *norm, nn.Linear(HIDDEN, HIDDEN),
+                         nn.Tanh(), nn.Linear(HIDDEN, OUT))
 
 
 def synchronize(device: torch.device) -> None:
@@ -61,10 +65,10 @@ def task_data(tasks: int, samples: int, device: torch.device) -> tuple[torch.Ten
 
 
 def meta_step_ms(tasks: int, *, first_order: bool, vectorize: bool, device: torch.device,
-                 repeats: int) -> float:
+                 repeats: int, layer_norm: bool = False) -> float:
     """Median milliseconds of one meta-step (meta-loss, backward, Adam)."""
     torch.manual_seed(0)
-    maml = MAML(policy_mlp(), inner_lr=0.01, inner_steps=INNER_STEPS,
+    maml = MAML(policy_mlp(layer_norm), inner_lr=0.01, inner_steps=INNER_STEPS,
                 first_order=first_order, vectorize=vectorize).to(device)
     optimizer = torch.optim.Adam(maml.parameters(), lr=1e-3)
     support, query = task_data(tasks, SUPPORT, device), task_data(tasks, QUERY, device)
@@ -84,6 +88,31 @@ def adapt_ms(device: torch.device, repeats: int) -> dict[str, float]:
     times = sorted(time_ms(lambda: maml.adapt((x[0], y[0]), mse_loss), device, repeats))
     return {'p50': statistics.median(times), 'p99': times[min(len(times) - 1,
                                                              int(0.99 * len(times)))]}
+
+
+def layer_norm_cost(device: torch.device, batches: list[int], repeats: int) -> list[dict]:
+    """Second-order meta-steps of the MLP with a LayerNorm: loop, vmap with PyTorch's
+    (wrong) rule, vmap with the exact decomposition MAML uses."""
+    print(f'\nsecond order with nn.LayerNorm({HIDDEN}) after the first layer, on {device}')
+    print(f'{"tasks":>6} {"loop ms":>10} {"vmap, wrong":>12} {"vmap, exact":>12} {"cost":>7}')
+    rows = []
+    for tasks in batches:
+        times = {}
+        for name, vectorize, replacements in (('loop', False, ExactUnderVmap.replacements),
+                                              ('wrong', True, {}),
+                                              ('exact', True, ExactUnderVmap.replacements)):
+            saved, ExactUnderVmap.replacements = ExactUnderVmap.replacements, replacements
+            try:
+                times[name] = meta_step_ms(tasks, first_order=False, vectorize=vectorize,
+                                           device=device, repeats=repeats, layer_norm=True)
+            finally:
+                ExactUnderVmap.replacements = saved
+        cost = times['exact'] / times['wrong'] - 1
+        rows.append({'tasks': tasks, 'loop_ms': times['loop'], 'vmap_wrong_ms': times['wrong'],
+                     'vmap_exact_ms': times['exact'], 'exact_cost': cost})
+        print(f'{tasks:>6} {times["loop"]:>10.1f} {times["wrong"]:>12.1f} '
+              f'{times["exact"]:>12.1f} {100 * cost:>+6.0f}%', flush=True)
+    return rows
 
 
 def run(device: torch.device, batches: list[int], repeats: int) -> dict:
@@ -106,7 +135,8 @@ def run(device: torch.device, batches: list[int], repeats: int) -> dict:
     adapt = adapt_ms(device, repeats=max(20, 10 * repeats))
     print(f'adapt: {INNER_STEPS} steps on {SUPPORT} transitions: p50 {adapt["p50"]:.2f} ms, '
           f'p99 {adapt["p99"]:.2f} ms')
-    return {'device': str(device), 'meta_step': rows, 'adapt_ms': adapt}
+    return {'device': str(device), 'meta_step': rows, 'adapt_ms': adapt,
+            'layer_norm': layer_norm_cost(device, batches, repeats)}
 
 
 def main(args: list[str] | None = None) -> None:

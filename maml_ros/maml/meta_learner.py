@@ -16,6 +16,7 @@ meta value).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,6 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 from torch.utils._pytree import tree_leaves, tree_map
+
+from maml_ros.maml.vmap_rules import ExactUnderVmap, unbatchable_modules
 
 Params = dict[str, Tensor]
 LossFn = Callable[[Any, Any], Tensor]
@@ -77,7 +80,8 @@ class MAML(nn.Module):
     :param adapt_params: which parameters the inner loop adapts: ``None`` for
         all, a regular expression (full match) or a list of names.
     :param vectorize: batch tasks with ``vmap`` (True) or loop over them
-        (False); both give the same numbers.
+        (False); both give the same numbers. A model that ``vmap`` cannot
+        batch (a recurrent layer) loops, with a warning that says so.
     """
 
     def __init__(
@@ -100,7 +104,11 @@ class MAML(nn.Module):
         self.inner_steps = int(inner_steps)
         self.first_order = first_order
         self.learn_inner_lr = learn_inner_lr
-        self.vectorize = vectorize
+        unbatchable = unbatchable_modules(model) if vectorize else []
+        if unbatchable:
+            warnings.warn(f'MAML loops over tasks: torch.func.vmap cannot batch {unbatchable} '
+                          '(no batching rule for recurrent layers)', stacklevel=2)
+        self.vectorize = vectorize and not unbatchable
         self.adapt_names = select_parameter_names(model, adapt_params)
         #: The inner learning rate given here (the starting value of learned rates).
         self.base_inner_lr = float(inner_lr)
@@ -157,10 +165,11 @@ class MAML(nn.Module):
         """
         params = dict(self.model.named_parameters())
         if self.vectorize:
-            per_task = vmap(
-                lambda s, q: self._task_meta_loss(params, s, q, loss_fn),
-                randomness='different',
-            )(support, query)
+            with ExactUnderVmap():  # layer_norm's batching rule is wrong; see vmap_rules
+                per_task = vmap(
+                    lambda s, q: self._task_meta_loss(params, s, q, loss_fn),
+                    randomness='different',
+                )(support, query)
         else:
             per_task = torch.stack([
                 self._task_meta_loss(params, _task(support, i), _task(query, i), loss_fn)
