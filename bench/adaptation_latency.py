@@ -5,7 +5,7 @@ not trained on (a 500-step rollout of the meta-policy with exploration; the
 first N transitions for smaller supports). Two figures per cell:
 
 - ``maml``: ``MAML.adapt`` alone (the gradient steps);
-- ``online``: ``OnlineAdapter.adapt``, what the adapter node waits for: the
+- ``online``: ``AdaptivePolicy.adapt``, what the adapter node waits for: the
   hindsight relabelling, the gradient steps, the support loss before and after
   (the divergence guard) and the swap.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from maml_ros.online.adapter import OnlineAdapter
+from maml_ros.online.adaptive_policy import AdaptivePolicy
 from maml_ros.online.support_buffer import Transitions
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
@@ -59,10 +59,10 @@ def main(args: list[str] | None = None) -> None:
     options = parser.parse_args(args)
     models = TrainedModels.load(shipped_checkpoint())
     models.warm_up()
-    adapter = OnlineAdapter(models=models)
+    adapter = AdaptivePolicy(models=models)
     config = RolloutConfig(robot=models.formulation.robot, steps=max(SUPPORT),
                            exploration_std=0.02)
-    rollout = run_task(Task(7, ROBOT), config=config, controller=adapter.policy)
+    rollout = run_task(Task(7, ROBOT), config=config, controller=adapter)
     rows = []
     print(f'{"threads":>7} {"steps":>5} {"support":>7} {"maml p50":>9} {"maml p99":>9} '
           f'{"online p50":>11} {"online p99":>11}   (ms)')

@@ -1,10 +1,11 @@
 """Sample efficiency: tracking RMSE against support size and inner steps (the headline figure).
 
-The shipped checkpoint on held-out robots drawn inside its training ranges:
-each method collects support with its own starting policy (seeded rollouts
-with exploration; the first N transitions are the support of size N), adapts
-with K gradient steps, then tracks a fresh reference without exploration; the
-score is the tracking RMSE (rad), averaged over robots.
+The shipped checkpoint on held-out robots drawn inside its training ranges,
+through the evaluation's closed loop (the control loop the robot runs): each
+method collects N support transitions with its own starting policy and
+exploration, adapts with K gradient steps, then keeps tracking without
+exploration; the score is the tracking RMSE (rad) of those 500 ticks,
+averaged over robots.
 
 - ``maml``: the meta-policy with its learned inner rates;
 - ``pretrained_finetune``: the pooled network, SGD at the validated step size;
@@ -25,8 +26,7 @@ import torch
 
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import InverseDynamicsModel, SimRobot
-from maml_ros.training.adaptation import finetune, maml_adapt, state_with
-from maml_ros.training.evaluation import EvalSettings, support_set, track
+from maml_ros.training.evaluation import EvalSettings, evaluate_method
 from maml_ros.training.models import TrainedModels
 
 from bench_common import write_json
@@ -43,37 +43,19 @@ def evaluate_robot(payload) -> dict[str, float]:
     """``{'method/support/steps': rmse}`` (and ``'no_adaptation'``) on one robot."""
     torch.set_num_threads(1)  # one core per worker process
     models, dynamics, seed = payload
-    settings = EvalSettings(support_size=max(SUPPORT))
-    robot = SimRobot(config=models.formulation.robot)
     models.warm_up()
+    with SimRobot(config=models.formulation.robot) as robot:
+        def rmse(method: str, **settings) -> float:
+            return evaluate_method(models, method, dynamics, seed=seed, robot=robot,
+                                   settings=EvalSettings(**settings))['rmse']
 
-    def rmse(state: dict) -> float:
-        return track(models, state, dynamics, seed=seed, settings=settings,
-                     robot=robot).tracking_rmse
-
-    try:
-        pooled = models.pooled.state_dict()
-        results = {'no_adaptation': rmse(pooled)}
+        results = {'no_adaptation': rmse('no_adaptation')}
         for method in METHODS:
-            start = models.meta_policy.state_dict() if method == 'maml' else pooled
-            x, y = support_set(models, start, dynamics, seed, settings, robot)
-            unadapted = rmse(start)
             for size in SUPPORT:
-                support = (x[:size], y[:size])
                 for steps in STEPS:
-                    if steps == 0:
-                        score = unadapted
-                    elif method == 'maml':
-                        score = rmse(state_with(models.meta_policy, maml_adapt(
-                            models.learner, support, steps=steps)))
-                    else:
-                        score = rmse(state_with(models.pooled, finetune(
-                            models.pooled, support, lr=models.baselines['finetune_lr'],
-                            steps=steps)))
-                    results[f'{method}/{size}/{steps}'] = score
+                    results[f'{method}/{size}/{steps}'] = rmse(method, support_size=size,
+                                                               inner_steps=steps)
         return results
-    finally:
-        robot.close()
 
 
 def plot(path: Path, mean: dict[str, float], robots: int) -> None:

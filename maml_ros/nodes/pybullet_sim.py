@@ -18,14 +18,13 @@ import time
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from maml_ros.ros.diagnostics import diagnostic_array
-from maml_ros.ros.params import ParamSpec, check_parameters, declare_parameters
+from maml_ros.ros.params import ParamSpec, declare_parameters
 from maml_ros.ros.problems import Problems, ReportsRejectedParameters
 from maml_ros.ros.spin import spin_node
 from maml_ros.sim import (
@@ -90,7 +89,7 @@ class PybulletSimNode(ReportsRejectedParameters, Node):
         self.create_subscription(Float64MultiArray, topic, self._on_command, 10)
         self.joint_states = self.create_publisher(JointState, 'joint_states', 10)
         self.create_service(Trigger, '~/reset', self._on_reset)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
         self.create_timer(config.control_period, self._tick)
         self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -104,14 +103,11 @@ class PybulletSimNode(ReportsRejectedParameters, Node):
         return TRAINING_RANGES.sample(np.random.default_rng(seed), n_joints=description.n_joints,
                                       n_links=description.n_links)
 
-    def _on_set_parameters(self, parameters) -> SetParametersResult:
-        verdict = check_parameters(PARAMETERS, parameters)
-        if not verdict.successful:
-            return verdict
+    def _on_parameters_set(self, parameters) -> None:
+        """Accepted changes (rclpy refused out-of-range ones already) take effect now."""
         for parameter in parameters:
             if parameter.name == 'command_timeout':
                 self.command_timeout = parameter.value
-        return verdict
 
     def _on_command(self, msg: Float64MultiArray) -> None:
         command = np.asarray(msg.data, dtype=float)
@@ -121,10 +117,6 @@ class PybulletSimNode(ReportsRejectedParameters, Node):
             return
         self._command, self._command_time = command, time.monotonic()
 
-    @property
-    def dropped_commands(self) -> int:
-        return self.problems.counts['command']
-
     def _publish_diagnostics(self) -> None:
         commanded = time.monotonic() - self._command_time <= self.command_timeout
         values = {'commanded': str(commanded), **self.problems.values()}
@@ -132,15 +124,11 @@ class PybulletSimNode(ReportsRejectedParameters, Node):
             self, level=DiagnosticStatus.OK, name='maml_ros pybullet_sim',
             message='commanded' if commanded else 'waiting for commands', values=values))
 
-    def _fallback(self) -> np.ndarray:
-        interface = self.robot.config.command_interface
-        return self.robot.true_state()[0].copy() if interface == 'position' else np.zeros(
-            len(self.joints))
-
     def _tick(self) -> None:
         if self._command is not None:  # brakes on until the first command
             fresh = time.monotonic() - self._command_time <= self.command_timeout
-            self.robot.step(self._command if fresh else self._fallback())
+            self.robot.step(self._command if fresh else
+                            self.robot.command_space.rest(self.robot.true_state()[0]))
         q, qd = self.robot.measured_state()
         msg = JointState(name=self.joints, position=q.tolist(), velocity=qd.tolist())
         if self.robot.config.command_interface == 'effort':

@@ -1,24 +1,26 @@
 """Parameters declared once per node: name, default, description, range, read-only.
 
 A node lists its parameters as :class:`ParamSpec` rows and calls
-:func:`declare_parameters`; ranges go into the descriptors (so ``ros2 param
-describe`` shows them) and are also checked by :func:`validate`, which nodes
-call from their on-set-parameters callback to refuse bad values with a reason.
+:func:`declare_parameters`; ranges go into the descriptors, so ``ros2 param
+describe`` shows them and rclpy itself refuses an out-of-range, wrongly typed
+or read-only value before any callback of the node runs (the node reports
+refusals with :class:`maml_ros.ros.problems.ReportsRejectedParameters`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from typing import Any
 
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
     ParameterDescriptor,
-    SetParametersResult,
 )
+
+from maml_ros.online.control_loop import LoopSettings
+from maml_ros.sim import COMMAND_INTERFACES, PANDA_ARM_JOINTS
 
 
 @dataclass(frozen=True)
@@ -61,22 +63,44 @@ def declare_parameters(node, specs: Iterable[ParamSpec]) -> None:
         node.declare_parameter(spec.name, spec.default, spec.descriptor())
 
 
-def validate(specs: Sequence[ParamSpec], name: str, value: Any) -> str:
-    """'' when ``value`` is acceptable for parameter ``name``, else the reason it is not."""
-    spec = next((s for s in specs if s.name == name), None)
-    if spec is None or spec.low is None or spec.high is None:
-        return ''
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f'{name} must be a number, got {value!r}'
-    if not math.isfinite(value) or not spec.low <= value <= spec.high:
-        return f'{name} must be in [{spec.low:g}, {spec.high:g}], got {value!r}'
-    return ''
+# -- the adapter node's parameters ------------------------------------------
 
+TRIGGERS = ('timer', 'joint_states')
+LOOP = LoopSettings()  # the defaults of the runtime-tunable parameters
 
-def check_parameters(specs: Sequence[ParamSpec], parameters) -> SetParametersResult:
-    """The on-set-parameters verdict: refused with the first reason, else accepted."""
-    for parameter in parameters:
-        reason = validate(specs, parameter.name, parameter.value)
-        if reason:
-            return SetParametersResult(successful=False, reason=reason)
-    return SetParametersResult(successful=True)
+ADAPTER_PARAMETERS = [
+    ParamSpec('checkpoint', '', 'policy checkpoint (.safetensors); empty: the shipped one',
+              read_only=True),
+    ParamSpec('joints', list(PANDA_ARM_JOINTS), 'controlled joints, in command order',
+              read_only=True),
+    ParamSpec('command_interface', 'effort', f'one of {list(COMMAND_INTERFACES)}',
+              read_only=True),
+    ParamSpec('controller', 'effort_controller', 'commands go to <controller>/commands',
+              read_only=True),
+    ParamSpec('control_rate', 100.0, 'control loop rate (Hz)', 1.0, 1000.0, read_only=True),
+    ParamSpec('trigger', 'timer', "what starts a control tick: 'timer' (every 1/control_rate) "
+              "or 'joint_states' (each fresh joint state, at most two per period: the lowest "
+              "latency; control_rate must then match the joint-state rate)", read_only=True),
+    ParamSpec('torch_threads', 1, 'CPU threads for the policy and adaptation; more speed up '
+              'adaptation but compete with the control loop for cores', 1, 256, read_only=True),
+    ParamSpec('adaptation_process', True, 'adapt in a worker process (no GIL contention with '
+              'the control loop); false: in a thread of this one', read_only=True),
+    ParamSpec('autostart', True, 'configure and activate by itself', read_only=True),
+    ParamSpec('auto_adapt', LOOP.auto_adapt, 'adapt once support_size transitions are collected'),
+    ParamSpec('support_size', LOOP.support_size, 'support transitions to adapt on', 10, 5000),
+    ParamSpec('inner_steps', LOOP.inner_steps, 'gradient steps per adaptation', 0, 100),
+    ParamSpec('inner_lr', LOOP.inner_lr, 'inner learning rate; learned rates are scaled by '
+              'inner_lr / the checkpoint inner_lr', 0.0, 10.0),
+    ParamSpec('exploration_std', LOOP.exploration_std, 'exploration noise while collecting, a '
+              'fraction of the command limit', 0.0, 0.2),
+    ParamSpec('readapt_period', LOOP.readapt_period, 'seconds between re-adaptations on the '
+              'sliding window; 0: adapt once', 0.0, 3600.0),
+    ParamSpec('max_command_rate', LOOP.max_command_rate, 'largest command change per second '
+              '(command units/s)', 1e-3, 1e6),
+    ParamSpec('adapted_checkpoint', '', 'where ~/save_adapted writes; empty: '
+              '$ROS_HOME/maml_ros/adapted.safetensors (ROS_HOME defaults to ~/.ros)'),
+    ParamSpec('watchdog_timeout', LOOP.watchdog_timeout, 'joint states older than this stop '
+              'commands (s)', 0.001, 10.0),
+]
+#: The adapter parameters that are :class:`LoopSettings` (runtime-tunable).
+LOOP_PARAMETERS = {field.name for field in fields(LoopSettings)}

@@ -23,6 +23,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -123,10 +124,11 @@ class RobotDescription:
         return len(self.link_names)
 
 
-def _urdf_file(path: str) -> str:
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    return os.path.join(pybullet_data.getDataPath(), path)
+def urdf_file(urdf_path: str) -> Path:
+    """The one rule for where a robot's URDF is: an absolute path as given, a relative one
+    inside ``pybullet_data`` (so a checkpoint names the same file on every machine)."""
+    path = Path(urdf_path)
+    return path if path.is_absolute() else Path(pybullet_data.getDataPath()) / path
 
 
 def load_robot(config: RobotConfig, *, gui: bool = False) -> tuple[int, int, RobotDescription]:
@@ -172,10 +174,11 @@ def _load(cid: int, config: RobotConfig) -> int:
         fixedTimeStep=config.control_period, numSubSteps=config.substeps,
         deterministicOverlappingPairs=1, physicsClientId=cid)
     flags = pybullet.URDF_USE_INERTIA_FROM_FILE if config.use_urdf_inertia else 0
-    urdf = _urdf_file(config.urdf_path)
-    if not os.path.exists(urdf):
-        raise ValueError(f'URDF not found: {config.urdf_path!r}')
-    return pybullet.loadURDF(urdf, useFixedBase=True, flags=flags, physicsClientId=cid)
+    urdf = urdf_file(config.urdf_path)
+    if not urdf.is_file():
+        raise ValueError(f'URDF not found: {config.urdf_path!r} (a relative path is taken '
+                         f'inside pybullet_data; give an absolute path for your own robot)')
+    return pybullet.loadURDF(str(urdf), useFixedBase=True, flags=flags, physicsClientId=cid)
 
 
 def _describe(cid: int, body: int, config: RobotConfig) -> RobotDescription:

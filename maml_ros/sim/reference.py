@@ -71,6 +71,12 @@ class ReferenceTrajectory:
         """Number of control steps (one fewer than rows)."""
         return len(self.positions) - 1
 
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(q, qd, qdd)`` at ``t`` seconds: the row of that control step, the last row after
+        the end (the same interface as :class:`maml_ros.online.waypoints.WaypointReference`)."""
+        row = min(max(int(t / self.control_period + 1e-9), 0), self.steps)
+        return self.positions[row], self.velocities[row], self.accelerations[row]
+
 
 def random_reference(
     rng: np.random.Generator,

@@ -35,6 +35,7 @@ from time import perf_counter
 import numpy as np
 import pybullet
 
+from maml_ros.sim.command import CommandSpace
 from maml_ros.sim.dynamics import Dynamics
 from maml_ros.sim.model import InverseDynamicsModel, JointLimits, RobotConfig, load_robot
 
@@ -69,12 +70,10 @@ class SimRobot:
         self._effort = self.config.command_interface == 'effort'
         self._held = list(self.description.held_indices)
         self._inertia_bound = InverseDynamicsModel.shared(self.config).inertia_lower_bound()
-        limits = self.description.limits
-        self._command_low, self._command_high = {
-            'effort': (-limits.effort, limits.effort),
-            'position': (limits.lower, limits.upper),
-            'velocity': (-limits.velocity, limits.velocity),
-        }[self.config.command_interface]
+        #: Limits, rest and exploration units of this robot's commands.
+        self.command_space = CommandSpace.of(self.description.limits,
+                                             self.config.command_interface,
+                                             self.config.control_period)
         self.set_dynamics(dynamics if dynamics is not None else Dynamics())
         self.reset(seed=seed)
 
@@ -198,7 +197,7 @@ class SimRobot:
         """
         cmd = np.asarray(command, dtype=float)
         if cmd.shape == (self._n,):
-            cmd = np.minimum(np.maximum(cmd, self._command_low), self._command_high)
+            cmd = np.minimum(np.maximum(cmd, self.command_space.lower), self.command_space.upper)
             cmd_list = cmd.tolist()
         if cmd.shape != (self._n,) or not isfinite(sum(cmd_list)):
             raise ValueError(f'command must be {self._n} finite values, got {command!r}')

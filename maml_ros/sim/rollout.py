@@ -40,9 +40,7 @@ class RolloutConfig:
     :param reference: how reference trajectories are drawn.
     :param steps: control steps per task.
     :param exploration_std: std of the Gaussian noise added to each command, as a
-        fraction of the command scale (effort limit; velocity limit; for positions,
-        the velocity limit times the control period).
-    :param exploration_limit: the noise is clipped to this fraction of the scale.
+        fraction of the command scale (:class:`~maml_ros.sim.command.CommandSpace`).
     """
 
     robot: RobotConfig = RobotConfig()
@@ -50,13 +48,12 @@ class RolloutConfig:
     reference: ReferenceConfig = ReferenceConfig()
     steps: int = 500
     exploration_std: float = 0.02
-    exploration_limit: float = 0.05
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f'steps must be >= 1, got {self.steps}')
-        if self.exploration_std < 0 or self.exploration_limit < 0:
-            raise ValueError('exploration_std and exploration_limit must be >= 0')
+        if self.exploration_std < 0:
+            raise ValueError(f'exploration_std must be >= 0, got {self.exploration_std}')
 
 
 @dataclass(frozen=True)
@@ -111,20 +108,12 @@ class Rollout:
         return float(np.sqrt(np.mean(error**2)))
 
 
-def _streams(seed: int) -> list[np.random.SeedSequence]:
+def task_streams(seed: int) -> list[np.random.SeedSequence]:
+    """Independent random streams of a task: dynamics, reference, measurement noise,
+    exploration."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f'task seed must be a non-negative integer, got {seed!r}')
-    # dynamics, reference, measurement noise, exploration
     return np.random.SeedSequence(int(seed)).spawn(4)
-
-
-def _command_scale(robot: SimRobot) -> np.ndarray:
-    limits = robot.limits
-    return {
-        'effort': limits.effort,
-        'velocity': limits.velocity,
-        'position': limits.velocity * robot.config.control_period,
-    }[robot.config.command_interface]
 
 
 def run_task(
@@ -164,7 +153,7 @@ def _run(task: Task, config: RolloutConfig, controller: Controller, robot: SimRo
          reference: ReferenceTrajectory | None) -> Rollout:
     d = robot.description
     steps, n = config.steps, d.n_joints
-    dynamics_seq, reference_seq, noise_seq, exploration_seq = _streams(task.seed)
+    dynamics_seq, reference_seq, noise_seq, exploration_seq = task_streams(task.seed)
     dynamics = task.dynamics if task.dynamics is not None else config.ranges.sample(
         np.random.default_rng(dynamics_seq), n_joints=n, n_links=d.n_links)
     if reference is None:
@@ -174,11 +163,8 @@ def _run(task: Task, config: RolloutConfig, controller: Controller, robot: SimRo
     if reference.positions.shape != (steps + 1, n):
         raise ValueError(f'reference needs shape {(steps + 1, n)}, '
                          f'got {reference.positions.shape}')
-    scale = _command_scale(robot)
-    exploration = np.clip(
-        np.random.default_rng(exploration_seq).standard_normal((steps, n))
-        * (config.exploration_std * scale),
-        -config.exploration_limit * scale, config.exploration_limit * scale)
+    exploration = robot.command_space.exploration(np.random.default_rng(exploration_seq),
+                                                  config.exploration_std, steps)
 
     robot.set_dynamics(dynamics)
     robot.reset(positions=reference.positions[0], seed=noise_seq)
@@ -305,7 +291,7 @@ class RolloutCollector:
         config = config if config is not None else self.config
         tasks = [task if isinstance(task, Task) else Task(task) for task in tasks]
         for task in tasks:
-            _streams(task.seed)  # fail here, not in a worker
+            task_streams(task.seed)  # fail here, not in a worker
         if self.workers == 1 or len(tasks) <= 1:
             if self._robot is None or self._robot.config != config.robot:
                 self._close_robot()

@@ -72,9 +72,30 @@ def ridge_head(net: PolicyNet, support: Support, *, ridge: float) -> dict[str, T
     return params
 
 
-def maml_adapt(learner: MAML, support: Support, *, steps: int) -> dict[str, Tensor]:
+def maml_adapt(learner: MAML, support: Support, *, steps: int,
+               lr_scale: float = 1.0) -> dict[str, Tensor]:
     """Meta-learned weights adapted on the support set (the deployment path)."""
-    return learner.adapt(support, scaled_mse(learner.model.output_scale), steps=steps)
+    return learner.adapt(support, scaled_mse(learner.model.output_scale), steps=steps,
+                         lr_scale=lr_scale)
+
+
+#: The methods that adapt on a support set, and the network each one starts from.
+ADAPTATIONS = {'maml': 'meta_policy', 'pretrained_finetune': 'pooled',
+               'last_layer_ridge': 'pooled'}
+
+
+def adapt_params(models, method: str, support: Support, *, steps: int,
+                 lr_scale: float = 1.0) -> dict[str, Tensor]:
+    """The weights ``method`` (one of :data:`ADAPTATIONS`) gets from this support set;
+    ``models`` is a :class:`~maml_ros.training.models.TrainedModels`."""
+    if method == 'maml':
+        return maml_adapt(models.learner, support, steps=steps, lr_scale=lr_scale)
+    if method == 'pretrained_finetune':
+        return finetune(models.pooled, support, lr=models.baselines['finetune_lr'] * lr_scale,
+                        steps=steps)
+    if method == 'last_layer_ridge':
+        return ridge_head(models.pooled, support, ridge=models.baselines['ridge'])
+    raise ValueError(f'unknown adaptation {method!r}; choose from {sorted(ADAPTATIONS)}')
 
 
 def state_with(net: PolicyNet, params: dict[str, Tensor]) -> dict[str, Tensor]:

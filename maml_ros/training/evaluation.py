@@ -1,18 +1,21 @@
-"""Closed-loop evaluation: each method collects its support set, adapts, then tracks.
+"""Closed-loop evaluation through the loop the robot runs: collect support, adapt, track.
 
-Per task (one robot's dynamics) and method: run the method's starting policy
-with exploration noise for ``support_size`` control steps (as the adapter
-node does on the robot), hindsight-relabel those transitions, adapt, then
-track a fresh reference without exploration and report the joint tracking
-RMSE (rad, true states). ``oracle`` instead trains on ample data of the task
-itself. Tasks run in parallel worker processes.
+Per task (one robot's dynamics) and method, :class:`ControlLoop` runs against
+the simulated robot in this process, on simulated time, exactly as the adapter
+node runs it on the robot (policy, exploration, safety filter, support
+buffer, the same adaptation call and its divergence guard). The reference is
+the task's random one; the first ``support_size + 1`` ticks collect support
+with exploration, then the policy adapts (inline: on simulated time it takes
+no time), and the next ``track_steps`` ticks are scored: the joint tracking
+RMSE (rad) of the true positions. ``no_adaptation`` and ``oracle`` do not
+adapt and do not explore; ``oracle`` starts from a network trained on ample
+data of the task itself. Tasks run in parallel worker processes.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,17 +23,13 @@ import numpy as np
 import torch
 
 from maml_ros.maml.policy import PolicyNet
-from maml_ros.sim import Dynamics, Rollout, RolloutConfig, SimRobot, Task, run_task
-from maml_ros.training.adaptation import (
-    finetune,
-    maml_adapt,
-    ridge_head,
-    state_with,
-    train_supervised,
-)
+from maml_ros.online.adaptive_policy import AdaptivePolicy
+from maml_ros.online.control_loop import ControlLoop, LoopSettings
+from maml_ros.sim import Dynamics, RolloutConfig, SimRobot, Task, random_reference, run_task
+from maml_ros.sim.rollout import task_streams
+from maml_ros.training.adaptation import ADAPTATIONS, train_supervised
 from maml_ros.training.data import TaskSet
 from maml_ros.training.models import TrainedModels
-from maml_ros.training.policy_controller import PolicyController
 
 METHODS = ('no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'maml', 'oracle')
 
@@ -64,20 +63,6 @@ class EvalSettings:
             raise ValueError('need support_size >= 2, inner_steps >= 0, track_steps >= 1')
 
 
-def support_set(models: TrainedModels, state: dict, dynamics: Dynamics, seed: int,
-                settings: EvalSettings, robot: SimRobot) -> tuple[torch.Tensor, torch.Tensor]:
-    """``settings.support_size`` relabelled transitions of the policy ``state`` on this robot,
-    with exploration (its first N are the support of size N: the rollout is seeded)."""
-    config = RolloutConfig(robot=models.formulation.robot, steps=settings.support_size,
-                           exploration_std=settings.exploration_std)
-    controller = PolicyController(formulation=models.formulation,
-                                  architecture=models.meta_policy.architecture(), state=state)
-    rollout = run_task(Task(seed, dynamics), config=config, controller=controller, robot=robot)
-    x, y = models.formulation.hindsight(rollout.states, rollout.issued_commands,
-                                        rollout.next_states)
-    return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
-
-
 def _oracle_state(models: TrainedModels, dynamics: Dynamics, seed: int,
                   settings: EvalSettings, robot: SimRobot) -> dict:
     config = RolloutConfig(robot=models.formulation.robot, steps=500,
@@ -92,37 +77,77 @@ def _oracle_state(models: TrainedModels, dynamics: Dynamics, seed: int,
     return net.state_dict()
 
 
-def adapted_state(models: TrainedModels, method: str, dynamics: Dynamics, *, seed: int,
-                  settings: EvalSettings, robot: SimRobot) -> tuple[dict, dict[str, float]]:
-    """The network weights ``method`` ends up with on this robot, and its ``adapt_ms``."""
-    pooled_state = models.pooled.state_dict()
-    if method == 'no_adaptation':
-        return pooled_state, {}
+@dataclass(frozen=True)
+class LoopRun:
+    """One closed-loop run: per tick the true positions and the reference, and the
+    adaptation's outcome (None when the method did not adapt)."""
+
+    true_positions: np.ndarray
+    reference_positions: np.ndarray
+    outcome: object | None
+
+    def rmse(self, first: int) -> float:
+        """Tracking RMSE (rad) over ticks ``first..`` and all joints."""
+        error = self.true_positions[first:] - self.reference_positions[first:]
+        return float(np.sqrt(np.mean(error ** 2)))
+
+
+def method_policy(models: TrainedModels, method: str, dynamics: Dynamics, *, seed: int,
+                  settings: EvalSettings, robot: SimRobot) -> AdaptivePolicy:
+    """The policy ``method`` starts with on this robot (adapting inline, on simulated time)."""
     if method == 'oracle':
-        return _oracle_state(models, dynamics, seed + 1000, settings, robot), {}
-    base = models.meta_policy.state_dict() if method == 'maml' else pooled_state
-    support = support_set(models, base, dynamics, seed, settings, robot)
-    start = time.perf_counter()
-    if method == 'maml':
-        params = maml_adapt(models.learner, support, steps=settings.inner_steps)
-    elif method == 'pretrained_finetune':
-        params = finetune(models.pooled, support, lr=models.baselines['finetune_lr'],
-                          steps=settings.inner_steps)
-    else:
-        params = ridge_head(models.pooled, support, ridge=models.baselines['ridge'])
-    elapsed_ms = 1e3 * (time.perf_counter() - start)
-    return state_with(models.pooled, params), {'adapt_ms': elapsed_ms}
+        return AdaptivePolicy(models=models, method=None, worker='inline',
+                              initial_state=_oracle_state(models, dynamics, seed + 1000,
+                                                          settings, robot))
+    return AdaptivePolicy(models=models, method=method if method in ADAPTATIONS else None,
+                          worker='inline')
 
 
-def track(models: TrainedModels, state: dict, dynamics: Dynamics, *, seed: int,
-          settings: EvalSettings, robot: SimRobot) -> Rollout:
-    """Track the scored reference of ``seed`` with the given weights, no exploration."""
-    controller = PolicyController(formulation=models.formulation,
-                                  architecture=models.pooled.architecture(), state=state)
-    config = RolloutConfig(robot=models.formulation.robot, steps=settings.track_steps,
-                           exploration_std=0.0)
-    return run_task(Task(seed + 2000, dynamics), config=config, controller=controller,
-                    robot=robot)
+def run_loop(policy: AdaptivePolicy, dynamics: Dynamics, *, seed: int, settings: EvalSettings,
+             robot: SimRobot) -> LoopRun:
+    """The task's reference tracked by :class:`ControlLoop` with ``policy`` on ``robot``:
+    ``support_size + 1 + track_steps`` ticks, stamps and clock on simulated time."""
+    models = policy.models
+    period = models.formulation.robot.control_period
+    steps = settings.support_size + 1 + settings.track_steps
+    _, reference_seed, noise_seed, exploration_seed = task_streams(seed)
+    description = robot.description
+    reference = random_reference(np.random.default_rng(reference_seed), limits=description.limits,
+                                 home=description.home, steps=steps, control_period=period)
+    explores = policy.method is not None
+    loop_settings = LoopSettings(
+        support_size=settings.support_size, inner_steps=settings.inner_steps,
+        inner_lr=models.learner.base_inner_lr,
+        exploration_std=settings.exploration_std if explores else 0.0)
+    clock = [0.0]
+    loop = ControlLoop(policy=policy, settings=loop_settings, period=period,
+                       stamp_clock=lambda: clock[0],
+                       seed=int(exploration_seed.generate_state(1)[0]))
+    robot.set_dynamics(dynamics)
+    robot.reset(positions=reference.positions[0], seed=noise_seed)
+    loop.set_reference(reference, 0.0)
+    true_positions, reference_positions = [], []
+    for step in range(steps):
+        clock[0] = now = step * period
+        q, qd = robot.measured_state()
+        loop.joint_state(q, qd, now, now)
+        tick = loop.step(now)
+        true_positions.append(robot.true_state()[0])
+        reference_positions.append(tick.q_ref)
+        robot.step(tick.command)
+    return LoopRun(np.array(true_positions), np.array(reference_positions),
+                   policy.last_outcome)
+
+
+def evaluate_method(models: TrainedModels, method: str, dynamics: Dynamics, *, seed: int,
+                    settings: EvalSettings, robot: SimRobot) -> dict[str, float]:
+    """``{'rmse': ..., 'adapt_ms': ...}`` of ``method`` on this robot."""
+    policy = method_policy(models, method, dynamics, seed=seed, settings=settings, robot=robot)
+    run = run_loop(policy, dynamics, seed=seed, settings=settings, robot=robot)
+    result = {'rmse': run.rmse(settings.support_size + 1)}
+    if run.outcome is not None:
+        result.update(adapt_ms=run.outcome.duration_ms, accepted=float(run.outcome.accepted))
+    return result
 
 
 def evaluate_task(models: TrainedModels, dynamics: Dynamics, *, seed: int,
@@ -131,17 +156,13 @@ def evaluate_task(models: TrainedModels, dynamics: Dynamics, *, seed: int,
     own_robot = robot is None
     robot = SimRobot(config=models.formulation.robot) if own_robot else robot
     models.warm_up()
-    results: dict[str, dict] = {}
     try:
-        for method in settings.methods:
-            state, extra = adapted_state(models, method, dynamics, seed=seed,
-                                         settings=settings, robot=robot)
-            rollout = track(models, state, dynamics, seed=seed, settings=settings, robot=robot)
-            results[method] = {'rmse': rollout.tracking_rmse, **extra}
+        return {method: evaluate_method(models, method, dynamics, seed=seed, settings=settings,
+                                        robot=robot)
+                for method in settings.methods}
     finally:
         if own_robot:
             robot.close()
-    return results
 
 
 def _evaluate_one(payload: tuple) -> dict[str, dict]:

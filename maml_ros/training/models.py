@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pybullet_data
 import torch
 
 from maml_ros.maml import MAML
@@ -26,15 +25,10 @@ from maml_ros.maml.checkpoint import (
 )
 from maml_ros.maml.policy import PolicyNet
 from maml_ros.sim import DynamicsRanges, RobotConfig
+from maml_ros.sim.model import urdf_file
 from maml_ros.training.formulation import Formulation
 
 META, POOLED, INNER_LR = 'meta.', 'pooled.', 'inner_lr.'
-
-
-def urdf_file(urdf_path: str) -> Path:
-    """The URDF on disk: as given, or relative to ``pybullet_data``."""
-    path = Path(urdf_path)
-    return path if path.is_absolute() else Path(pybullet_data.getDataPath()) / path
 
 
 @dataclass

@@ -10,37 +10,42 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from maml_ros.online.adaptive_policy import AdaptivePolicy  # noqa: E402
 from maml_ros.sim import Dynamics, SimRobot  # noqa: E402
-from maml_ros.training.evaluation import EvalSettings, adapted_state, track  # noqa: E402
+from maml_ros.training.evaluation import EvalSettings, run_loop  # noqa: E402
 from maml_ros.training.models import TrainedModels  # noqa: E402
 
 
 def plot_tracking(path: Path, models: TrainedModels, dynamics: Dynamics, *,
                   settings: EvalSettings, seed: int) -> None:
-    """Reference vs. the meta-policy before and after MAML adaptation, and the error norm."""
+    """Reference vs. the meta-policy without and with MAML adaptation (the scored part of the
+    evaluation's run), and the error norm."""
     with SimRobot(config=models.formulation.robot) as robot:
-        before = track(models, models.meta_policy.state_dict(), dynamics, seed=seed,
-                       settings=settings, robot=robot)
-        state, _ = adapted_state(models, 'maml', dynamics, seed=seed, settings=settings,
-                                 robot=robot)
-        after = track(models, state, dynamics, seed=seed, settings=settings, robot=robot)
-    n = len(before.joint_names)
-    time = np.arange(before.steps) * before.control_period
+        runs = {label: run_loop(AdaptivePolicy(models=models, method=method, worker='inline',
+                                               initial_state=models.meta_policy.state_dict()),
+                                dynamics, seed=seed, settings=settings, robot=robot)
+                for label, method in (('before', None), ('after', 'maml'))}
+    first = settings.support_size + 1
+    names = models.formulation.robot.joints
+    reference = runs['before'].reference_positions[first:]
+    time = np.arange(len(reference)) * models.formulation.robot.control_period
+    n = len(names)
     shown = [1, 3] if n > 3 else list(range(min(n, 2)))
     figure, axes = plt.subplots(len(shown) + 1, 1, figsize=(10, 2.6 * (len(shown) + 1)),
                                 sharex=True)
     for axis, joint in zip(axes, shown, strict=False):
-        axis.plot(time, before.goal_states[:, joint], 'k', label='reference')
-        axis.plot(time, before.true_next_states[:, joint], ':', label='before adapting')
-        axis.plot(time, after.true_next_states[:, joint], '--', label='after adapting')
-        axis.set_ylabel(f'{before.joint_names[joint]} (rad)')
+        axis.plot(time, reference[:, joint], 'k', label='reference')
+        for label, style in (('before', ':'), ('after', '--')):
+            axis.plot(time, runs[label].true_positions[first:, joint], style,
+                      label=f'{label} adapting')
+        axis.set_ylabel(f'{names[joint]} (rad)')
         axis.legend(loc='upper right')
-    for rollout, label in [(before, 'before'), (after, 'after')]:
-        error = np.linalg.norm(rollout.true_next_states[:, :n] - rollout.goal_states[:, :n],
+    for label, run in runs.items():
+        error = np.linalg.norm(run.true_positions[first:] - run.reference_positions[first:],
                                axis=1)
-        axes[-1].plot(time, error, label=f'{label} adapting (RMSE {rollout.tracking_rmse:.4f})')
+        axes[-1].plot(time, error, label=f'{label} adapting (RMSE {run.rmse(first):.4f})')
     axes[-1].set_ylabel('|tracking error| (rad)')
-    axes[-1].set_xlabel('time (s)')
+    axes[-1].set_xlabel('time after adapting (s)')
     axes[-1].legend(loc='upper right')
     figure.suptitle(f'MAML adaptation with {settings.support_size} support transitions, '
                     f'{settings.inner_steps} steps')

@@ -64,7 +64,7 @@ class AdapterHarness:
         if node._timer is not None:
             node.destroy_timer(node._timer)
             node._timer = None
-        publisher, adapter = node.commands, node.adapter
+        publisher, policy = node.commands, node.loop.policy
         if 'publish' not in vars(publisher):  # not yet wrapped
             publish = publisher.publish
 
@@ -74,9 +74,9 @@ class AdapterHarness:
                 publish(msg)
 
             publisher.publish = record
-        if 'command' not in vars(adapter):  # record the state every command is computed from
-            command = adapter.command
-            adapter.command = lambda q, qd, *reference: (
+        if 'command' not in vars(policy):  # record the state every command is computed from
+            command = policy.command
+            policy.command = lambda q, qd, *reference: (
                 self._policy_inputs.append((q.copy(), qd.copy())), command(q, qd, *reference))[1]
 
     def transition(self, *names: str) -> None:
@@ -84,7 +84,7 @@ class AdapterHarness:
         for name in names:
             getattr(self.node, f'trigger_{name}')()
             self._after_gap = True
-        if self.node.adapter is not None:
+        if self.node.loop is not None:
             self.attach()
 
     @property
@@ -152,3 +152,9 @@ def assert_safe_commands(commands: list, *, step: float, gap: float) -> None:
         assert np.all(np.abs(command - reference) <= step + 1e-9), (command, reference)
         previous_time, previous = received, command
 
+
+
+def node_status(node: AdapterNode) -> tuple[bytes, str, dict[str, str]]:
+    """What the node's next ``/diagnostics`` message will say: level, message, values."""
+    status = node.loop.status(node.monotonic())
+    return bytes([status.level]), status.message, {**status.values, **node.problems.values()}

@@ -45,6 +45,6 @@ def make_harness(ros_context):
 
     yield make
     for node in nodes:
-        if node.adapter is not None:
-            node.adapter.wait(10.0)
+        if node.loop is not None:
+            node.loop.policy.wait(10.0)
         node.destroy_node()

@@ -51,11 +51,11 @@ def call(executor, probe, service):
 def test_adapter_comes_up_active_commands_within_limits_and_adapts(system):
     executor, sim, adapter, probe, commands, diagnostics = system
     assert adapter._state_machine.current_state[1] == 'active'
-    assert spin_until(executor, lambda: adapter.adapter.last_outcome is not None, 20.0)
-    outcome = adapter.adapter.last_outcome
+    assert spin_until(executor, lambda: adapter.loop.policy.last_outcome is not None, 20.0)
+    outcome = adapter.loop.policy.last_outcome
     assert outcome.transitions == 100
     assert outcome.accepted, outcome.reason
-    assert adapter.adapter.adapted
+    assert adapter.loop.policy.adapted
     values = np.array([c.data for c in commands])
     assert len(values) > 100 and values.shape[1] == 7
     assert np.all(np.abs(values) <= EFFORT_LIMIT + 1e-9)
@@ -71,29 +71,29 @@ def test_adapter_comes_up_active_commands_within_limits_and_adapts(system):
 
 def test_services_and_runtime_parameters(system):
     executor, sim, adapter, probe, commands, diagnostics = system
-    assert spin_until(executor, lambda: adapter.adapter.adapted, 20.0)
+    assert spin_until(executor, lambda: adapter.loop.policy.adapted, 20.0)
     reply = call(executor, probe, 'adapter/reset_adaptation')
-    assert reply.success and not adapter.adapter.adapted and len(adapter.buffer) < 5
+    assert reply.success and not adapter.loop.policy.adapted and len(adapter.loop.buffer) < 5
     reply = call(executor, probe, 'adapter/adapt')
     assert not reply.success and 'support transitions' in reply.message
     result = adapter.set_parameters([Parameter('support_size', value=5)])[0]
     assert not result.successful
-    assert adapter.buffer.capacity == 100
+    assert adapter.loop.buffer.capacity == 100
     assert adapter.set_parameters([Parameter('support_size', value=50)])[0].successful
-    assert adapter.buffer.capacity == 50
-    assert spin_until(executor, lambda: adapter.adapter.adapted, 20.0)
-    assert adapter.adapter.last_outcome.transitions == 50
+    assert adapter.loop.buffer.capacity == 50
+    assert spin_until(executor, lambda: adapter.loop.policy.adapted, 20.0)
+    assert adapter.loop.policy.last_outcome.transitions == 50
 
 
 def test_save_adapted_writes_a_loadable_checkpoint_atomically(system, tmp_path, monkeypatch):
     executor, sim, adapter, probe, commands, diagnostics = system
     path = tmp_path / 'adapted.safetensors'
     assert adapter.set_parameters([Parameter('adapted_checkpoint', value=str(path))])[0].successful
-    assert spin_until(executor, lambda: adapter.adapter.adapted, 20.0)
+    assert spin_until(executor, lambda: adapter.loop.policy.adapted, 20.0)
     reply = call(executor, probe, 'adapter/save_adapted')
     assert reply.success and 'adapted policy' in reply.message
     saved = TrainedModels.load(path)
-    active = adapter.adapter.active_state()
+    active = adapter.loop.policy.active_state()
     assert all(torch.equal(saved.meta_policy.state_dict()[k], v) for k, v in active.items())
     assert saved.info['adapted'] is True
     # An interrupted write (simulated) leaves the previous file intact and loadable.
@@ -118,7 +118,7 @@ def test_lifecycle_deactivate_stops_commands_and_cleanup_configure_again(system)
     spin_for(executor, 0.3)
     assert len(commands) == count
     adapter.trigger_cleanup()
-    assert adapter.adapter is None
+    assert adapter.loop is None
     adapter.trigger_configure()
     adapter.trigger_activate()
     assert spin_until(executor, lambda: len(commands) > count + 10)
@@ -145,7 +145,7 @@ def test_reference_trajectory_is_tracked_and_bad_ones_are_dropped(system):
     publisher.publish(bad)
     assert spin_until(executor, lambda: adapter.problems.counts['reference'] == dropped + 1)
     publisher.publish(trajectory)
-    assert spin_until(executor, lambda: adapter.trajectory is not None)
+    assert spin_until(executor, lambda: adapter.loop.reference is not None)
     count = len(desired)
     assert spin_until(executor, lambda: len(desired) > count + 150)
     np.testing.assert_allclose(desired[-1].position, goal, atol=1e-9)
@@ -153,12 +153,12 @@ def test_reference_trajectory_is_tracked_and_bad_ones_are_dropped(system):
 
 def test_readapt_period_adapts_again_on_the_sliding_window(system):
     executor, sim, adapter, probe, commands, diagnostics = system
-    assert spin_until(executor, lambda: adapter.adapter.adapted, 20.0)
+    assert spin_until(executor, lambda: adapter.loop.policy.adapted, 20.0)
     outcomes = []
-    adapter.adapter.last_outcome = None
+    adapter.loop.policy.last_outcome = None
     assert adapter.set_parameters([Parameter('readapt_period', value=0.3)])[0].successful
     for _ in range(2):
-        assert spin_until(executor, lambda: adapter.adapter.last_outcome is not None, 10.0)
-        outcomes.append(adapter.adapter.last_outcome)
-        adapter.adapter.last_outcome = None
+        assert spin_until(executor, lambda: adapter.loop.policy.last_outcome is not None, 10.0)
+        outcomes.append(adapter.loop.policy.last_outcome)
+        adapter.loop.policy.last_outcome = None
     assert len(outcomes) == 2 and all(o.transitions == 100 for o in outcomes)

@@ -26,7 +26,7 @@ from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import PANDA_HOME
 
-from adapter_harness import JOINTS, LIMITS, joint_state
+from adapter_harness import JOINTS, LIMITS, joint_state, node_status
 
 HOME = np.array(PANDA_HOME)
 
@@ -76,7 +76,7 @@ def test_bad_joint_state_is_dropped_counted_and_not_acted_on(make_harness, case)
     assert not harness.joint_state(build(harness.stamp))
     assert harness.node.problems.counts['joint_state'] == 1
     assert reason in harness.node.problems.last
-    _, _, values = harness.node.status()
+    _, _, values = node_status(harness.node)
     assert values['problems_joint_state'] == '1' and reason in values['last_problem']
     commands = [harness.tick() for _ in range(15)]
     assert all(c is not None for c in commands[:8])  # from the last good state (harness checks)
@@ -128,7 +128,7 @@ def test_bad_reference_is_dropped_with_the_reason_and_counted(make_harness, case
     harness.node._on_reference(msg)
     assert harness.node.problems.counts['reference'] == 1
     assert reason in harness.node.problems.last
-    assert harness.node.trajectory is None
+    assert harness.node.loop.reference is None
     harness.joint_state(harness.state())
     assert harness.tick() is not None
 
@@ -136,7 +136,7 @@ def test_bad_reference_is_dropped_with_the_reason_and_counted(make_harness, case
 def test_reference_before_any_joint_state_is_dropped(make_harness):
     harness = make_harness()
     harness.node._on_reference(trajectory())
-    assert harness.node.trajectory is None
+    assert harness.node.loop.reference is None
     assert 'no joint state yet' in harness.node.problems.last
 
 
@@ -146,7 +146,7 @@ def test_reference_outside_the_limits_is_clamped_warned_and_followed(make_harnes
     msg = trajectory(points=[(far, 0.5), (HOME, 0.51)])  # and a 10 ms dash back home
     harness.node._on_reference(msg)
     assert harness.node.problems.counts['reference_clamped'] == 1
-    reference = harness.node.trajectory
+    reference = harness.node.loop.reference
     assert reference is not None and reference.clamped
     for t in np.linspace(0.0, 0.6, 121):
         q, qd, _ = reference.sample(t)
@@ -174,7 +174,8 @@ RUNTIME_PARAMETERS = {  # name -> values to refuse (below range, above range, wr
 
 def effective(node):
     """What the node acts on, beyond the parameter values."""
-    return (node.buffer.capacity, node.safety.max_rate.tolist(), node.watchdog.timeout)
+    loop = node.loop
+    return (loop.buffer.capacity, loop.safety.max_rate.tolist(), loop.watchdog.timeout)
 
 
 @pytest.mark.parametrize('name', RUNTIME_PARAMETERS)
@@ -188,7 +189,7 @@ def test_out_of_range_or_mistyped_parameter_is_refused_old_value_kept(make_harne
         assert node.value(name) == before and effective(node) == acting
         assert node.problems.counts['parameter'] == count
         assert f'refused to set {name}' in node.problems.last
-    assert node.status()[2]['problems_parameter'] == str(count)
+    assert node_status(node)[2]['problems_parameter'] == str(count)
     assert harness.tick() is not None
 
 
@@ -280,7 +281,7 @@ def test_bad_checkpoint_at_configure_leaves_the_node_unconfigured(ros_context, t
         Parameter('checkpoint', value=str(path))])
     try:
         assert node._state_machine.current_state[1] == 'unconfigured'
-        assert node.adapter is None
+        assert node.loop is None
         time.sleep(0.05)  # let the log line reach stderr
         log = capfd.readouterr().err
         assert 'cannot configure' in log and reason in log
@@ -294,11 +295,11 @@ def test_bad_checkpoint_from_meta_trainer_is_ignored_and_control_goes_on(make_ha
                                                                          tmp_path, case):
     harness = started(make_harness)
     node = harness.node
-    models = node.models
+    models = node.loop.policy.models
     path = tmp_path / 'bad.safetensors'
     reason = bad_checkpoint(case, path)
     node._on_checkpoint(String(data=str(path)))
-    assert node.models is models and node.checkpoint_path != str(path)
+    assert node.loop.policy.models is models and node.checkpoint_path != str(path)
     assert node.problems.counts['checkpoint'] == 1 and reason in node.problems.last
     assert not (tmp_path / 'pwned').exists()
     harness.joint_state(harness.state())

@@ -20,7 +20,7 @@ from std_srvs.srv import Trigger
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 
-from adapter_harness import assert_safe_commands
+from adapter_harness import assert_safe_commands, node_status
 
 
 def run(harness, ticks: int, *, feed: bool = True) -> list:
@@ -41,29 +41,29 @@ def test_stale_joint_states_stop_commands_until_fresh_data_arrive(make_harness):
     commands = run(harness, 10, feed=False)
     assert all(c is not None for c in commands[:5])
     assert all(c is None for c in commands[5:])  # 50 ms without data: silence
-    level, message, values = harness.node.status()
+    level, message, values = node_status(harness.node)
     assert level == DiagnosticStatus.ERROR and message == 'joint states stale'
     assert values['joint_states_stale'] == 'True'
     assert not harness.joint_state(last)  # the old message again is not fresh data
     assert harness.tick() is None
     assert all(c is not None for c in run(harness, 20))  # ramped in from rest (harness checks)
-    assert harness.node.status()[0] == DiagnosticStatus.OK
+    assert node_status(harness.node)[0] == DiagnosticStatus.OK
 
 
 def adapt_with(harness, replace_adapt=None) -> object:
     """Collect a full support buffer, then adapt through ~/adapt (``replace_adapt`` stands in
     for MAML.adapt); the outcome."""
-    run(harness, harness.node.buffer.capacity + 2)
-    learner = harness.node.models.learner
+    run(harness, harness.node.loop.buffer.capacity + 2)
+    learner = harness.node.loop.policy.models.learner
     if replace_adapt is not None:
         original = learner.adapt
         learner.adapt = lambda *args, **kwargs: replace_adapt(original(*args, **kwargs))
     response = harness.node._on_adapt(Trigger.Request(), Trigger.Response())
     assert response.success, response.message
-    assert harness.node.adapter.wait(30.0)
+    assert harness.node.loop.policy.wait(30.0)
     if replace_adapt is not None:
         del learner.adapt
-    return harness.node.adapter.last_outcome
+    return harness.node.loop.policy.last_outcome
 
 
 @pytest.mark.parametrize('corrupt, reason', [
@@ -77,13 +77,13 @@ def test_bad_adaptation_is_rejected_previous_policy_stays_diagnostics_say_why(
     harness = make_harness(support_size=50, auto_adapt=False)
     first = adapt_with(harness)
     assert first.accepted, first.reason
-    adapted = harness.node.adapter.active_state()
+    adapted = harness.node.loop.policy.active_state()
     outcome = adapt_with(harness, corrupt)
     assert not outcome.accepted and reason in outcome.reason
-    assert harness.node.adapter.adapted
-    for name, value in harness.node.adapter.active_state().items():
+    assert harness.node.loop.policy.adapted
+    for name, value in harness.node.loop.policy.active_state().items():
         assert torch.equal(value, adapted[name])
-    level, message, values = harness.node.status()
+    level, message, values = node_status(harness.node)
     assert level == DiagnosticStatus.WARN and 'last adaptation rejected' in message
     assert values['last_adaptation'].startswith('rejected: ') and reason in values[
         'last_adaptation']
@@ -107,27 +107,27 @@ def slow_adapt(learner, seconds: float):
 def test_deactivate_during_adaptation_then_cleanup_and_configure_again(make_harness):
     harness = make_harness(support_size=50, auto_adapt=False)
     run(harness, 52)
-    slow_adapt(harness.node.models.learner, 0.5)
-    assert harness.node._start_adaptation(harness.now)
+    slow_adapt(harness.node.loop.policy.models.learner, 0.5)
+    assert harness.node.loop.adapt(harness.now) == ''
     harness.transition('deactivate')
-    assert harness.node.adapter.busy
+    assert harness.node.loop.policy.busy
     assert all(c is None for c in run(harness, 5))  # inactive: nothing out
-    assert harness.node.adapter.wait(30.0)
-    assert harness.node.adapter.last_outcome.accepted  # finished while inactive
+    assert harness.node.loop.policy.wait(30.0)
+    assert harness.node.loop.policy.last_outcome.accepted  # finished while inactive
     harness.transition('activate')
     assert all(c is not None for c in run(harness, 5))
     # A cleanup while an adaptation runs drops its result; configure starts from scratch.
-    slow_adapt(harness.node.models.learner, 0.5)
-    adapter = harness.node.adapter
+    slow_adapt(harness.node.loop.policy.models.learner, 0.5)
+    adapter = harness.node.loop.policy
     adapter.reset()
     run(harness, 52)
-    assert harness.node._start_adaptation(harness.now)
+    assert harness.node.loop.adapt(harness.now) == ''
     harness.transition('deactivate', 'cleanup')
-    assert harness.node.adapter is None
+    assert harness.node.loop is None
     assert adapter.wait(30.0)
     assert not adapter.last_outcome.accepted and 'reset' in adapter.last_outcome.reason
     harness.transition('configure', 'activate')
-    assert not harness.node.adapter.adapted and len(harness.node.buffer) == 0
+    assert not harness.node.loop.policy.adapted and len(harness.node.loop.buffer) == 0
     assert all(c is not None for c in run(harness, 60))
 
 
@@ -142,15 +142,15 @@ def test_slow_adaptation_never_delays_the_control_loop(ros_context, executor, in
     sim = PybulletSimNode(context=ros_context)
     ticks = []  # (time, adapting)
     tick = node._tick
-    node._tick = lambda: (ticks.append((time.monotonic(), node.adapter.busy)), tick())
+    node._tick = lambda: (ticks.append((time.monotonic(), node.loop.policy.busy)), tick())
     node.trigger_configure()
     if not in_process:
-        slow_adapt(node.models.learner, 0.5)
+        slow_adapt(node.loop.policy.models.learner, 0.5)
     node.trigger_activate()
     executor.add_node(node)
     executor.add_node(sim)
     try:  # the first adaptation waits for the worker process to start: not measured
-        assert spin_until(executor, lambda: node.adapter.last_outcome is not None, 60.0)
+        assert spin_until(executor, lambda: node.loop.policy.last_outcome is not None, 60.0)
         ticks.clear()
         spin_for(executor, 1.5)
         times, adapting = (np.array(column) for column in zip(*ticks, strict=True))
@@ -160,7 +160,7 @@ def test_slow_adaptation_never_delays_the_control_loop(ros_context, executor, in
         assert len(intervals) >= 100  # most of 1.5 s of a 100 Hz loop
         assert intervals.max() < 2 * node.period  # no tick later than one period
     finally:
-        node.adapter.wait(10.0)
+        node.loop.policy.wait(10.0)
         node.destroy_node()
         sim.destroy_node()
 
@@ -182,7 +182,7 @@ def test_the_adapter_keeps_running_when_the_robot_dies_and_comes_back(ros_contex
         died = time.monotonic()
         spin_for(executor, 0.5)
         assert max(t for t, _ in received) < died + 0.2  # silent after watchdog_timeout
-        assert node.status()[0] == DiagnosticStatus.ERROR
+        assert node_status(node)[0] == DiagnosticStatus.ERROR
         assert node._state_machine.current_state[1] == 'active'
         count = len(received)
         sim = PybulletSimNode(context=ros_context)  # and comes back
@@ -192,7 +192,7 @@ def test_the_adapter_keeps_running_when_the_robot_dies_and_comes_back(ros_contex
         # Ramped in from rest after the silence, and safe throughout.
         assert_safe_commands(received, step=node.value('max_command_rate') * node.period,
                              gap=0.2)
-        assert node.status()[0] == DiagnosticStatus.OK
+        assert node_status(node)[0] == DiagnosticStatus.OK
     finally:
         for n in (node, probe, sim):
             n.destroy_node()

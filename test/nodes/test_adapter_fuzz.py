@@ -151,11 +151,11 @@ class Fuzzer:
         else:
             if expected and self.harness.accepted is None:
                 expected = False  # nothing to start from yet
-            before = node.trajectory
+            before = node.loop.reference
             node._on_reference(msg)
-            accepted = node.trajectory is not before
+            accepted = node.loop.reference is not before
             if accepted:
-                reference = node.trajectory
+                reference = node.loop.reference
                 assert np.all(reference.positions >= LIMITS.lower)
                 assert np.all(reference.positions <= LIMITS.upper)
         if expected is not None:

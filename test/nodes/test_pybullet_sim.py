@@ -47,7 +47,7 @@ def test_effort_commands_move_the_arm_and_bad_ones_are_dropped(ros):
                     [0.0] * 6 + [float('-inf')])
     for bad in bad_commands:
         publisher.publish(Float64MultiArray(data=bad))
-    assert spin_until(executor, lambda: sim.dropped_commands == len(bad_commands))
+    assert spin_until(executor, lambda: sim.problems.counts['command'] == len(bad_commands))
     assert 'need 7 finite ones' in sim.problems.last
     # Brakes on until the first command: the arm waits at home.
     assert spin_until(executor, lambda: len(states) >= 20)

@@ -87,11 +87,11 @@ def test_rollout_arrays_line_up(robot):
 
 def test_exploration_noise_is_added_to_the_controller_and_bounded(robot):
     recorder = Recording(NominalController())
-    config = dataclasses.replace(CONFIG, exploration_std=0.02, exploration_limit=0.03)
+    config = dataclasses.replace(CONFIG, exploration_std=0.012)
     rollout = run_task(Task(2, Dynamics()), config=config, controller=recorder, robot=robot)
     noise = rollout.issued_commands - np.clip(recorder.outputs, -robot.limits.effort,
                                               robot.limits.effort)
-    bound = 0.03 * robot.limits.effort
+    bound = 2.5 * 0.012 * robot.limits.effort  # clipped at 2.5 std
     assert np.all(np.abs(noise) <= bound + 1e-12)
     assert np.any(np.abs(noise) > 0.9 * bound)  # the bound is reached: it is a clip
     assert np.std(noise / robot.limits.effort) > 0.01

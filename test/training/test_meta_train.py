@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 
 from maml_ros.cli import evaluate as evaluate_cli
@@ -43,7 +44,10 @@ def test_checkpoint_restores_both_networks_and_the_settings(trained):
     assert models.learner.learn_inner_lr and len(models.learner.inner_lrs) == 6
     assert set(models.baselines) == {'finetune_lr', 'ridge'}
     assert models.info['seed'] == 5 and models.info['training']['tasks'] == 48
-    assert not torch.equal(models.meta_policy.head.weight, models.pooled.head.weight)
+    stored = safetensors.torch.load_file(str(trained))
+    for prefix, net in (('meta.', models.meta_policy), ('pooled.', models.pooled)):
+        for name, tensor in net.state_dict().items():
+            assert torch.equal(tensor, stored[prefix + name]), prefix + name
     with pytest.raises(CheckpointError, match='position'):
         TrainedModels.load(trained, command_interface='position')
 

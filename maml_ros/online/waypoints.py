@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 
-class TrajectoryReference:
+class WaypointReference:
     """Desired ``(q, qd, qdd)`` at time ``t`` (seconds since the trajectory started).
 
     :param times: waypoint times, strictly increasing, >= 0 (P,).

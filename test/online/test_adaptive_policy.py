@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maml_ros.online.adapter import OnlineAdapter
+from maml_ros.online.adaptive_policy import AdaptivePolicy
 from maml_ros.online.support_buffer import Transitions
 from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
 from maml_ros.training.models import TrainedModels
@@ -23,9 +23,9 @@ def models():
 
 @pytest.fixture(scope='module')
 def support(models):
-    adapter = OnlineAdapter(models=models)
+    adapter = AdaptivePolicy(models=models)
     config = RolloutConfig(robot=models.formulation.robot, steps=200, exploration_std=0.02)
-    rollout = run_task(Task(3, HEAVY), config=config, controller=adapter.policy)
+    rollout = run_task(Task(3, HEAVY), config=config, controller=adapter)
     return Transitions(rollout.states, rollout.issued_commands, rollout.next_states)
 
 
@@ -35,7 +35,7 @@ def probe(adapter):
 
 
 def test_adaptation_lowers_the_support_loss_and_is_swapped_in(models, support):
-    adapter = OnlineAdapter(models=models)
+    adapter = AdaptivePolicy(models=models)
     before = probe(adapter)
     outcome = adapter.adapt(support, inner_steps=5)
     assert outcome.accepted, outcome.reason
@@ -47,7 +47,7 @@ def test_adaptation_lowers_the_support_loss_and_is_swapped_in(models, support):
 
 
 def test_diverging_adaptation_is_rejected_and_the_previous_policy_stays(models, support):
-    adapter = OnlineAdapter(models=models)
+    adapter = AdaptivePolicy(models=models)
     before = probe(adapter)
     outcome = adapter.adapt(support, inner_steps=10, lr_scale=1e4)
     assert not outcome.accepted
@@ -57,7 +57,7 @@ def test_diverging_adaptation_is_rejected_and_the_previous_policy_stays(models, 
 
 
 def test_nan_support_data_is_rejected(models, support):
-    adapter = OnlineAdapter(models=models)
+    adapter = AdaptivePolicy(models=models)
     states = support.states.copy()
     states[5, 3] = np.nan
     outcome = adapter.adapt(Transitions(states, support.commands, support.next_states),
@@ -66,7 +66,7 @@ def test_nan_support_data_is_rejected(models, support):
 
 
 def test_a_slow_adaptation_does_not_block_commands(models, support, monkeypatch):
-    adapter = OnlineAdapter(models=models)
+    adapter = AdaptivePolicy(models=models)
     release = threading.Event()
     original = models.learner.adapt
 
@@ -75,8 +75,8 @@ def test_a_slow_adaptation_does_not_block_commands(models, support, monkeypatch)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(models.learner, 'adapt', slow_adapt)
-    assert adapter.start(support, inner_steps=5)
-    assert not adapter.start(support, inner_steps=5)  # one at a time
+    assert adapter.start(support, inner_steps=5) == ''
+    assert adapter.start(support, inner_steps=5) == 'an adaptation is running'
     worst = 0.0
     for _ in range(50):
         start = time.perf_counter()
@@ -90,13 +90,13 @@ def test_a_slow_adaptation_does_not_block_commands(models, support, monkeypatch)
 
 
 def test_reset_while_adapting_drops_the_result(models, support, monkeypatch):
-    adapter = OnlineAdapter(models=models)
+    adapter = AdaptivePolicy(models=models)
     release = threading.Event()
     original = models.learner.adapt
     monkeypatch.setattr(models.learner, 'adapt',
                         lambda *a, **k: (release.wait(5.0), original(*a, **k))[1])
     outcomes = []
-    assert adapter.start(support, inner_steps=5, on_done=outcomes.append)
+    assert adapter.start(support, inner_steps=5, on_done=outcomes.append) == ''
     adapter.reset()
     release.set()
     assert adapter.wait(10.0)
@@ -105,15 +105,15 @@ def test_reset_while_adapting_drops_the_result(models, support, monkeypatch):
 
 
 def test_too_few_transitions_start_nothing(models, support):
-    adapter = OnlineAdapter(models=models, min_transitions=10)
+    adapter = AdaptivePolicy(models=models, min_transitions=10)
     few = Transitions(support.states[:5], support.commands[:5], support.next_states[:5])
-    assert not adapter.start(few, inner_steps=5)
+    assert adapter.start(few, inner_steps=5) == 'only 5 support transitions'
     assert adapter.last_outcome is None
 
 
 def test_worker_process_adapts_like_this_process_and_survives_its_death(models, support):
-    here = OnlineAdapter(models=models).adapt(support, inner_steps=5)
-    adapter = OnlineAdapter(models=models, process=True)
+    here = AdaptivePolicy(models=models).adapt(support, inner_steps=5)
+    adapter = AdaptivePolicy(models=models, worker="process")
     try:
         outcome = adapter.adapt(support, inner_steps=5)
         assert outcome.accepted, outcome.reason

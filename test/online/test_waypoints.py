@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from maml_ros.online.trajectory import TrajectoryReference
+from maml_ros.online.waypoints import WaypointReference
 
 LOWER, UPPER = np.array([-1.0, -2.0]), np.array([1.0, 2.0])
 AT_REST = (np.zeros(2), np.zeros(2))
 
 
 def reference(times, positions, velocities=None, start=AT_REST):
-    return TrajectoryReference(times=np.array(times), positions=np.array(positions),
+    return WaypointReference(times=np.array(times), positions=np.array(positions),
                                velocities=velocities, start=start, lower=LOWER, upper=UPPER)
 
 

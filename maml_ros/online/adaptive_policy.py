@@ -1,17 +1,19 @@
-"""Adaptation on the robot: off the control thread, guarded, swapped in atomically.
+"""The policy the robot runs and its adaptation: off the control thread, guarded, swapped in.
 
-The control loop asks :meth:`OnlineAdapter.command` for commands at every tick;
-that only reads the active policy (one attribute, replaced whole), so it never
-waits for an adaptation. :meth:`OnlineAdapter.start` adapts the meta-policy
-to a support set in a worker thread. The result is kept only if its support
-loss is finite and no higher than the active policy's (DESIGN.md §6:
-fine-tuning can diverge); otherwise the previous policy stays and the
-outcome says why.
+The control loop asks :meth:`AdaptivePolicy.command` for commands at every
+tick; that only reads the active policy (one attribute, replaced whole), so it
+never waits for an adaptation. :meth:`AdaptivePolicy.start` adapts to a
+support set in the background. The result is kept only if its support loss is
+finite and no higher than the active policy's (gradient steps on a learned
+inverse model can diverge: fine-tuning one with lr 0.1 once took tracking
+beyond 1 rad); otherwise the previous policy stays and the outcome says why.
 
-With ``process=True`` the gradient steps run in a worker process (spawned
-once, at a lower CPU priority): an adaptation is mostly small tensor
-operations that hold the GIL between them, so in a thread it slows the
-control loop of the same process; in a process it cannot.
+Where the gradient steps run (``worker``): ``process``, a worker process
+spawned once at a lower CPU priority (an adaptation is mostly small tensor
+operations that hold the GIL between them, so in a thread it slows a control
+loop in the same process; in a process it cannot); ``thread``; or ``inline``,
+in the caller, finished before :meth:`start` returns (simulation and
+evaluation, where the loop runs on simulated time).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 
 from maml_ros.online.support_buffer import Transitions
-from maml_ros.training.adaptation import scaled_mse, state_with
+from maml_ros.training.adaptation import ADAPTATIONS, adapt_params, scaled_mse, state_with
 from maml_ros.training.models import TrainedModels
 from maml_ros.training.policy_controller import PolicyController
 
@@ -56,8 +58,12 @@ class AdaptationOutcome:
     transitions: int
 
 
-def adapt_weights(models: TrainedModels, active_state: dict, transitions: Transitions, *,
-                  inner_steps: int, lr_scale: float) -> tuple[dict, float, float]:
+WORKERS = ('process', 'thread', 'inline')
+
+
+def adapt_weights(models: TrainedModels, method: str, active_state: dict,
+                  transitions: Transitions, *, inner_steps: int,
+                  lr_scale: float) -> tuple[dict, float, float]:
     """The computation of one adaptation: the adapted weights, and the support loss of the
     active weights and of the adapted ones."""
     x, y = models.formulation.hindsight(transitions.states, transitions.commands,
@@ -70,7 +76,7 @@ def adapt_weights(models: TrainedModels, active_state: dict, transitions: Transi
             prediction = torch.func.functional_call(models.meta_policy, state, support[0])
             return float(loss_fn(prediction, support[1]))
 
-    params = models.learner.adapt(support, loss_fn, steps=inner_steps, lr_scale=lr_scale)
+    params = adapt_params(models, method, support, steps=inner_steps, lr_scale=lr_scale)
     state = state_with(models.meta_policy, params)
     return state, support_loss(active_state), support_loss(state)
 
@@ -95,28 +101,40 @@ def _start_worker(models: TrainedModels, threads: int) -> None:
     _worker_models = models
 
 
-def _adapt_in_worker(active_state: dict, transitions: Transitions, inner_steps: int,
-                     lr_scale: float) -> tuple[dict, float, float]:
-    return adapt_weights(_worker_models, active_state, transitions, inner_steps=inner_steps,
-                         lr_scale=lr_scale)
+def _adapt_in_worker(method: str, active_state: dict, transitions: Transitions,
+                     inner_steps: int, lr_scale: float) -> tuple[dict, float, float]:
+    return adapt_weights(_worker_models, method, active_state, transitions,
+                         inner_steps=inner_steps, lr_scale=lr_scale)
 
 
-class OnlineAdapter:
+class AdaptivePolicy:
     """The policy the robot runs, and its adaptation.
 
-    :param models: the loaded checkpoint (meta-policy and formulation).
+    :param models: the loaded checkpoint (meta-policy, pooled network, formulation).
+    :param method: how support data become weights: ``maml`` (from the meta-policy),
+        or a baseline (``pretrained_finetune``, ``last_layer_ridge``: from the pooled
+        network); ``None`` never adapts.
+    :param initial_state: weights to start from instead of the method's network.
+    :param worker: where the gradient steps run: ``process`` (started here, in the
+        background; :meth:`close` stops it), ``thread`` or ``inline``.
     :param min_transitions: fewest support transitions worth adapting on.
-    :param process: run the gradient steps in a worker process (started here, in the
-        background) instead of this one; :meth:`close` stops it.
     """
 
-    def __init__(self, *, models: TrainedModels, min_transitions: int = 10,
-                 process: bool = False) -> None:
-        self.models = models
+    def __init__(self, *, models: TrainedModels, method: str | None = 'maml',
+                 initial_state: dict | None = None, worker: str = 'thread',
+                 min_transitions: int = 10) -> None:
+        if method is not None and method not in ADAPTATIONS:
+            raise ValueError(f'unknown adaptation {method!r}; choose from {sorted(ADAPTATIONS)}')
+        if worker not in WORKERS:
+            raise ValueError(f'worker must be one of {WORKERS}, got {worker!r}')
+        self.models, self.method, self.worker = models, method, worker
         self.min_transitions = min_transitions
-        self._pool = self._start_pool() if process else None
-        self._meta_state = models.meta_policy.state_dict()
-        self._active = self._controller(self._meta_state)
+        self._pool = self._start_pool() if worker == 'process' else None
+        if initial_state is None:
+            start = models.pooled if method != 'maml' else models.meta_policy
+            initial_state = start.state_dict()
+        self._initial_state = initial_state
+        self._active = self._controller(initial_state)
         self._adapted = False
         self._worker: threading.Thread | None = None
         self._generation = 0  # bumped by reset(): results of older runs are dropped
@@ -143,11 +161,6 @@ class OnlineAdapter:
         return self._active.command(q, qd, q_ref, qd_ref, qdd_ref)
 
     @property
-    def policy(self) -> PolicyController:
-        """The active policy (a rollout controller; replaced whole on every swap)."""
-        return self._active
-
-    @property
     def adapted(self) -> bool:
         """Whether an adapted policy (not the meta-policy) is active."""
         return self._adapted
@@ -170,12 +183,20 @@ class OnlineAdapter:
     # -- adaptation ------------------------------------------------------------
 
     def start(self, transitions: Transitions, *, inner_steps: int, lr_scale: float = 1.0,
-              on_done: Callable[[AdaptationOutcome], None] | None = None) -> bool:
-        """Adapt in a worker thread; False (and nothing started) if one is running
-        or there are fewer than ``min_transitions`` transitions."""
+              on_done: Callable[[AdaptationOutcome], None] | None = None) -> str:
+        """Adapt in the background (``inline``: now); '' when started, else why not."""
+        if self.method is None:
+            return 'this policy does not adapt'
+        if len(transitions) < self.min_transitions:
+            return f'only {len(transitions)} support transitions'
+        if self.worker == 'inline':
+            outcome = self.adapt(transitions, inner_steps=inner_steps, lr_scale=lr_scale)
+            if on_done is not None:
+                on_done(outcome)
+            return ''
         with self._lock:
-            if self.busy or len(transitions) < self.min_transitions:
-                return False
+            if self.busy:
+                return 'an adaptation is running'
             generation = self._generation
 
             def run() -> None:
@@ -186,7 +207,7 @@ class OnlineAdapter:
 
             self._worker = threading.Thread(target=run, name='maml_adaptation', daemon=True)
             self._worker.start()
-            return True
+            return ''
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a running adaptation; True when none is running any more."""
@@ -204,10 +225,12 @@ class OnlineAdapter:
         try:
             if self._pool is not None:
                 state, before, after = self._pool.submit(
-                    _adapt_in_worker, active, transitions, inner_steps, lr_scale).result()
+                    _adapt_in_worker, self.method, active, transitions, inner_steps,
+                    lr_scale).result()
             else:
-                state, before, after = adapt_weights(self.models, active, transitions,
-                                                     inner_steps=inner_steps, lr_scale=lr_scale)
+                state, before, after = adapt_weights(self.models, self.method, active,
+                                                     transitions, inner_steps=inner_steps,
+                                                     lr_scale=lr_scale)
             reason = rejection(state, before, after)
         except Exception as error:  # e.g. the worker process died: the robot carries on
             state, before, after = None, math.nan, math.nan
@@ -226,10 +249,10 @@ class OnlineAdapter:
         return outcome
 
     def reset(self) -> None:
-        """Back to the meta-policy; a running adaptation's result will be dropped."""
+        """Back to the initial policy; a running adaptation's result will be dropped."""
         with self._lock:
             self._generation += 1
-            self._active, self._adapted = self._controller(self._meta_state), False
+            self._active, self._adapted = self._controller(self._initial_state), False
 
     def close(self) -> None:
         """Stop the worker process (after the adaptation in flight, if any)."""

@@ -1,0 +1,308 @@
+"""The control loop the robot runs, on an injected clock: the adapter node, the simulator
+and the evaluation all drive this one.
+
+Per joint state (:meth:`ControlLoop.joint_state`): stamps must increase and
+may not lead the stamp clock by more than ``MAX_STAMP_LEAD``; an accepted
+state feeds the watchdog. Per tick (:meth:`ControlLoop.step`):
+
+1. stale or missing joint states: no command; the support chain breaks and
+   the next command ramps in from rest (the robot's own timeout took over);
+2. after activation or stale data, the command ramps in from rest (zero
+   effort or velocity, or the measured position) along a built-in reference
+   that fades in from where the robot is;
+3. the reference (one given with :meth:`set_reference`, else the built-in
+   one) and the active policy give a command; exploration noise is added
+   while collecting support (until the first adaptation, or always when
+   re-adapting periodically);
+4. the safety filter clamps it to the limits and ``max_command_rate``; the
+   command sent is recorded in the support buffer with the joint state it
+   was computed from;
+5. with ``support_size`` transitions the policy adapts (``auto_adapt``, then
+   every ``readapt_period`` seconds if set).
+
+Nothing here knows ROS: the node converts messages and publishes what
+:meth:`step` returns and what :meth:`status` reports.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from maml_ros.online.adaptive_policy import AdaptationOutcome, AdaptivePolicy
+from maml_ros.online.loop_stats import LoopStats
+from maml_ros.online.safety import SafetyFilter, Watchdog
+from maml_ros.online.support_buffer import SupportBuffer
+from maml_ros.online.waypoints import WaypointReference
+from maml_ros.sim.command import CommandSpace
+from maml_ros.sim.model import InverseDynamicsModel
+from maml_ros.sim.reference import ReferenceConfig, random_reference
+
+MAX_STAMP_LEAD = 1.0  # joint states stamped further ahead of the stamp clock are faults (s)
+REFERENCE_SECONDS = 600.0  # length of the built-in test trajectory (held at its end) ...
+REFERENCE_SAMPLES = 60_000  # ... and at most this many samples (its memory at high rates)
+RAMP_SECONDS = 1.0  # the built-in reference fades in over this long; not scored
+
+
+@dataclass(kw_only=True)
+class LoopSettings:
+    """What can be tuned while the loop runs (the adapter node's runtime parameters).
+
+    :param support_size: support transitions to adapt on (the sliding window).
+    :param inner_steps: gradient steps per adaptation.
+    :param inner_lr: inner learning rate; learned rates are scaled by
+        ``inner_lr`` / the checkpoint's.
+    :param exploration_std: exploration noise while collecting, a fraction of the
+        command scale (:class:`~maml_ros.sim.command.CommandSpace`).
+    :param readapt_period: seconds between re-adaptations on the sliding window; 0:
+        adapt once.
+    :param max_command_rate: largest command change per second (command units/s).
+    :param watchdog_timeout: joint states older than this stop commands (s).
+    :param auto_adapt: adapt once ``support_size`` transitions are collected.
+    """
+
+    support_size: int = 200
+    inner_steps: int = 5
+    inner_lr: float = 0.1
+    exploration_std: float = 0.02
+    readapt_period: float = 0.0
+    max_command_rate: float = 2000.0
+    watchdog_timeout: float = 0.1
+    auto_adapt: bool = True
+
+
+class Level(enum.IntEnum):
+    """Severity of the loop's status (the values of diagnostic_msgs' levels)."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one tick sends: the safe command, and the reference it tracks."""
+
+    command: np.ndarray
+    q_ref: np.ndarray
+    qd_ref: np.ndarray
+
+
+@dataclass(frozen=True)
+class Status:
+    level: Level
+    message: str
+    values: dict[str, str]
+
+
+class ControlLoop:
+    """See the module docstring.
+
+    :param policy: the policy and its adaptation.
+    :param settings: the tunable settings (apply changes with :meth:`apply`).
+    :param period: the control period (s).
+    :param stamp_clock: now, on the clock joint-state stamps use (s).
+    :param seed: seed of the exploration noise.
+    :param on_adapted: called with each adaptation's outcome (from the adapting thread).
+    """
+
+    def __init__(self, *, policy: AdaptivePolicy, settings: LoopSettings, period: float,
+                 stamp_clock: Callable[[], float], seed: int = 0,
+                 on_adapted: Callable[[AdaptationOutcome], None] | None = None) -> None:
+        robot = policy.models.formulation.robot
+        self.limits = InverseDynamicsModel.shared(robot).description.limits
+        self.command_space = CommandSpace.of(self.limits, robot.command_interface, period)
+        self.policy, self.settings, self.period = policy, settings, period
+        self.stamp_clock, self.on_adapted = stamp_clock, on_adapted
+        n = len(self.limits.effort)
+        self.safety = SafetyFilter(lower=self.command_space.lower,
+                                   upper=self.command_space.upper,
+                                   max_rate=settings.max_command_rate, period=period)
+        self.watchdog = Watchdog(timeout=settings.watchdog_timeout)
+        self.buffer = SupportBuffer(capacity=settings.support_size, n_joints=n,
+                                    control_period=period)
+        self.stats = LoopStats(period=period)
+        self.commands_sent = 0
+        self._rng = np.random.default_rng(seed)
+        self._latest: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._last_stamp = -math.inf
+        self._builtin = self._builtin_start = None  # rebuilt where the robot is at ramp-in
+        self._reference, self._reference_start = None, 0.0  # set_reference()
+        self._last_adaptation = -math.inf
+        # Squared tracking error sums and counts of the initial policy and the adapted one.
+        self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
+
+    # -- settings --------------------------------------------------------------
+
+    def apply(self, settings: LoopSettings) -> None:
+        """Use these settings from the next tick on."""
+        self.buffer.resize(settings.support_size)
+        self.safety.set_max_rate(settings.max_command_rate)
+        self.watchdog.set_timeout(settings.watchdog_timeout)
+        self.settings = settings
+
+    # -- data in ---------------------------------------------------------------
+
+    def joint_state(self, q: np.ndarray, qd: np.ndarray, stamp: float, now: float) -> str:
+        """Take a joint state (in joint order) stamped ``stamp``, received at ``now``
+        (monotonic): '' when accepted, else why it was dropped."""
+        if stamp <= self._last_stamp:
+            return f'stamp {stamp:.9f} is not newer than the previous one ({self._last_stamp:.9f})'
+        lead = stamp - self.stamp_clock()
+        if lead > MAX_STAMP_LEAD:
+            return f'stamp is {lead:.3g} s ahead of this clock'
+        self._last_stamp = stamp
+        self._latest = (q, qd, stamp)
+        self.watchdog.feed(now)
+        return ''
+
+    def tick_due(self, now: float) -> bool:
+        """Whether a tick driven by joint states may run now (at most two per period)."""
+        return now - self.stats.last_tick >= self.period / 2
+
+    def waypoints(self, times: np.ndarray, positions: np.ndarray,
+                  velocities: np.ndarray | None) -> WaypointReference:
+        """A reference through these waypoints from the robot's current state, clamped to the
+        limits.
+
+        :raises ValueError: before any joint state, or for malformed waypoints.
+        """
+        if self._latest is None:
+            raise ValueError('no joint state yet to start it from')
+        return WaypointReference(times=times, positions=positions, velocities=velocities,
+                                 start=self._latest[:2], lower=self.limits.lower,
+                                 upper=self.limits.upper, max_velocity=self.limits.velocity)
+
+    @property
+    def reference(self):
+        """The reference given with :meth:`set_reference` (None: the built-in one)."""
+        return self._reference
+
+    def set_reference(self, reference, now: float) -> None:
+        """Track ``reference`` (anything with ``sample(t) -> (q, qd, qdd)``) from ``now``;
+        None: back to the built-in one."""
+        self._reference, self._reference_start = reference, now
+
+    # -- the tick --------------------------------------------------------------
+
+    def step(self, now: float) -> Tick | None:
+        """One control tick at ``now`` (monotonic): the command to send, or None."""
+        self.stats.tick(now)
+        if self._latest is None or self.watchdog.stale(now):
+            self.pause()
+            return None
+        q, qd, stamp = self._latest
+        if self.safety.previous is None:  # activated, or fresh data after stale data:
+            self.safety.reset(self.command_space.rest(q))  # ramp in from rest,
+            self._builtin = None  # along a reference that starts where the robot is
+        if self._builtin is None:
+            self._builtin, self._builtin_start = self._builtin_reference(q), now
+        reference, start = ((self._reference, self._reference_start)
+                            if self._reference is not None else
+                            (self._builtin, self._builtin_start))
+        q_ref, qd_ref, qdd_ref = reference.sample(now - start)
+        command = self.policy.command(q, qd, q_ref, qd_ref, qdd_ref)
+        if self._exploring():
+            command = command + self.command_space.exploration(
+                self._rng, self.settings.exploration_std)
+        safe = self.safety(command)
+        self.stats.command(self.stamp_clock() - stamp)
+        self.commands_sent += 1
+        if now - self._builtin_start >= RAMP_SECONDS:
+            total = self._tracking['adapted' if self.policy.adapted else 'meta_policy']
+            total[0] += float(np.sum((q - q_ref) ** 2))
+            total[1] += q.size
+        self.buffer.record(stamp, np.concatenate([q, qd]), safe)
+        self._maybe_adapt(now)
+        return Tick(command=safe, q_ref=q_ref, qd_ref=qd_ref)
+
+    def pause(self) -> None:
+        """No command this tick (inactive, or stale data): no transition spans the gap, and the
+        next command ramps in from rest."""
+        self.buffer.break_chain()
+        self.safety.reset()
+
+    def _exploring(self) -> bool:
+        return self.settings.exploration_std > 0 and (
+            not self.policy.adapted or self.settings.readapt_period > 0)
+
+    def _builtin_reference(self, q: np.ndarray):
+        """A smooth test trajectory that fades in from posture ``q`` (kept off the limits)."""
+        return random_reference(np.random.default_rng(0), limits=self.limits, home=q,
+                                steps=min(int(REFERENCE_SECONDS / self.period), REFERENCE_SAMPLES),
+                                control_period=self.period,
+                                config=ReferenceConfig(center_spread=0.0))
+
+    # -- adaptation --------------------------------------------------------------
+
+    def _maybe_adapt(self, now: float) -> None:
+        if self.policy.busy or not self.buffer.full:
+            return
+        first = (not self.policy.adapted and self.settings.auto_adapt
+                 and self._last_adaptation == -math.inf)
+        again = (self.settings.readapt_period > 0
+                 and now - self._last_adaptation >= self.settings.readapt_period)
+        if first or again:
+            self.adapt(now)
+
+    def adapt(self, now: float) -> str:
+        """Adapt on the support collected so far: '' when started, else why not."""
+        base = self.policy.models.learner.base_inner_lr
+        scale = self.settings.inner_lr / base if base > 0 else 1.0
+        previous, self._last_adaptation = self._last_adaptation, now  # before an inline one ends
+        reason = self.policy.start(self.buffer.transitions(),
+                                   inner_steps=self.settings.inner_steps, lr_scale=scale,
+                                   on_done=self.on_adapted)
+        if reason:
+            self._last_adaptation = previous
+        return reason
+
+    def reset_adaptation(self) -> None:
+        """Back to the initial policy, support cleared."""
+        self.policy.reset()
+        self.buffer.clear()
+        self._last_adaptation = -math.inf
+
+    def switch_policy(self, policy: AdaptivePolicy) -> None:
+        """Run ``policy`` from now on (a new checkpoint); the old one is stopped."""
+        old, self.policy = self.policy, policy
+        old.reset()
+        old.close()
+        self.buffer.clear()
+        self._last_adaptation = -math.inf
+
+    # -- reporting ---------------------------------------------------------------
+
+    def tracking_rmse(self) -> dict[str, float]:
+        """Tracking RMSE (rad, measured positions) of the initial and the adapted policy,
+        after the built-in reference's fade-in."""
+        return {policy: math.sqrt(squares / count)
+                for policy, (squares, count) in self._tracking.items() if count}
+
+    def status(self, now: float) -> Status:
+        """Severity, a one-line message and the figures, for diagnostics."""
+        outcome = self.policy.last_outcome
+        state = 'adapting' if self.policy.busy else 'adapted' if self.policy.adapted \
+            else 'collecting'
+        stale = self.watchdog.stale(now)
+        rejected = outcome is not None and not outcome.accepted
+        level = Level.ERROR if stale else Level.WARN if rejected else Level.OK
+        values = {'state': state, 'support_fill': f'{len(self.buffer)}/{self.buffer.capacity}',
+                  'support_chain_breaks': str(self.buffer.broken),
+                  'commands_sent': str(self.commands_sent), 'joint_states_stale': str(stale),
+                  **self.stats.report(now)}
+        for policy, rmse in self.tracking_rmse().items():
+            values[f'tracking_rmse_{policy}'] = f'{rmse:.6g}'
+        if outcome is not None:
+            values.update({'support_loss_before': f'{outcome.loss_before:.6g}',
+                           'support_loss_after': f'{outcome.loss_after:.6g}',
+                           'adaptation_ms': f'{outcome.duration_ms:.1f}',
+                           'last_adaptation': 'accepted' if outcome.accepted
+                           else f'rejected: {outcome.reason}'})
+        message = 'joint states stale' if stale else \
+            f'{state}; last adaptation rejected' if rejected else state
+        return Status(level, message, values)

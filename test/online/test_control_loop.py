@@ -1,0 +1,134 @@
+"""The control loop the robot runs, driven on simulated time against PyBullet (no rclpy)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maml_ros.online.adaptive_policy import AdaptivePolicy
+from maml_ros.online.control_loop import MAX_STAMP_LEAD, ControlLoop, Level, LoopSettings
+from maml_ros.sim import Dynamics, SimRobot
+from maml_ros.training.evaluation import EvalSettings, run_loop
+from maml_ros.training.models import TrainedModels
+
+CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
+HEAVY = Dynamics(payload_mass=1.8, actuator_gain=0.85, joint_friction=0.2)
+PERIOD = 0.01
+
+
+@pytest.fixture(scope='module')
+def models():
+    models = TrainedModels.load(CHECKPOINT)
+    models.warm_up()
+    return models
+
+
+@pytest.fixture(scope='module')
+def robot(models):
+    with SimRobot(config=models.formulation.robot, dynamics=HEAVY) as robot:
+        yield robot
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_loop(models, clock, **settings):
+    policy = AdaptivePolicy(models=models, worker='inline')
+    return ControlLoop(policy=policy, settings=LoopSettings(**settings), period=PERIOD,
+                       stamp_clock=clock)
+
+
+def drive(loop, robot, clock, ticks):
+    """``ticks`` control periods of the loop closed around ``robot``: the commands sent."""
+    commands = []
+    for _ in range(ticks):
+        clock.now += PERIOD
+        q, qd = robot.measured_state()
+        assert loop.joint_state(q, qd, clock.now, clock.now) == ''
+        tick = loop.step(clock.now)
+        commands.append(tick.command)
+        robot.step(tick.command)
+    return np.array(commands)
+
+
+def test_first_command_ramps_in_from_rest_and_every_step_respects_the_rate(models, robot):
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock, max_command_rate=500.0)
+    commands = drive(loop, robot, clock, 30)
+    step = 500.0 * PERIOD
+    assert np.all(np.abs(commands[0]) <= step + 1e-9)  # from zero effort
+    assert np.all(np.abs(np.diff(commands, axis=0)) <= step + 1e-9)
+    assert np.all(np.abs(commands) <= loop.command_space.upper + 1e-9)
+
+
+def test_stale_states_stop_commands_and_the_restart_ramps_in_again(models, robot):
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock, watchdog_timeout=0.05, max_command_rate=300.0)
+    drive(loop, robot, clock, 20)
+    clock.now += 0.06  # no joint state for longer than the watchdog allows
+    assert loop.step(clock.now) is None
+    assert loop.status(clock.now).level == Level.ERROR
+    commands = drive(loop, robot, clock, 3)
+    assert np.all(np.abs(commands[0]) <= 300.0 * PERIOD + 1e-9)
+    assert loop.status(clock.now).level == Level.OK
+
+
+@pytest.mark.parametrize(('stamp', 'reason'), [
+    (-1.0, 'not newer'), (0.0, 'not newer'), (MAX_STAMP_LEAD + 0.01, 'ahead of this clock')])
+def test_old_repeated_and_future_stamps_are_dropped_with_the_reason(models, stamp, reason):
+    clock = Clock()
+    loop = make_loop(models, clock)
+    q = np.array(models.formulation.robot.home)
+    assert loop.joint_state(q, 0 * q, clock.now, clock.now) == ''
+    assert reason in loop.joint_state(q, 0 * q, clock.now + stamp, clock.now)
+    assert loop.joint_state(q, 0 * q, clock.now + MAX_STAMP_LEAD - 0.01, clock.now) == ''
+
+
+def test_loop_adapts_once_the_support_is_full_and_then_stops_exploring(models, robot):
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock, support_size=50, exploration_std=0.02)
+    drive(loop, robot, clock, 51)
+    assert loop.policy.adapted and loop.policy.last_outcome.transitions == 50
+    # No exploration any more: the command is the policy's, through the safety filter.
+    q, qd = robot.measured_state()
+    clock.now += PERIOD
+    loop.joint_state(q, qd, clock.now, clock.now)
+    tick = loop.step(clock.now)
+    q_ref, qd_ref, qdd_ref = loop._builtin.sample(clock.now - loop._builtin_start)
+    np.testing.assert_allclose(tick.command, np.clip(
+        loop.policy.command(q, qd, q_ref, qd_ref, qdd_ref), loop.command_space.lower,
+        loop.command_space.upper), rtol=0, atol=1e-9)
+
+
+def test_support_records_the_commands_sent_after_the_safety_filter(models, robot):
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock, support_size=30, auto_adapt=False, max_command_rate=100.0)
+    commands = drive(loop, robot, clock, 31)
+    np.testing.assert_array_equal(loop.buffer.transitions().commands, commands[:30])
+
+
+def test_evaluation_adapts_exactly_as_the_robot_does_on_the_same_support(models, robot):
+    """The evaluation's run and the adaptation the node starts (``AdaptivePolicy.adapt``, in
+    its worker) give the same weights from the same support transitions."""
+    policy = AdaptivePolicy(models=models, worker='inline')
+    support = []
+    start = policy.start
+    policy.start = lambda transitions, **kwargs: (support.append(transitions),
+                                                  start(transitions, **kwargs))[1]
+    run = run_loop(policy, HEAVY, seed=3, settings=EvalSettings(track_steps=20), robot=robot)
+    assert run.outcome.accepted and len(support) == 1 and len(support[0]) == 200
+    on_robot = AdaptivePolicy(models=models, worker='thread')
+    outcome = on_robot.adapt(support[0], inner_steps=5)
+    assert outcome.accepted and outcome.loss_after == run.outcome.loss_after
+    for name, tensor in on_robot.active_state().items():
+        assert torch.equal(tensor, policy.active_state()[name]), name
