@@ -201,10 +201,6 @@ class MAML(nn.Module):
                                   lr_scale=lr_scale)
             return {name: t.detach().clone() for name, t in adapted.items()}
 
-    def meta_parameters(self) -> Params:
-        """A detached copy of the current meta-parameters (name -> tensor)."""
-        return {name: p.detach().clone() for name, p in self.model.named_parameters()}
-
 
 def _num_tasks(data: TaskData) -> int:
     leaves = [t for t in tree_leaves(data) if isinstance(t, Tensor)]

@@ -62,9 +62,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     def value(self, name: str):
         return self.get_parameter(name).value
 
-    def _stamp_clock(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
-
     # -- lifecycle -----------------------------------------------------------
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -89,7 +86,8 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
                 f'{1 / trained:g} Hz: the policy and its adaptation assume the checkpoint\'s '
                 'period, so expect worse tracking and rejected adaptations')
         self.loop = ControlLoop(policy=policy, settings=self.settings, period=self.period,
-                                stamp_clock=self._stamp_clock, on_adapted=self._on_adapted)
+                                stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
+                                on_adapted=self._on_adapted)
         self.checkpoint_path = path
         self.commands = self.create_lifecycle_publisher(
             Float64MultiArray, f'{self.value("controller")}/commands', 10)
@@ -215,13 +213,11 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
                                         velocity=tick.qd_ref.tolist()))
 
     def _on_adapted(self, outcome: AdaptationOutcome) -> None:
-        figures = (f'support loss {outcome.loss_before:.4g} -> {outcome.loss_after:.4g} on '
-                   f'{outcome.transitions} transitions in {outcome.duration_ms:.1f} ms')
         # rclpy ties a severity to each logging call site: one site per severity.
         if outcome.accepted:
-            self.get_logger().info(f'adaptation accepted; {figures}')
+            self.get_logger().info(f'adaptation {outcome}')
         else:
-            self.get_logger().warn(f'adaptation rejected: {outcome.reason}; {figures}')
+            self.get_logger().warn(f'adaptation {outcome}')
 
     # -- services, parameters, diagnostics -----------------------------------
 

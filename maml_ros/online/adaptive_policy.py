@@ -57,6 +57,11 @@ class AdaptationOutcome:
     duration_ms: float
     transitions: int
 
+    def __str__(self) -> str:
+        verdict = 'accepted' if self.accepted else f'rejected: {self.reason}'
+        return (f'{verdict}; support loss {self.loss_before:.4g} -> {self.loss_after:.4g} on '
+                f'{self.transitions} transitions in {self.duration_ms:.1f} ms')
+
 
 WORKERS = ('process', 'thread', 'inline')
 

@@ -86,9 +86,5 @@ class Watchdog:
         """Fresh data arrived at ``now`` (seconds, a monotonic clock)."""
         self._last = now
 
-    def reset(self) -> None:
-        """Forget the last data: stale until fed again."""
-        self._last = None
-
     def stale(self, now: float) -> bool:
         return self._last is None or now - self._last > self.timeout

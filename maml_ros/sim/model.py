@@ -3,7 +3,7 @@
 Every PyBullet call names its ``physicsClientId``: several clients (the
 randomized robot, the nominal model) live in one process.
 
-Choices that silently change results (DESIGN.md section 6):
+Choices that silently change results (each one met in practice):
 
 - Inertias: by default PyBullet computes them from the collision meshes; the
   Panda URDF in ``pybullet_data`` only has placeholder inertias (0.1 kg*m^2

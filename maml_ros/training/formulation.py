@@ -6,8 +6,9 @@ says achieves it (computed torque for ``effort``; one-step integration for
 ``velocity`` and ``position``). The network only learns what the URDF gets
 wrong: payload, friction, damping, actuator gain, latency.
 
-At run time ``a`` comes from the reference and PD terms (DESIGN.md §6: a goal
-built from the desired acceleration tracked better than the raw next state)::
+At run time ``a`` comes from the reference and PD terms (measured on the
+Panda: a goal built from the desired acceleration tracked better than the raw
+next reference state)::
 
     a_des = qdd_ref + kp (q_ref - q) + kd (qd_ref - qd)
 

@@ -72,11 +72,6 @@ def _query_losses(learner: MAML, data: TaskSet, config: TrainConfig) -> tuple[fl
     return before, after
 
 
-def _pick(candidates: tuple[float, ...], score: Callable[[float], float]) -> float:
-    """The candidate with the lowest score."""
-    return min(candidates, key=score)
-
-
 def pick_baseline_settings(pooled: PolicyNet, data: TaskSet, config: TrainConfig
                            ) -> dict[str, float]:
     """Fine-tuning step size and ridge strength with the lowest validation query loss."""
@@ -91,9 +86,9 @@ def pick_baseline_settings(pooled: PolicyNet, data: TaskSet, config: TrainConfig
                       for i in range(len(data))]
         return torch.stack(losses).mean().item()
 
-    finetune_lr = _pick(FINETUNE_LRS, lambda lr: query_loss(
+    finetune_lr = min(FINETUNE_LRS, key=lambda lr: query_loss(
         lambda s: finetune(pooled, s, lr=lr, steps=config.inner_steps)))
-    ridge = _pick(RIDGES, lambda r: query_loss(lambda s: ridge_head(pooled, s, ridge=r)))
+    ridge = min(RIDGES, key=lambda r: query_loss(lambda s: ridge_head(pooled, s, ridge=r)))
     return {'finetune_lr': finetune_lr, 'ridge': ridge}
 
 

@@ -37,9 +37,6 @@ class PolicyController:
             self._net = net.eval()
         return self._net
 
-    def reset(self) -> None:
-        """No memory between steps."""
-
     def command(self, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray,
                 qdd_ref: np.ndarray) -> np.ndarray:
         acceleration = self.formulation.desired_acceleration(q, qd, q_ref, qd_ref, qdd_ref)

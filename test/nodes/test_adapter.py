@@ -61,8 +61,9 @@ def test_adapter_comes_up_active_commands_within_limits_and_adapts(system):
     assert np.all(np.abs(values) <= EFFORT_LIMIT + 1e-9)
     step = 2000.0 * 0.01  # max_command_rate x period
     assert np.all(np.abs(np.diff(values, axis=0)) <= step + 1e-9)
-    assert spin_until(executor, lambda: any(
-        kv.value == 'adapted' for d in diagnostics for s in d.status for kv in s.values))
+    assert spin_until(executor, lambda: any(  # adapted, and ticked since
+        kv.key == 'tracking_rmse_adapted' for d in diagnostics for s in d.status
+        for kv in s.values))
     status = [s for d in diagnostics for s in d.status if s.name == 'maml_ros adapter'][-1]
     values = {kv.key: kv.value for kv in status.values}
     assert 0.0 < float(values['control_rate_hz']) <= 200.0  # reports the loop (100 Hz), not speed
