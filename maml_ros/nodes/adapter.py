@@ -50,30 +50,27 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         super().__init__('adapter', **kwargs)
         self.problems = Problems(self.get_logger())
         declare_parameters(self, ADAPTER_PARAMETERS)
-        value = self.value
+        value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.settings = LoopSettings(**{name: value(name) for name in LOOP_PARAMETERS})
-        self.adapted_checkpoint = value('adapted_checkpoint')
+        self.checkpoint, self.adapted_checkpoint = value('checkpoint'), value('adapted_checkpoint')
         self.joints, self.interface = list(value('joints')), value('command_interface')
         self.trigger, self.period = value('trigger'), 1.0 / value('control_rate')
+        self.controller, self.torch_threads = value('controller'), value('torch_threads')
+        self.worker = 'process' if value('adaptation_process') else 'thread'
         self.add_post_set_parameters_callback(self._on_parameters_set)
         if value('autostart') and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
-    def value(self, name: str):
-        return self.get_parameter(name).value
-
-    # -- lifecycle -----------------------------------------------------------
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
-        """Load and validate the checkpoint (against ``joints`` and ``command_interface``),
-        build the loop, create the communication. FAILURE on a bad checkpoint: the node
-        stays unconfigured and says why."""
-        path = self.value('checkpoint') or str(shipped_checkpoint())
+        """Load and check the checkpoint, build the loop, create the communication.
+        FAILURE on a bad checkpoint or trigger: the node stays unconfigured and says why."""
+        path = self.checkpoint or str(shipped_checkpoint())
         if self.trigger not in TRIGGERS:
             self.get_logger().error(f'cannot configure: trigger must be one of {list(TRIGGERS)}, '
                                     f'not {self.trigger!r}')
             return TransitionCallbackReturn.FAILURE
-        torch.set_num_threads(self.value('torch_threads'))
+        torch.set_num_threads(self.torch_threads)
         try:
             policy = self._policy(path)
         except CheckpointError as error:
@@ -81,16 +78,15 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         trained = policy.models.formulation.robot.control_period
         if abs(self.period - trained) > 1e-9:
-            self.get_logger().warn(
-                f'control_rate {1 / self.period:g} Hz differs from the checkpoint\'s '
-                f'{1 / trained:g} Hz: the policy and its adaptation assume the checkpoint\'s '
-                'period, so expect worse tracking and rejected adaptations')
+            self.get_logger().warn(f'control_rate {1 / self.period:g} Hz is not the checkpoint\'s '
+                                   f'{1 / trained:g} Hz: expect worse tracking and rejected '
+                                   'adaptations')
         self.loop = ControlLoop(policy=policy, settings=self.settings, period=self.period,
                                 stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
                                 on_adapted=self._on_adapted)
         self.checkpoint_path = path
         self.commands = self.create_lifecycle_publisher(
-            Float64MultiArray, f'{self.value("controller")}/commands', 10)
+            Float64MultiArray, f'{self.controller}/commands', 10)
         self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, '/diagnostics', 10)
         self.desired = self.create_lifecycle_publisher(JointState, '~/desired', 10)
         self._subscriptions = [
@@ -111,14 +107,12 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     def _policy(self, path: str) -> AdaptivePolicy:
         """The checkpoint at ``path`` as a warmed-up policy. :raises CheckpointError:"""
         models = TrainedModels.load(path, joints=self.joints, command_interface=self.interface)
-        policy = AdaptivePolicy(models=models, worker='process' if self.value(
-            'adaptation_process') else 'thread')
+        policy = AdaptivePolicy(models=models, worker=self.worker)
         models.warm_up()
         return policy
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Start ticking (the command ramps in from rest, along a reference from the robot)."""
-        self.loop.pause()
         if self.trigger == 'timer':
             self._timer = self.create_timer(self.period, self._tick)
         result = super().on_activate(state)  # enables the publishers
@@ -136,7 +130,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Drop the loop, the policy, publishers, subscriptions and services."""
-        self._close_policy()
+        self.loop.policy.close()
         for publisher in (self.commands, self.diagnostics, self.desired):
             self.destroy_publisher(publisher)
         for subscription in self._subscriptions:
@@ -149,25 +143,17 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
 
     def destroy_node(self) -> None:
         """Wait for a running adaptation first: a process that exits under one aborts."""
-        self._close_policy(wait=10.0)
+        if self.loop is not None:
+            self.loop.policy.close(wait=10.0)
         super().destroy_node()
 
-    def _close_policy(self, wait: float = 0.0) -> None:
-        if self.loop is not None:
-            self.loop.policy.reset()
-            self.loop.policy.wait(wait)
-            self.loop.policy.close()
-
-    # -- data in -----------------------------------------------------------
 
     def _on_joint_state(self, msg: JointState) -> None:
-        try:
-            q, qd, stamp = joint_state_arrays(msg, self.joints)
-        except JointStateError as error:
-            self.problems.report('joint_state', str(error))
-            return
         now = self.monotonic()
-        reason = self.loop.joint_state(q, qd, stamp, now)
+        try:
+            reason = self.loop.joint_state(*joint_state_arrays(msg, self.joints), now)
+        except JointStateError as error:
+            reason = str(error)
         if reason:
             self.problems.report('joint_state', reason)
             return
@@ -183,8 +169,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.problems.report('reference', str(error))
             return
         if reference.clamped:
-            self.problems.report('reference_clamped', 'positions or velocities outside the '
-                                 'joint limits were clamped')
+            self.problems.report('reference_clamped', 'waypoints beyond the limits were clamped')
         self.loop.set_reference(reference, self.monotonic())
         self.get_logger().info(f'tracking a {reference.duration:.1f} s reference trajectory')
 
@@ -201,7 +186,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.checkpoint_path = msg.data
         self.get_logger().info(f'switched to the checkpoint {msg.data}')
 
-    # -- the loop's output ---------------------------------------------------
 
     def _tick(self) -> None:
         tick = self.loop.step(self.monotonic())
@@ -219,7 +203,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         else:
             self.get_logger().warn(f'adaptation {outcome}')
 
-    # -- services, parameters, diagnostics -----------------------------------
 
     def _on_adapt(self, request, response):
         reason = self.loop.adapt(self.monotonic())
@@ -237,18 +220,18 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         policy = self.loop.policy
         try:
             policy.active_models().save(path)
+            response.success, response.message = True, (
+                f'saved the {"adapted" if policy.adapted else "meta"} policy to {path}')
         except (OSError, CheckpointError) as error:
             response.success, response.message = False, f'could not save {path}: {error}'
-            return response
-        response.success = True
-        response.message = f'saved the {"adapted" if policy.adapted else "meta"} policy to {path}'
         return response
 
     def _on_parameters_set(self, parameters) -> None:
         """Accepted changes (rclpy refused out-of-range ones already) take effect now."""
-        changes = {p.name: p.value for p in parameters if p.name in LOOP_PARAMETERS}
-        self.settings = dataclasses.replace(self.settings, **changes)
-        self.adapted_checkpoint = self.value('adapted_checkpoint')
+        changes = {p.name: p.value for p in parameters}
+        self.adapted_checkpoint = changes.get('adapted_checkpoint', self.adapted_checkpoint)
+        self.settings = dataclasses.replace(self.settings, **{
+            name: value for name, value in changes.items() if name in LOOP_PARAMETERS})
         if self.loop is not None:
             self.loop.apply(self.settings)
 

@@ -80,7 +80,7 @@ class MetaTrainerNode(Node):
 
     def start_training(self) -> bool:
         """Meta-train into ``checkpoint`` in a worker thread; False if already training."""
-        if self._thread is not None and self._thread.is_alive():
+        if self.state == 'training':  # not the thread: it is still ending once 'ready'
             return False
         workers = self.get_parameter('workers').value or None
         try:

@@ -259,7 +259,10 @@ class AdaptivePolicy:
             self._generation += 1
             self._active, self._adapted = self._controller(self._initial_state), False
 
-    def close(self) -> None:
-        """Stop the worker process (after the adaptation in flight, if any)."""
+    def close(self, wait: float = 0.0) -> None:
+        """Drop a running adaptation's result (waiting up to ``wait`` seconds for it to end:
+        a process that exits under one aborts) and stop the worker process."""
+        self.reset()
+        self.wait(wait)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)

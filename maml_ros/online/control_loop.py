@@ -133,6 +133,7 @@ class ControlLoop:
         self._builtin = self._builtin_start = None  # rebuilt where the robot is at ramp-in
         self._reference, self._reference_start = None, 0.0  # set_reference()
         self._last_adaptation = -math.inf
+        self._ramp_in = True  # the next command starts from rest (after start, pause, stale)
         # Squared tracking error sums and counts of the initial policy and the adapted one.
         self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
 
@@ -196,9 +197,9 @@ class ControlLoop:
             self.pause()
             return None
         q, qd, stamp = self._latest
-        if self.safety.previous is None:  # activated, or fresh data after stale data:
+        if self._ramp_in:  # activated, or fresh data after stale data:
             self.safety.reset(self.command_space.rest(q))  # ramp in from rest,
-            self._builtin = None  # along a reference that starts where the robot is
+            self._builtin, self._ramp_in = None, False  # along a reference from the robot
         if self._builtin is None:
             self._builtin, self._builtin_start = self._builtin_reference(q), now
         reference, start = ((self._reference, self._reference_start)
@@ -224,7 +225,7 @@ class ControlLoop:
         """No command this tick (inactive, or stale data): no transition spans the gap, and the
         next command ramps in from rest."""
         self.buffer.break_chain()
-        self.safety.reset()
+        self._ramp_in = True
 
     def _exploring(self) -> bool:
         return self.settings.exploration_std > 0 and (
@@ -269,9 +270,8 @@ class ControlLoop:
 
     def switch_policy(self, policy: AdaptivePolicy) -> None:
         """Run ``policy`` from now on (a new checkpoint); the old one is stopped."""
-        old, self.policy = self.policy, policy
-        old.reset()
-        old.close()
+        self.policy.close()
+        self.policy = policy
         self.buffer.clear()
         self._last_adaptation = -math.inf
 

@@ -39,11 +39,6 @@ class SafetyFilter:
             raise ValueError(f'max_rate must be finite and > 0, got {max_rate}')
         self.max_rate = rate
 
-    @property
-    def previous(self) -> np.ndarray | None:
-        """The last command let through (None before the first, or after a reset)."""
-        return self._previous
-
     def reset(self, previous: np.ndarray | None = None) -> None:
         """Restart the rate limit from ``previous`` (None: from the first command)."""
         self._previous = None if previous is None else np.clip(previous, self.lower, self.upper)

@@ -3,41 +3,30 @@
 :class:`AdapterHarness` calls the node's message handlers directly (the
 transport adds nothing to what a handler does with a message), runs its
 control loop one tick at a time on a fake clock, and checks every command the
-node publishes:
-
-- finite and within the command limits of the URDF;
-- within ``max_command_rate x period`` of the previous command, or of rest
-  (zero effort) for the first command after activation or stale data;
-- none while inactive or while the joint states are stale, and one at every
-  tick otherwise;
-- computed from the last joint state the node accepted, never from a
-  message it dropped.
+node publishes with the invariants of ``test/online/loop_harness.py`` (which
+runs them on the bare ControlLoop); none may go out while the node is inactive.
 """
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import JointState
 
-from maml_ros.nodes.adapter import AdapterNode
-from maml_ros.sim import PANDA_ARM_JOINTS, PANDA_HOME, InverseDynamicsModel, RobotConfig
+sys.path.insert(0, str(Path(__file__).parents[1] / 'online'))
+from loop_harness import (  # noqa: E402
+    JOINTS,
+    LIMITS,
+    SafetyInvariants,
+    joint_state,
+)
 
-JOINTS = list(PANDA_ARM_JOINTS)
-LIMITS = InverseDynamicsModel.shared(RobotConfig()).description.limits
+from maml_ros.nodes.adapter import AdapterNode  # noqa: E402
+from maml_ros.sim import PANDA_HOME  # noqa: E402
 
-
-def stamp(seconds: float) -> Time:
-    sec = int(seconds)
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
-
-
-def joint_state(q=PANDA_HOME, qd=None, *, names=JOINTS, at: float | None = None) -> JointState:
-    """A JointState of ``names`` stamped ``at`` (default: now)."""
-    msg = JointState(name=list(names), position=[float(x) for x in q],
-                     velocity=[float(x) for x in (np.zeros(len(q)) if qd is None else qd)])
-    msg.header.stamp = stamp(time.time() if at is None else at)
-    return msg
+__all__ = ['JOINTS', 'LIMITS', 'AdapterHarness', 'assert_safe_commands', 'joint_state',
+           'node_status']
 
 
 class AdapterHarness:
@@ -49,13 +38,18 @@ class AdapterHarness:
         node.monotonic = lambda: self.now
         # Stamps follow the fake clock, from 1000 s ago (fake time runs ahead of real time).
         self._epoch = time.time() - 1000.0 - self.now
-        self.timeout = node.value('watchdog_timeout')
-        self.commands: list[np.ndarray] = []
-        self.accepted: tuple[np.ndarray, np.ndarray] | None = None  # the last accepted state
-        self._fresh_at: float | None = None
-        self._after_gap = True  # the next command ramps in from rest
-        self._policy_inputs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.invariants = SafetyInvariants(
+            timeout=lambda: node.get_parameter('watchdog_timeout').value,
+            max_rate=lambda: node.get_parameter('max_command_rate').value, period=node.period)
         self.attach()
+
+    @property
+    def commands(self) -> list[np.ndarray]:
+        return self.invariants.commands
+
+    @property
+    def accepted(self):
+        return self.invariants.accepted
 
     def attach(self) -> None:
         """Take over the node's loop and watch its output (again after configure/activate)."""
@@ -64,7 +58,7 @@ class AdapterHarness:
         if node._timer is not None:
             node.destroy_timer(node._timer)
             node._timer = None
-        publisher, policy = node.commands, node.loop.policy
+        publisher = node.commands
         if 'publish' not in vars(publisher):  # not yet wrapped
             publish = publisher.publish
 
@@ -74,16 +68,13 @@ class AdapterHarness:
                 publish(msg)
 
             publisher.publish = record
-        if 'command' not in vars(policy):  # record the state every command is computed from
-            command = policy.command
-            policy.command = lambda q, qd, *reference: (
-                self._policy_inputs.append((q.copy(), qd.copy())), command(q, qd, *reference))[1]
+        self.invariants.watch(node.loop.policy)
 
     def transition(self, *names: str) -> None:
         """Lifecycle transitions by name ('deactivate', 'cleanup', 'configure', ...)."""
         for name in names:
             getattr(self.node, f'trigger_{name}')()
-            self._after_gap = True
+            self.invariants.after_gap = True
         if self.node.loop is not None:
             self.attach()
 
@@ -106,37 +97,21 @@ class AdapterHarness:
         self.node._on_joint_state(msg)
         accepted = self.node.problems.counts['joint_state'] == problems
         if accepted:
-            index = {name: i for i, name in enumerate(msg.name)}
-            self.accepted = (np.array([msg.position[index[j]] for j in JOINTS]),
-                             np.array([msg.velocity[index[j]] for j in JOINTS]))
-            self._fresh_at = self.now
+            self.invariants.accept(msg, self.now)
         return accepted
 
     def tick(self, periods: int = 1) -> np.ndarray | None:
         """Advance the clock ``periods`` control periods and run one tick: its command, if any."""
         self.now += periods * self.period
-        count, inputs = len(self.commands), len(self._policy_inputs)
+        count, inputs = len(self.commands), len(self.invariants.policy_inputs)
         if self.active:
             self.node._tick()
         published = len(self.commands) > count
-        stale = self._fresh_at is None or self.now - self._fresh_at > self.timeout
-        assert published == (self.active and not stale), (
-            f'published={published} while active={self.active}, stale={stale}')
-        if not published:
-            self._after_gap = True
-            return None
-        assert len(self.commands) == count + 1
-        command = self.commands[-1]
-        assert np.all(np.isfinite(command))
-        assert np.all(command >= -LIMITS.effort - 1e-9) and np.all(command <= LIMITS.effort + 1e-9)
-        previous = np.zeros(len(JOINTS)) if self._after_gap else self.commands[-2]
-        step = self.node.value('max_command_rate') * self.period
-        assert np.all(np.abs(command - previous) <= step + 1e-9), (command, previous, step)
-        self._after_gap = False
-        assert len(self._policy_inputs) == inputs + 1
-        for used, accepted in zip(self._policy_inputs[-1], self.accepted, strict=True):
-            np.testing.assert_array_equal(used, accepted)
-        return command
+        if published:
+            assert len(self.commands) == count + 1
+        self.invariants.check(now=self.now, active=self.active, published=published,
+                              inputs=inputs)
+        return self.commands[-1] if published else None
 
 
 def assert_safe_commands(commands: list, *, step: float, gap: float) -> None:

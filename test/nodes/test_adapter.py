@@ -82,8 +82,10 @@ def test_services_and_runtime_parameters(system):
     assert adapter.loop.buffer.capacity == 100
     assert adapter.set_parameters([Parameter('support_size', value=50)])[0].successful
     assert adapter.loop.buffer.capacity == 50
-    assert spin_until(executor, lambda: adapter.loop.policy.adapted, 20.0)
-    assert adapter.loop.policy.last_outcome.transitions == 50
+    # The new size is what the next adaptation uses (whether the guard keeps its result
+    # is the model's business: 50 transitions can make the support loss rise).
+    assert spin_until(executor, lambda: getattr(adapter.loop.policy.last_outcome,
+                                                'transitions', 0) == 50, 20.0)
 
 
 def test_save_adapted_writes_a_loadable_checkpoint_atomically(system, tmp_path, monkeypatch):

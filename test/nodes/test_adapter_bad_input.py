@@ -182,11 +182,11 @@ def effective(node):
 def test_out_of_range_or_mistyped_parameter_is_refused_old_value_kept(make_harness, name):
     harness = started(make_harness)
     node = harness.node
-    before, acting = node.value(name), effective(node)
+    before, acting = node.get_parameter(name).value, effective(node)
     for count, value in enumerate(RUNTIME_PARAMETERS[name], start=1):
         result = node.set_parameters([Parameter(name, value=value)])[0]
         assert not result.successful and result.reason, value
-        assert node.value(name) == before and effective(node) == acting
+        assert node.get_parameter(name).value == before and effective(node) == acting
         assert node.problems.counts['parameter'] == count
         assert f'refused to set {name}' in node.problems.last
     assert node_status(node)[2]['problems_parameter'] == str(count)
@@ -206,7 +206,7 @@ def test_parameter_refused_through_the_ros_service(ros_context):
         executor.spin_until_future_complete(future, timeout_sec=5.0)
         result = future.result().results[0]
         assert not result.successful and 'support_size' in result.reason
-        assert node.value('support_size') == 200
+        assert node.get_parameter('support_size').value == 200
         assert node.problems.counts['parameter'] == 1
     finally:
         executor.shutdown()

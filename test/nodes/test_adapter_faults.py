@@ -190,8 +190,8 @@ def test_the_adapter_keeps_running_when_the_robot_dies_and_comes_back(ros_contex
         spin_for(executor, 1.0)
         assert len(received) > count + 50
         # Ramped in from rest after the silence, and safe throughout.
-        assert_safe_commands(received, step=node.value('max_command_rate') * node.period,
-                             gap=0.2)
+        step = node.get_parameter('max_command_rate').value * node.period
+        assert_safe_commands(received, step=step, gap=0.2)
         assert node_status(node)[0] == DiagnosticStatus.OK
     finally:
         for n in (node, probe, sim):
@@ -208,7 +208,7 @@ def test_joint_state_trigger_ticks_once_per_fresh_joint_state(make_harness):
     harness.now += 0.3 * harness.period  # a second one within half a period: no extra tick
     assert harness.joint_state(harness.state())
     assert len(harness.commands) == 20
-    step = harness.node.value('max_command_rate') * harness.period
+    step = harness.node.get_parameter('max_command_rate').value * harness.period
     assert abs(harness.commands[0]).max() <= step + 1e-9  # ramped in from rest
     assert max(abs(b - a).max() for a, b in zip(harness.commands, harness.commands[1:],
                                                 strict=False)) <= step + 1e-9

@@ -1,8 +1,9 @@
-"""Fuzzing the adapter's handlers: whatever arrives, nothing escapes and nothing unsafe goes out.
+"""Fuzzing the control loop: whatever arrives, nothing escapes and nothing unsafe goes out.
 
 Hypothesis drives more than 10,000 random ``JointState`` and ``JointTrajectory``
-messages, interleaved with control ticks, through one adapter node in an
-:class:`AdapterHarness`, which checks every command (finite, within limits and
+messages, interleaved with control ticks, through the message conversions and
+the :class:`ControlLoop` the adapter node runs (no rclpy), in a
+:class:`LoopHarness`, which checks every command (finite, within limits and
 rate limits, none while stale, computed from accepted joint states only).
 Messages come in three families: well-formed ones (must be accepted), ones
 with exactly one known defect (must be dropped), and arbitrary ones (only the
@@ -10,15 +11,19 @@ invariants are checked).
 """
 
 import time
+from pathlib import Path
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from loop_harness import JOINTS, LIMITS, LoopHarness
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from adapter_harness import JOINTS, LIMITS
+from maml_ros.training.models import TrainedModels
+
+CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 
 MESSAGES = 10_000
 EXTRA_NAMES = ['panda_finger_joint1', 'panda_finger_joint2', 'gripper']
@@ -116,7 +121,7 @@ EVENTS = st.one_of(
 
 
 class Fuzzer:
-    """Delivers the drawn events to the harnessed node; checks the expected verdicts."""
+    """Delivers the drawn events to the harnessed loop; checks the expected verdicts."""
 
     def __init__(self, harness) -> None:
         self.harness = harness
@@ -140,7 +145,6 @@ class Fuzzer:
                 self.harness.tick()
             return
         self.messages += 1
-        node = self.harness.node
         if kind == 'joint_state':
             state = JointState(name=msg['name'], position=msg['position'],
                                velocity=msg['velocity'])
@@ -151,20 +155,18 @@ class Fuzzer:
         else:
             if expected and self.harness.accepted is None:
                 expected = False  # nothing to start from yet
-            before = node.loop.reference
-            node._on_reference(msg)
-            accepted = node.loop.reference is not before
+            accepted = self.harness.reference(msg)
             if accepted:
-                reference = node.loop.reference
+                reference = self.harness.loop.reference
                 assert np.all(reference.positions >= LIMITS.lower)
                 assert np.all(reference.positions <= LIMITS.upper)
         if expected is not None:
-            assert accepted == expected, (kind, msg, node.problems.last)
+            assert accepted == expected, (kind, msg, self.harness.last_problem)
             self.verdicts[expected] += 1
 
 
-def test_ten_thousand_random_messages_never_get_anything_unsafe_out(make_harness):
-    harness = make_harness()
+def test_ten_thousand_random_messages_never_get_anything_unsafe_out():
+    harness = LoopHarness(TrainedModels.load(CHECKPOINT))
     fuzzer = Fuzzer(harness)
 
     @settings(max_examples=460, deadline=None, derandomize=True, database=None,
@@ -176,7 +178,7 @@ def test_ten_thousand_random_messages_never_get_anything_unsafe_out(make_harness
 
     run()
     print(f'{fuzzer.messages} messages, {len(harness.commands)} commands, verdicts checked '
-          f'{fuzzer.verdicts}, problems {dict(harness.node.problems.counts)}')
+          f'{fuzzer.verdicts}, problems {dict(harness.problems)}')
     assert fuzzer.messages >= MESSAGES
     assert min(fuzzer.verdicts.values()) > 1000  # both families were exercised
     assert len(harness.commands) > 1000
