@@ -1,18 +1,22 @@
 """Meta-training: randomized tasks -> pooled baseline -> MAML -> validated checkpoint.
 
-1. Collect ``tasks`` rollouts (nominal controller + exploration) in parallel
-   workers and hindsight-relabel them (``TaskSet``).
-2. Train the pooled network on all transitions: the domain-randomization
-   baseline, and the starting point of MAML and of the other baselines.
-3. Meta-train with vectorized MAML meta-steps (Adam, gradient clipping);
+:class:`MetaTrainer` holds a run's state and its steps; :func:`meta_train`
+only orders them:
+
+1. ``collect``: ``tasks`` rollouts (nominal controller + exploration) in
+   parallel workers, hindsight-relabelled (``TaskSet``), and validation tasks.
+2. ``pretrain``: the pooled network on all transitions (the
+   domain-randomization baseline, and the starting point of MAML and of the
+   other baselines); the baselines' fine-tuning step size and ridge strength
+   picked on the validation tasks.
+3. ``meta_step``: vectorized MAML meta-steps (Adam, gradient clipping);
    support = the first ``support_size`` steps of a task, query = its last
-   ``query_size``. Halfway, an on-policy refresh replaces part of the tasks
+   ``query_size``. At ``refresh_at``, ``refresh`` replaces part of the tasks
    with rollouts of the meta-policy itself.
-4. Every ``validation_every`` meta-steps, validate on held-out tasks: the
-   post-adaptation query loss and the closed-loop tracking RMSE after
-   adaptation; the best checkpoint (by RMSE) is kept.
-5. Pick the baselines' fine-tuning step size and ridge strength on the
-   validation tasks; write the checkpoint, a CSV log and a PNG of the curves.
+4. ``validate``, every ``validation_every`` meta-steps: the post-adaptation
+   query loss and the closed-loop tracking RMSE after adaptation (through the
+   robot's control loop); the best checkpoint (by RMSE) is kept.
+5. The log as CSV and a PNG of the learning curves beside the checkpoint.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from maml_ros.training.data import TaskSet
 from maml_ros.training.evaluation import EvalSettings, evaluate_task
 from maml_ros.training.formulation import Formulation
 from maml_ros.training.models import TrainedModels
+from maml_ros.training.plots import plot_learning_curves
 from maml_ros.training.policy_controller import PolicyController
 
 FINETUNE_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
@@ -109,85 +114,151 @@ def train_pooled(data: TaskSet, formulation: Formulation, config: TrainConfig, *
     return pooled
 
 
+class MetaTrainer:
+    """One meta-training run: it owns the data, the networks and the log; each method is
+    one step of the module docstring, and :func:`meta_train` only orders them.
+
+    :param config: the training settings.
+    :param collector: rollout workers for the robot of ``config``.
+    :param out: where the best checkpoint goes.
+    :param progress: show progress bars.
+    :param log: where one-line reports go.
+    """
+
+    def __init__(self, config: TrainConfig, *, collector: RolloutCollector, out: Path,
+                 progress: bool, log: Callable[[str], None]) -> None:
+        torch.manual_seed(config.seed)
+        self.config, self.collector, self.out = config, collector, out
+        self.progress, self.log = progress, log
+        self.started = time.perf_counter()
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.device = torch.device(config.device)
+        self.formulation = Formulation(robot=config.robot, residual=config.residual)
+        self.rollout_config = RolloutConfig(
+            robot=config.robot, ranges=config.ranges, reference=config.reference,
+            steps=config.steps_per_task, exploration_std=config.exploration_std)
+        self.eval_settings = EvalSettings(support_size=config.support_size,
+                                          inner_steps=config.inner_steps,
+                                          exploration_std=config.exploration_std,
+                                          methods=('maml',))
+        self.refresh_at = (int(config.refresh_at * config.meta_iterations)
+                           if config.refresh_tasks else -1)
+        self.rows: list[dict] = []  # one per validation
+        self.best = float('inf')  # the best validation tracking RMSE so far
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def _seeds(self, offset: int, count: int) -> list[int]:
+        return [self.config.seed * 1_000_000 + offset + i for i in range(count)]
+
+    def _collect(self, seeds: list[int], desc: str, controller=None) -> TaskSet:
+        return collect(self.collector, seeds, self.rollout_config, self.formulation,
+                       controller=controller, desc=desc, progress=self.progress)
+
+    def collect(self) -> None:
+        """Step 1: the training and validation tasks."""
+        config = self.config
+        self.data = self._collect(self._seeds(0, config.tasks), 'collecting tasks')
+        self.validation = self._collect(
+            self._seeds(VALIDATION_SEED_OFFSET, config.validation_tasks), 'validation tasks')
+        self.log(f'collected {len(self.data)} training and {len(self.validation)} validation '
+                 f'tasks ({self.elapsed:.0f} s)')
+
+    def pretrain(self) -> None:
+        """Step 2: the pooled network, the baselines' settings, and MAML starting from it."""
+        config = self.config
+        pooled = train_pooled(self.data, self.formulation, config, progress=self.progress)
+        baselines = pick_baseline_settings(pooled, self.validation, config)
+        self.log(f'pooled network trained; baselines picked on validation tasks: {baselines}')
+        self.learner = MAML(copy.deepcopy(pooled), inner_lr=config.inner_lr,
+                            inner_steps=config.inner_steps, first_order=config.first_order,
+                            learn_inner_lr=config.learn_inner_lr,
+                            adapt_params=config.adapt_params).to(self.device)
+        self.optimizer = torch.optim.Adam(self.learner.parameters(), lr=config.meta_lr)
+        self.loss_fn = scaled_mse(self.learner.model.output_scale)
+        self.models = TrainedModels(formulation=self.formulation, learner=self.learner,
+                                    pooled=pooled, ranges=config.ranges, baselines=baselines,
+                                    info={'seed': config.seed, 'training': config.to_dict()})
+        self._to_device()
+
+    def _to_device(self) -> None:
+        self.on_device = TaskSet(self.data.features.to(self.device),
+                                 self.data.targets.to(self.device))
+
+    def refresh(self) -> None:
+        """Step 3b: replace the oldest tasks by rollouts of the meta-policy itself."""
+        controller = PolicyController(formulation=self.formulation,
+                                      architecture=self.models.pooled.architecture(),
+                                      state=self.models.meta_policy.state_dict())
+        fresh = self._collect(self._seeds(self.config.tasks, self.config.refresh_tasks),
+                              'on-policy refresh', controller)
+        self.data = TaskSet.concat(self.data.subset(slice(len(fresh), None)), fresh)
+        self._to_device()
+
+    def meta_step(self) -> float:
+        """Step 3: one meta-step on a random meta-batch; its meta-loss."""
+        config = self.config
+        batch = torch.randint(0, len(self.on_device), (config.meta_batch,),
+                              generator=self.generator)
+        tasks = self.on_device.subset(batch.to(self.device))
+        self.optimizer.zero_grad()
+        meta_loss = self.learner.meta_loss(tasks.support(config.support_size),
+                                           tasks.query(config.query_size), self.loss_fn)
+        meta_loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.learner.parameters(), config.grad_clip)
+        self.optimizer.step()
+        return meta_loss.item()
+
+    def validate(self, iteration: int) -> dict:
+        """Step 4: query losses and closed-loop tracking on held-out robots; the checkpoint is
+        written when tracking is the best so far."""
+        config, learner = self.config, self.learner
+        learner.cpu()
+        before, after = _query_losses(learner, self.validation, config)
+        rng = np.random.default_rng(config.seed)
+        description = InverseDynamicsModel.shared(self.formulation.robot).description
+        rmses = []
+        for seed in self._seeds(VALIDATION_SEED_OFFSET, config.closed_loop_tasks):
+            dynamics = config.ranges.sample(rng, n_joints=description.n_joints,
+                                            n_links=description.n_links)
+            rmses.append(evaluate_task(self.models, dynamics, seed=seed,
+                                       settings=self.eval_settings)['maml']['rmse'])
+        learner.to(self.device)
+        row = {'iteration': iteration, 'seconds': round(self.elapsed, 1),
+               'query_loss_before': before, 'query_loss_after': after,
+               'tracking_rmse': float(np.mean(rmses))}
+        self.rows.append(row)
+        if row['tracking_rmse'] < self.best:
+            self.best = row['tracking_rmse']
+            self.models.info['validation'] = row
+            self.models.save(self.out)
+        return row
+
+
 def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
                log: Callable[[str], None] = print) -> TrainedModels:
     """Meta-train as the module docstring says; writes ``out`` (the checkpoint),
     ``out`` with suffix ``.csv`` (the log) and ``.png`` (learning curves)."""
-    started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    device = torch.device(config.device)
-    formulation = Formulation(robot=config.robot, residual=config.residual)
-    rollout_config = RolloutConfig(robot=config.robot, ranges=config.ranges,
-                                   reference=config.reference, steps=config.steps_per_task,
-                                   exploration_std=config.exploration_std)
-    base = config.seed * 1_000_000
-    train_seeds = [base + i for i in range(config.tasks)]
-    refresh_seeds = [base + config.tasks + i for i in range(config.refresh_tasks)]
-    validation_seeds = [base + VALIDATION_SEED_OFFSET + i for i in range(config.validation_tasks)]
-
-    with RolloutCollector(workers=config.workers, config=rollout_config) as collector:
-        data = collect(collector, train_seeds, rollout_config, formulation,
-                       desc='collecting tasks', progress=progress)
-        validation = collect(collector, validation_seeds, rollout_config, formulation,
-                             desc='validation tasks', progress=progress)
-        log(f'collected {len(data)} training and {len(validation)} validation tasks '
-            f'({time.perf_counter() - started:.0f} s)')
-
-        pooled = train_pooled(data, formulation, config, progress=progress)
-        baselines = pick_baseline_settings(pooled, validation, config)
-        log(f'pooled network trained; baselines picked on validation tasks: {baselines}')
-
-        learner = MAML(copy.deepcopy(pooled), inner_lr=config.inner_lr,
-                       inner_steps=config.inner_steps, first_order=config.first_order,
-                       learn_inner_lr=config.learn_inner_lr,
-                       adapt_params=config.adapt_params).to(device)
-        optimizer = torch.optim.Adam(learner.parameters(), lr=config.meta_lr)
-        loss_fn = scaled_mse(learner.model.output_scale)
-        models = TrainedModels(formulation=formulation, learner=learner, pooled=pooled,
-                               ranges=config.ranges, baselines=baselines,
-                               info={'seed': config.seed, 'training': config.to_dict()})
-        eval_settings = EvalSettings(support_size=config.support_size,
-                                     inner_steps=config.inner_steps,
-                                     exploration_std=config.exploration_std, methods=('maml',))
-        rows: list[dict] = []
-        best = float('inf')
-        refresh_at = int(config.refresh_at * config.meta_iterations) if config.refresh_tasks else -1
-        on_device = TaskSet(data.features.to(device), data.targets.to(device))
-        for iteration in tqdm(range(config.meta_iterations + 1), desc='meta-training',
-                              disable=not progress):
-            if iteration == refresh_at:  # replace the oldest tasks by on-policy ones
-                controller = PolicyController(formulation=formulation,
-                                              architecture=pooled.architecture(),
-                                              state=models.meta_policy.state_dict())
-                fresh = collect(collector, refresh_seeds, rollout_config, formulation,
-                                controller=controller, desc='on-policy refresh',
-                                progress=progress)
-                data = TaskSet.concat(data.subset(slice(len(fresh), None)), fresh)
-                on_device = TaskSet(data.features.to(device), data.targets.to(device))
-            if iteration % config.validation_every == 0 or iteration == config.meta_iterations:
-                row = _validate(models, validation, config, eval_settings, iteration,
-                                time.perf_counter() - started)
-                rows.append(row)
-                if row['tracking_rmse'] < best:
-                    best = row['tracking_rmse']
-                    models.info['validation'] = row
-                    models.save(out)
+    with RolloutCollector(workers=config.workers, config=RolloutConfig(
+            robot=config.robot)) as collector:
+        trainer = MetaTrainer(config, collector=collector, out=out, progress=progress, log=log)
+        trainer.collect()
+        trainer.pretrain()
+        last = config.meta_iterations
+        for iteration in tqdm(range(last + 1), desc='meta-training', disable=not progress):
+            if iteration == trainer.refresh_at:
+                trainer.refresh()
+            if iteration % config.validation_every == 0 or iteration == last:
+                row = trainer.validate(iteration)
                 if progress:
                     tqdm.write(_describe(row))
-            if iteration == config.meta_iterations:
-                break
-            batch = torch.randint(0, len(on_device), (config.meta_batch,), generator=generator)
-            tasks = on_device.subset(batch.to(device))
-            optimizer.zero_grad()
-            meta_loss = learner.meta_loss(tasks.support(config.support_size),
-                                          tasks.query(config.query_size), loss_fn)
-            meta_loss.backward()
-            torch.nn.utils.clip_grad_norm_(learner.parameters(), config.grad_clip)
-            optimizer.step()
-    _write_log(out, rows)
-    log(f'best validation tracking RMSE {best:.4f} rad; checkpoint {out} '
-        f'({time.perf_counter() - started:.0f} s in all)')
+            if iteration < last:
+                trainer.meta_step()
+    write_training_log(out, trainer.rows)
+    log(f'best validation tracking RMSE {trainer.best:.4f} rad; checkpoint {out} '
+        f'({trainer.elapsed:.0f} s in all)')
     return TrainedModels.load(out)
 
 
@@ -196,46 +267,10 @@ def _describe(row: dict) -> str:
             f'{row["query_loss_after"]:.4f}, tracking RMSE {row["tracking_rmse"]:.4f} rad')
 
 
-def _validate(models: TrainedModels, validation: TaskSet, config: TrainConfig,
-              settings: EvalSettings, iteration: int, elapsed: float) -> dict:
-    learner = models.learner
-    device = next(learner.parameters()).device
-    learner.cpu()
-    before, after = _query_losses(learner, validation, config)
-    seeds = range(config.seed * 1_000_000 + VALIDATION_SEED_OFFSET,
-                  config.seed * 1_000_000 + VALIDATION_SEED_OFFSET + config.closed_loop_tasks)
-    rng = np.random.default_rng(config.seed)
-    description = InverseDynamicsModel.shared(models.formulation.robot).description
-    rmses = []
-    for seed in seeds:
-        dynamics = config.ranges.sample(rng, n_joints=description.n_joints,
-                                        n_links=description.n_links)
-        rmses.append(evaluate_task(models, dynamics, seed=seed, settings=settings)['maml']['rmse'])
-    learner.to(device)
-    return {'iteration': iteration, 'seconds': round(elapsed, 1), 'query_loss_before': before,
-            'query_loss_after': after, 'tracking_rmse': float(np.mean(rmses))}
-
-
-def _write_log(out: Path, rows: list[dict]) -> None:
-    csv_path, png_path = out.with_suffix('.csv'), out.with_suffix('.png')
-    with csv_path.open('w', newline='') as stream:
+def write_training_log(out: Path, rows: list[dict]) -> None:
+    """The validation rows as ``out.csv`` and their learning curves as ``out.png``."""
+    with out.with_suffix('.csv').open('w', newline='') as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    figure, (losses, tracking) = plt.subplots(1, 2, figsize=(11, 4))
-    iterations = [row['iteration'] for row in rows]
-    losses.plot(iterations, [row['query_loss_before'] for row in rows], label='before adapting')
-    losses.plot(iterations, [row['query_loss_after'] for row in rows], label='after adapting')
-    losses.set_xlabel('meta-step')
-    losses.set_ylabel('validation query loss (scaled MSE)')
-    losses.set_yscale('log')
-    losses.legend()
-    tracking.plot(iterations, [row['tracking_rmse'] for row in rows], 'o-')
-    tracking.set_xlabel('meta-step')
-    tracking.set_ylabel('closed-loop tracking RMSE after adapting (rad)')
-    figure.tight_layout()
-    figure.savefig(png_path, dpi=100)
-    plt.close(figure)
+    plot_learning_curves(out.with_suffix('.png'), rows)

@@ -1,4 +1,4 @@
-"""Pictures of adaptation: joint tracking before and after, on one robot."""
+"""Pictures: joint tracking before and after adapting on one robot, meta-training curves."""
 
 from __future__ import annotations
 
@@ -49,6 +49,25 @@ def plot_tracking(path: Path, models: TrainedModels, dynamics: Dynamics, *,
     axes[-1].legend(loc='upper right')
     figure.suptitle(f'MAML adaptation with {settings.support_size} support transitions, '
                     f'{settings.inner_steps} steps')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_learning_curves(path: Path, rows: list[dict]) -> None:
+    """Meta-training's validation rows: query loss before/after adapting, and closed-loop
+    tracking after adapting, against meta-steps."""
+    figure, (losses, tracking) = plt.subplots(1, 2, figsize=(11, 4))
+    iterations = [row['iteration'] for row in rows]
+    losses.plot(iterations, [row['query_loss_before'] for row in rows], label='before adapting')
+    losses.plot(iterations, [row['query_loss_after'] for row in rows], label='after adapting')
+    losses.set_xlabel('meta-step')
+    losses.set_ylabel('validation query loss (scaled MSE)')
+    losses.set_yscale('log')
+    losses.legend()
+    tracking.plot(iterations, [row['tracking_rmse'] for row in rows], 'o-')
+    tracking.set_xlabel('meta-step')
+    tracking.set_ylabel('closed-loop tracking RMSE after adapting (rad)')
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
