@@ -62,14 +62,23 @@ def robot_groups(models: TrainedModels, options: argparse.Namespace) -> dict[str
                              for _ in range(options.tasks)]}
 
 
-def print_table(name: str, summary: dict[str, dict[str, float]]) -> None:
-    reference = summary.get('no_adaptation', {}).get('rmse')
-    print(f'\n{name} ({next(iter(summary.values()))["tasks"]} robots)')
-    print(f'{"method":<22}{"RMSE (rad)":>12}{"vs no_adapt":>13}{"adapt ms":>10}')
+def print_table(name: str, results: list[dict[str, dict]]) -> dict[str, dict[str, float]]:
+    """Per method: mean RMSE, its ratio to ``true_model`` (the floor), on how many robots
+    it beats ``sysid``, and the adaptation time; returns the summary, ``beats_sysid`` added."""
+    summary = summarize(results)
+    floor = summary.get('true_model', {}).get('rmse')
+    print(f'\n{name} ({len(results)} robots)')
+    print(f'{"method":<22}{"RMSE (rad)":>12}{"/ true_model":>14}{"beats sysid":>13}'
+          f'{"adapt ms":>10}')
     for method, figures in summary.items():
-        ratio = f'{figures["rmse"] / reference:.2f}x' if reference else '-'
+        ratio = f'{figures["rmse"] / floor:.1f}x' if floor else '-'
+        beats = '-'
+        if 'sysid' in summary and method != 'sysid':
+            figures['beats_sysid'] = sum(r[method]['rmse'] < r['sysid']['rmse'] for r in results)
+            beats = f'{figures["beats_sysid"]}/{len(results)}'
         adapt = f'{figures["adapt_ms"]:.1f}' if 'adapt_ms' in figures else '-'
-        print(f'{method:<22}{figures["rmse"]:>12.4f}{ratio:>13}{adapt:>10}')
+        print(f'{method:<22}{figures["rmse"]:>12.4f}{ratio:>14}{beats:>13}{adapt:>10}')
+    return summary
 
 
 def main(args: list[str] | None = None) -> int:
@@ -86,8 +95,7 @@ def main(args: list[str] | None = None) -> int:
     for group, robots in groups.items():
         results = evaluate_tasks(models, robots, seed=options.seed, settings=settings,
                                  workers=options.workers)
-        summary = summarize(results)
-        print_table(group, summary)
+        summary = print_table(group, results)
         report[group] = {'summary': summary, 'tasks': [
             {'dynamics': d.to_dict(), **r} for d, r in zip(robots, results, strict=True)]}
     main_group = 'given' if options.dynamics else 'in_range'

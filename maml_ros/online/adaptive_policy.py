@@ -187,9 +187,15 @@ class AdaptivePolicy:
 
     # -- adaptation ------------------------------------------------------------
 
-    def start(self, transitions: Transitions, *, inner_steps: int, lr_scale: float = 1.0,
+    def start(self, transitions: Transitions, *, inner_steps: int, inner_lr: float | None = None,
               on_done: Callable[[AdaptationOutcome], None] | None = None) -> str:
-        """Adapt in the background (``inline``: now); '' when started, else why not."""
+        """Adapt in the background (``inline``: now); '' when started, else why not.
+
+        :param inner_lr: the inner learning rate; learned rates are scaled by ``inner_lr`` /
+            the checkpoint's. None: the checkpoint's.
+        """
+        base = self.models.learner.base_inner_lr
+        lr_scale = inner_lr / base if inner_lr is not None and base > 0 else 1.0
         if self.method is None:
             return 'this policy does not adapt'
         if len(transitions) < self.min_transitions:

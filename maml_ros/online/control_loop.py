@@ -38,7 +38,7 @@ from maml_ros.online.loop_stats import LoopStats
 from maml_ros.online.safety import SafetyFilter, Watchdog
 from maml_ros.online.support_buffer import SupportBuffer
 from maml_ros.online.waypoints import WaypointReference
-from maml_ros.sim.command import CommandSpace
+from maml_ros.sim.command import EXPLORATION_STD, CommandSpace
 from maml_ros.sim.model import InverseDynamicsModel
 from maml_ros.sim.reference import ReferenceConfig, random_reference
 
@@ -68,7 +68,7 @@ class LoopSettings:
     support_size: int = 200
     inner_steps: int = 5
     inner_lr: float = 0.1
-    exploration_std: float = 0.02
+    exploration_std: float = EXPLORATION_STD
     readapt_period: float = 0.0
     max_command_rate: float = 2000.0
     watchdog_timeout: float = 0.1
@@ -252,11 +252,10 @@ class ControlLoop:
 
     def adapt(self, now: float) -> str:
         """Adapt on the support collected so far: '' when started, else why not."""
-        base = self.policy.models.learner.base_inner_lr
-        scale = self.settings.inner_lr / base if base > 0 else 1.0
         previous, self._last_adaptation = self._last_adaptation, now  # before an inline one ends
         reason = self.policy.start(self.buffer.transitions(),
-                                   inner_steps=self.settings.inner_steps, lr_scale=scale,
+                                   inner_steps=self.settings.inner_steps,
+                                   inner_lr=self.settings.inner_lr,
                                    on_done=self.on_adapted)
         if reason:
             self._last_adaptation = previous

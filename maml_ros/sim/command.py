@@ -22,6 +22,7 @@ import numpy as np
 from maml_ros.sim.model import JointLimits
 
 EXPLORATION_CLIP = 2.5  # standard deviations
+EXPLORATION_STD = 0.02  # the default exploration: 2% of the command scale
 
 
 @dataclass(frozen=True)

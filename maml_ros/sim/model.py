@@ -164,6 +164,23 @@ def load_robot(config: RobotConfig, *, gui: bool = False) -> tuple[int, int, Rob
     return cid, body, description
 
 
+def set_link_masses(cid: int, body: int, description: RobotDescription, *,
+                    link_mass_scale: np.ndarray, payload_mass: float) -> None:
+    """Scale every link's mass and inertia and put ``payload_mass`` on the payload link
+    (its inertia grows with it: the payload is taken as distributed like the link).
+    ``changeDynamics(mass=)`` alone would leave the inertia as it was."""
+    for link in range(description.n_links):
+        mass = description.link_masses[link] * link_mass_scale[link]
+        inertia = description.link_inertias[link] * link_mass_scale[link]
+        if mass <= 0:
+            continue  # massless frames (panda_link8) stay massless
+        if link == description.payload_link_index:
+            inertia = inertia * (mass + payload_mass) / mass
+            mass += payload_mass
+        pybullet.changeDynamics(body, link, mass=mass, localInertiaDiagonal=inertia.tolist(),
+                                physicsClientId=cid)
+
+
 def _load(cid: int, config: RobotConfig) -> int:
     pybullet.setGravity(0.0, 0.0, GRAVITY, physicsClientId=cid)
     # One stepSimulation call per control step runs `substeps` physics steps of
@@ -240,18 +257,26 @@ def _hold_position(info: tuple) -> float:
 class InverseDynamicsModel:
     """The nominal robot (URDF dynamics) in its own client, for inverse dynamics.
 
-    Its masses are never changed, so ``calculateInverseDynamics`` stays right.
-    Not picklable: build it where it is used (``shared`` keeps one per process).
+    Its masses are set once, before the first inverse-dynamics call, and never
+    changed, so ``calculateInverseDynamics`` stays right. Not picklable: build it
+    where it is used (``shared`` keeps one nominal model per process).
 
     :param config: the robot; only the URDF, joints, home and inertia choice matter.
+    :param link_mass_scale: per-link mass factors of a robot other than the nominal one.
+    :param payload_mass: a payload on the payload link (kg).
     """
 
     _shared: ClassVar[dict[tuple[int, RobotConfig], InverseDynamicsModel]] = {}
 
-    def __init__(self, *, config: RobotConfig) -> None:
+    def __init__(self, *, config: RobotConfig, link_mass_scale: np.ndarray | None = None,
+                 payload_mass: float = 0.0) -> None:
         self.config = config
         self._client, self._body, self.description = load_robot(config)
         d = self.description
+        if link_mass_scale is not None or payload_mass:
+            set_link_masses(self._client, self._body, d, payload_mass=payload_mass,
+                            link_mass_scale=np.ones(d.n_links) if link_mass_scale is None
+                            else np.asarray(link_mass_scale, float))
         self._full_q = np.zeros(len(d.movable_indices))
         for index, position in zip(d.held_indices, d.held_positions, strict=True):
             self._full_q[d.movable_indices.index(index)] = position

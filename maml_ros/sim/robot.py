@@ -37,7 +37,13 @@ import pybullet
 
 from maml_ros.sim.command import CommandSpace
 from maml_ros.sim.dynamics import Dynamics
-from maml_ros.sim.model import InverseDynamicsModel, JointLimits, RobotConfig, load_robot
+from maml_ros.sim.model import (
+    InverseDynamicsModel,
+    JointLimits,
+    RobotConfig,
+    load_robot,
+    set_link_masses,
+)
 
 FRICTION_VELOCITY = 0.02  # rad/s: tanh smoothing of Coulomb friction (sign chatters)
 _NOISE_BLOCK = 256  # control steps of measurement noise drawn at once
@@ -101,6 +107,16 @@ class SimRobot:
         return self._dynamics
 
     @property
+    def actuator_gain(self) -> np.ndarray:
+        """Torque per unit of effort command, per joint."""
+        return self._gain
+
+    def passive_torque(self, qd: np.ndarray) -> np.ndarray:
+        """The joint torque damping and friction oppose velocity ``qd`` with (simulation
+        truth: what the true-model controller compensates)."""
+        return self._damping * qd + self._friction * np.tanh(qd * self._inv_friction_velocity)
+
+    @property
     def command_in_force(self) -> np.ndarray:
         """The (clamped) command that drove the last control step."""
         return self._in_force
@@ -120,19 +136,8 @@ class SimRobot:
         d = self.description
         n = d.n_joints
         scale = dynamics.per_element('link_mass_scale', d.n_links)
-        for link in range(d.n_links):
-            mass = d.link_masses[link] * scale[link]
-            inertia = d.link_inertias[link] * scale[link]
-            if mass <= 0:
-                continue  # massless frames (panda_link8) stay massless
-            if link == d.payload_link_index:
-                # changeDynamics(mass=) leaves inertia alone; the payload is taken
-                # as distributed like the link, so its inertia grows with the mass.
-                inertia = inertia * (mass + dynamics.payload_mass) / mass
-                mass += dynamics.payload_mass
-            pybullet.changeDynamics(self._body, link, mass=mass,
-                                    localInertiaDiagonal=inertia.tolist(),
-                                    physicsClientId=self._client)
+        set_link_masses(self._client, self._body, d, link_mass_scale=scale,
+                        payload_mass=dynamics.payload_mass)
         self._gain = dynamics.per_element('actuator_gain', n)
         self._motor_force = (d.limits.effort * self._gain).tolist()
         period = self.config.control_period

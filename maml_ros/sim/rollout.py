@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from maml_ros.sim.command import EXPLORATION_STD
 from maml_ros.sim.controller import Controller, NominalController
 from maml_ros.sim.dynamics import Dynamics, DynamicsRanges
 from maml_ros.sim.model import InverseDynamicsModel, RobotConfig
@@ -47,7 +48,7 @@ class RolloutConfig:
     ranges: DynamicsRanges = DynamicsRanges()
     reference: ReferenceConfig = ReferenceConfig()
     steps: int = 500
-    exploration_std: float = 0.02
+    exploration_std: float = EXPLORATION_STD
 
     def __post_init__(self) -> None:
         if self.steps < 1:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from maml_ros.online.control_loop import LoopSettings
 from maml_ros.sim import DynamicsRanges, ReferenceConfig, RobotConfig
 
 # The shipped training ranges (config/adapt.yaml). Latency is not randomized:
@@ -69,9 +70,9 @@ class TrainConfig:
     reference: ReferenceConfig = ReferenceConfig()
     tasks: int = 3000
     steps_per_task: int = 500
-    support_size: int = 200
+    support_size: int = LoopSettings.support_size  # what the robot adapts on
     query_size: int = 200
-    exploration_std: float = 0.02
+    exploration_std: float = LoopSettings.exploration_std
     hidden: tuple[int, ...] = (256, 256)
     activation: str = 'tanh'
     residual: bool = True

@@ -6,10 +6,18 @@ node runs it on the robot (policy, exploration, safety filter, support
 buffer, the same adaptation call and its divergence guard). The reference is
 the task's random one; the first ``support_size + 1`` ticks collect support
 with exploration, then the policy adapts (inline: on simulated time it takes
-no time), and the next ``track_steps`` ticks are scored: the joint tracking
-RMSE (rad) of the true positions. ``no_adaptation`` and ``oracle`` do not
-adapt and do not explore; ``oracle`` starts from a network trained on ample
-data of the task itself. Tasks run in parallel worker processes.
+no time), the robot gets ``settle_steps`` ticks to converge from where the
+unadapted policy left it, and the next ``track_steps`` ticks are scored: the
+joint tracking RMSE (rad) of the true positions. Methods:
+
+- learned: ``no_adaptation`` (the pooled network), ``pretrained_finetune``,
+  ``last_layer_ridge``, ``maml``, and ``oracle`` (a network trained on ample
+  data of the task itself);
+- classical (:mod:`maml_ros.training.model_based`): ``nominal`` (URDF computed
+  torque), ``sysid`` (the least-squares identified model: the rival to beat)
+  and ``true_model`` (computed torque with the true parameters: the floor).
+
+Those that do not adapt do not explore. Tasks run in parallel worker processes.
 """
 
 from __future__ import annotations
@@ -29,9 +37,11 @@ from maml_ros.sim import Dynamics, RolloutConfig, SimRobot, Task, random_referen
 from maml_ros.sim.rollout import task_streams
 from maml_ros.training.adaptation import ADAPTATIONS, train_supervised
 from maml_ros.training.data import TaskSet
+from maml_ros.training.model_based import ModelPolicy, sysid_policy, true_model_policy
 from maml_ros.training.models import TrainedModels
 
-METHODS = ('no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'maml', 'oracle')
+METHODS = ('nominal', 'no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'sysid', 'maml',
+           'oracle', 'true_model')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +50,8 @@ class EvalSettings:
 
     :param support_size: transitions collected before adapting.
     :param inner_steps: gradient steps of the gradient-based methods.
+    :param settle_steps: control steps between adapting and scoring (the recovery from the
+        unadapted policy's tracking error is not what the score is about).
     :param track_steps: control steps of the tracking run that is scored.
     :param exploration_std: exploration noise while collecting support (see RolloutConfig).
     :param oracle_rollouts: rollouts of the task itself the oracle trains on.
@@ -47,10 +59,11 @@ class EvalSettings:
     :param methods: which methods to run.
     """
 
-    support_size: int = 200
+    support_size: int = LoopSettings.support_size
     inner_steps: int = 5
+    settle_steps: int = 100
     track_steps: int = 500
-    exploration_std: float = 0.02
+    exploration_std: float = LoopSettings.exploration_std
     oracle_rollouts: int = 16
     oracle_iterations: int = 1500
     methods: tuple[str, ...] = METHODS
@@ -59,8 +72,15 @@ class EvalSettings:
         unknown = sorted(set(self.methods) - set(METHODS))
         if unknown:
             raise ValueError(f'unknown methods {unknown}; choose from {list(METHODS)}')
-        if self.support_size < 2 or self.inner_steps < 0 or self.track_steps < 1:
-            raise ValueError('need support_size >= 2, inner_steps >= 0, track_steps >= 1')
+        if self.support_size < 2 or self.inner_steps < 0 or self.track_steps < 1 \
+                or self.settle_steps < 0:
+            raise ValueError('need support_size >= 2, inner_steps >= 0, settle_steps >= 0, '
+                             'track_steps >= 1')
+
+    @property
+    def scored_from(self) -> int:
+        """The first scored tick of a run."""
+        return self.support_size + 1 + self.settle_steps
 
 
 def _oracle_state(models: TrainedModels, dynamics: Dynamics, seed: int,
@@ -93,8 +113,15 @@ class LoopRun:
 
 
 def method_policy(models: TrainedModels, method: str, dynamics: Dynamics, *, seed: int,
-                  settings: EvalSettings, robot: SimRobot) -> AdaptivePolicy:
+                  settings: EvalSettings, robot: SimRobot) -> AdaptivePolicy | ModelPolicy:
     """The policy ``method`` starts with on this robot (adapting inline, on simulated time)."""
+    if method == 'nominal':
+        return ModelPolicy(models=models, torque=models.formulation.nominal)
+    if method == 'sysid':
+        return sysid_policy(models)
+    if method == 'true_model':
+        robot.set_dynamics(dynamics)
+        return true_model_policy(models, robot)
     if method == 'oracle':
         return AdaptivePolicy(models=models, method=None, worker='inline',
                               initial_state=_oracle_state(models, dynamics, seed + 1000,
@@ -106,10 +133,10 @@ def method_policy(models: TrainedModels, method: str, dynamics: Dynamics, *, see
 def run_loop(policy: AdaptivePolicy, dynamics: Dynamics, *, seed: int, settings: EvalSettings,
              robot: SimRobot) -> LoopRun:
     """The task's reference tracked by :class:`ControlLoop` with ``policy`` on ``robot``:
-    ``support_size + 1 + track_steps`` ticks, stamps and clock on simulated time."""
+    ``scored_from + track_steps`` ticks, stamps and clock on simulated time."""
     models = policy.models
     period = models.formulation.robot.control_period
-    steps = settings.support_size + 1 + settings.track_steps
+    steps = settings.scored_from + settings.track_steps
     _, reference_seed, noise_seed, exploration_seed = task_streams(seed)
     description = robot.description
     reference = random_reference(np.random.default_rng(reference_seed), limits=description.limits,
@@ -144,9 +171,12 @@ def evaluate_method(models: TrainedModels, method: str, dynamics: Dynamics, *, s
     """``{'rmse': ..., 'adapt_ms': ...}`` of ``method`` on this robot."""
     policy = method_policy(models, method, dynamics, seed=seed, settings=settings, robot=robot)
     run = run_loop(policy, dynamics, seed=seed, settings=settings, robot=robot)
-    result = {'rmse': run.rmse(settings.support_size + 1)}
+    result = {'rmse': run.rmse(settings.scored_from)}
     if run.outcome is not None:
         result.update(adapt_ms=run.outcome.duration_ms, accepted=float(run.outcome.accepted))
+    if isinstance(policy, ModelPolicy) and policy.adapted:
+        result['identified'] = policy.model.physical()
+    policy.close()
     return result
 
 
@@ -184,10 +214,10 @@ def evaluate_tasks(models: TrainedModels, robots: Sequence[Dynamics], *, seed: i
 
 
 def summarize(results: Sequence[dict[str, dict]]) -> dict[str, dict[str, float]]:
-    """Mean of each figure over tasks, per method."""
+    """Mean of each figure (number) over tasks, per method."""
     summary: dict[str, dict[str, float]] = {}
     for method in results[0] if results else []:
-        keys = results[0][method].keys()
+        keys = [key for key, value in results[0][method].items() if isinstance(value, float)]
         summary[method] = {key: float(np.mean([r[method][key] for r in results])) for key in keys}
         summary[method]['tasks'] = len(results)
     return summary

@@ -25,7 +25,7 @@ def plot_tracking(path: Path, models: TrainedModels, dynamics: Dynamics, *,
                                                initial_state=models.meta_policy.state_dict()),
                                 dynamics, seed=seed, settings=settings, robot=robot)
                 for label, method in (('before', None), ('after', 'maml'))}
-    first = settings.support_size + 1
+    first = settings.scored_from
     names = models.formulation.robot.joints
     reference = runs['before'].reference_positions[first:]
     time = np.arange(len(reference)) * models.formulation.robot.control_period

@@ -26,8 +26,10 @@ def system(ros_context, executor):
     sim = PybulletSimNode(context=context, parameter_overrides=[
         Parameter('dynamics.payload_mass', value=1.5),
         Parameter('dynamics.actuator_gain', value=0.85)])
+    # A lenient watchdog: on a loaded 2-core machine the executor can lag 0.1 s, and a stale
+    # spell ramps the command in from rest (the watchdog has its own tests).
     adapter = AdapterNode(context=context, parameter_overrides=[
-        Parameter('support_size', value=100)])
+        Parameter('support_size', value=100), Parameter('watchdog_timeout', value=0.5)])
     probe = rclpy.create_node('probe', context=context)
     commands, diagnostics = [], []
     probe.create_subscription(Float64MultiArray, 'effort_controller/commands',

@@ -1,0 +1,254 @@
+"""The classical rivals: computed torque with an identified or with the true robot model.
+
+- ``sysid`` is what a controls engineer fits in an afternoon, per joint, by
+  least squares on the same support transitions the learned policy adapts on::
+
+      u_j = a_j tau_nom_j + b_j dtau_payload_j + d_j qd_j + f_j tanh(qd_j / eps_j) + c_j
+
+  with ``a, b, d, f >= 0``: ``tau_nom`` the URDF inverse dynamics at the
+  hindsight acceleration ``(qd[t+1] - qd[t]) / T``, ``dtau_payload`` the change
+  of it for 1 kg more on the payload link. The friction smoothing ``eps_j``
+  (from ``FRICTION_EPS``) and the command delay (0..``MAX_DELAY`` control
+  steps) are picked by fit residual; the controller looks that many steps
+  ahead (state and reference extrapolated). Computed torque with
+  the identified model then tracks the desired acceleration of the formulation
+  (same gains as the learned policy).
+- ``true_model`` is computed torque with the simulated robot's true masses,
+  actuator gain, damping and friction: the floor of this controller structure
+  (simulation only).
+
+Both follow the policy protocol :class:`~maml_ros.online.control_loop.ControlLoop`
+drives (``command``, ``start``, ``adapted``, ...), so they are evaluated through
+the same loop as the learned policies.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from maml_ros.online.adaptive_policy import AdaptationOutcome
+from maml_ros.online.support_buffer import Transitions
+from maml_ros.sim import InverseDynamicsModel, RobotConfig, SimRobot
+from maml_ros.training.formulation import Formulation
+from maml_ros.training.models import TrainedModels
+
+MAX_DELAY = 4  # control steps
+FRICTION_EPS = (0.02, 0.05, 0.1, 0.2, 0.5)  # rad/s: candidate smoothing of Coulomb friction
+SIGN_CONSTRAINED = (0, 1, 2, 3)  # a, b, d, f of each joint's regressors
+
+
+@dataclass(frozen=True)
+class JointModel:
+    """Identified parameters, one row per joint: columns ``a, b, d, f, c``; the friction
+    smoothing per joint; the command delay (control steps)."""
+
+    params: np.ndarray
+    eps: np.ndarray
+    delay: int
+
+    @classmethod
+    def nominal(cls, n_joints: int, delay: int = 0) -> JointModel:
+        """The URDF model as it is: ``a = 1``, nothing else."""
+        params = np.zeros((n_joints, 5))
+        params[:, 0] = 1.0
+        return cls(params, np.full(n_joints, FRICTION_EPS[0]), delay)
+
+    def physical(self) -> dict[str, list[float] | int]:
+        """What the parameters say about the robot, per joint (``a`` is command per N*m, so
+        the actuator gain is ``1 / a``; ``b / a`` is the payload in kg)."""
+        a, b, d, f, c = self.params.T
+        with np.errstate(divide='ignore', invalid='ignore'):
+            gain, payload = np.where(a > 0, 1 / a, np.inf), np.where(a > 0, b / a, np.nan)
+        return {'actuator_gain': gain.round(4).tolist(), 'payload_kg': payload.round(3).tolist(),
+                'viscous_damping': (d / a).round(4).tolist(),
+                'coulomb_friction': (f / a).round(4).tolist(),
+                'friction_smoothing': self.eps.tolist(), 'offset': c.round(4).tolist(),
+                'delay_steps': self.delay}
+
+    def commands(self, regressors: np.ndarray) -> np.ndarray:
+        """Predicted commands ``(T, n)`` from :meth:`SystemIdentification.regressors`."""
+        return np.einsum('tjk,jk->tj', with_friction(regressors, self.eps), self.params)
+
+
+def with_friction(regressors: np.ndarray, eps: np.ndarray | float) -> np.ndarray:
+    """``(T, n, 4)`` regressors ``tau_nom, dtau_payload, qd, 1`` -> ``(T, n, 5)`` with
+    ``tanh(qd / eps)`` in the fourth column."""
+    friction = np.tanh(regressors[..., 2] / eps)[..., None]
+    return np.concatenate([regressors[..., :3], friction, regressors[..., 3:]], axis=-1)
+
+
+def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``min |design x - target|`` with ``x[SIGN_CONSTRAINED] >= 0``, exactly: the best
+    feasible solution over the subsets of constrained terms held at zero (16 for 4)."""
+    best, best_cost = np.zeros(design.shape[1]), math.inf
+    for zeros in itertools.chain.from_iterable(
+            itertools.combinations(SIGN_CONSTRAINED, k) for k in range(len(SIGN_CONSTRAINED) + 1)):
+        free = [i for i in range(design.shape[1]) if i not in zeros]
+        solution = np.zeros(design.shape[1])
+        solution[free] = np.linalg.lstsq(design[:, free], target, rcond=None)[0]
+        if np.any(solution[list(SIGN_CONSTRAINED)] < -1e-12):
+            continue
+        cost = float(np.sum((design @ solution - target) ** 2))
+        if cost < best_cost:
+            best, best_cost = solution, cost
+    return best
+
+
+@functools.lru_cache(maxsize=4)
+def _unit_payload_model(robot: RobotConfig) -> InverseDynamicsModel:
+    """The nominal robot with 1 kg on its payload link (one per process and robot)."""
+    return InverseDynamicsModel(config=robot, payload_mass=1.0)
+
+
+class SystemIdentification:
+    """Regressors and the least-squares fit of the module docstring.
+
+    :param formulation: robot and gains (effort interface).
+    """
+
+    def __init__(self, formulation: Formulation) -> None:
+        if formulation.robot.command_interface != 'effort':
+            raise ValueError('system identification models joint torques: effort interface only')
+        self.formulation = formulation
+        self.payload = _unit_payload_model(formulation.robot)
+
+    def regressors(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
+        """``(T, n, 4)``: ``tau_nom, dtau_payload, qd, 1`` per sample and joint (friction
+        goes in with :func:`with_friction`)."""
+        q, qd, acceleration = (np.atleast_2d(v) for v in (q, qd, acceleration))
+        nominal = self.formulation.nominal(q, qd, acceleration).reshape(qd.shape)
+        payload = np.array([self.payload.torques(*row)
+                            for row in zip(q, qd, acceleration, strict=True)]) - nominal
+        return np.stack([nominal, payload, qd, np.ones_like(qd)], axis=-1)
+
+    def support(self, transitions: Transitions) -> tuple[np.ndarray, np.ndarray]:
+        """Regressors of each transition and the commands sent at each step."""
+        n = self.formulation.n_joints
+        states, next_states = transitions.states, transitions.next_states
+        achieved = (next_states[:, n:] - states[:, n:]) / self.formulation.robot.control_period
+        return self.regressors(states[:, :n], states[:, n:], achieved), transitions.commands
+
+    def fit(self, transitions: Transitions) -> JointModel:
+        """The model (delay and friction smoothing included) with the smallest residual."""
+        regressors, commands = self.support(transitions)
+        n = regressors.shape[1]
+        best, best_cost = None, math.inf
+        for delay in range(min(MAX_DELAY, len(commands) - 10) + 1):
+            # The command acting over step t was sent at t - delay.
+            design, target = regressors[delay:], commands[:len(commands) - delay]
+            params, eps, cost = np.zeros((n, 5)), np.zeros(n), 0.0
+            for j in range(n):
+                fits = []
+                for candidate in FRICTION_EPS:
+                    joint_design = with_friction(design[:, j], candidate)
+                    solution = _nonnegative_least_squares(joint_design, target[:, j])
+                    fits.append((float(np.sum((joint_design @ solution - target[:, j]) ** 2)),
+                                 candidate, solution))
+                joint_cost, eps[j], params[j] = min(fits, key=lambda fit: fit[0])
+                cost += joint_cost
+            if cost / len(target) < best_cost:
+                best, best_cost = JointModel(params, eps, delay), cost / len(target)
+        return best
+
+    def residual(self, model: JointModel, transitions: Transitions, scale: np.ndarray) -> float:
+        """Mean squared command prediction error of ``model``, in units of ``scale``."""
+        regressors, commands = self.support(transitions)
+        design, target = regressors[model.delay:], commands[:len(commands) - model.delay]
+        error = (model.commands(design) - target) / scale
+        return float(np.mean(error ** 2))
+
+
+class ModelPolicy:
+    """Computed torque with a physical model, in the policy protocol of ControlLoop.
+
+    :param models: the checkpoint (formulation, and the output scale of the guard's loss).
+    :param torque: ``torque(q, qd, acceleration, delay) -> command`` of the initial model.
+    :param identification: fits a new model on support data (``sysid``); None: fixed.
+    :param delay: command delay (control steps) the initial model looks ahead over.
+    :param on_close: releases what ``torque`` holds.
+    """
+
+    def __init__(self, *, models: TrainedModels,
+                 torque: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+                 identification: SystemIdentification | None = None, delay: int = 0,
+                 on_close: Callable[[], None] | None = None) -> None:
+        self.models, self.identification = models, identification
+        self.method = 'sysid' if identification is not None else None
+        self.formulation = models.formulation
+        self._initial, self._initial_delay, self._on_close = torque, delay, on_close
+        self.reset()
+        self.adapted, self.busy = False, False
+        self.last_outcome: AdaptationOutcome | None = None
+
+    def command(self, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray,
+                qdd_ref: np.ndarray) -> np.ndarray:
+        lead = self.model.delay * self.formulation.robot.control_period
+        if lead:  # look ahead over the command delay: state and reference extrapolated
+            q, q_ref, qd_ref = q + lead * qd, q_ref + lead * qd_ref, qd_ref + lead * qdd_ref
+        acceleration = self.formulation.desired_acceleration(q, qd, q_ref, qd_ref, qdd_ref)
+        return self._torque(q, qd, acceleration)
+
+    def start(self, transitions: Transitions, *, inner_steps: int, inner_lr: float | None = None,
+              on_done: Callable[[AdaptationOutcome], None] | None = None) -> str:
+        """Identify now (it takes milliseconds); the step settings of gradient methods do not
+        apply. Guarded like them: kept only if the command residual did not rise."""
+        if self.identification is None:
+            return 'this policy does not adapt'
+        start = time.perf_counter()
+        scale = self.models.meta_policy.output_scale.numpy()
+        model = self.identification.fit(transitions)
+        before = self.identification.residual(self.model, transitions, scale)
+        after = self.identification.residual(model, transitions, scale)
+        reason = '' if after <= before else f'support loss rose from {before:.4g} to {after:.4g}'
+        if not reason:
+            self.model, self.adapted = model, True
+            self._torque = self._identified
+        self.last_outcome = AdaptationOutcome(
+            accepted=not reason, reason=reason, loss_before=before, loss_after=after,
+            duration_ms=1e3 * (time.perf_counter() - start), transitions=len(transitions))
+        if on_done is not None:
+            on_done(self.last_outcome)
+        return ''
+
+    def _identified(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
+        return self.model.commands(self.identification.regressors(q, qd, acceleration))[0]
+
+    def reset(self) -> None:
+        self.model = JointModel.nominal(self.formulation.n_joints, self._initial_delay)
+        self._torque, self.adapted = self._initial, False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self, wait: float = 0.0) -> None:
+        self.reset()
+        if self._on_close is not None:
+            self._on_close()
+
+
+def sysid_policy(models: TrainedModels) -> ModelPolicy:
+    """Computed torque with the URDF model until identified on support data."""
+    return ModelPolicy(models=models, torque=models.formulation.nominal,
+                       identification=SystemIdentification(models.formulation))
+
+
+def true_model_policy(models: TrainedModels, robot: SimRobot) -> ModelPolicy:
+    """Computed torque with ``robot``'s true dynamics (as set on it now)."""
+    dynamics = robot.dynamics
+    truth = InverseDynamicsModel(
+        config=robot.config, payload_mass=dynamics.payload_mass,
+        link_mass_scale=dynamics.per_element('link_mass_scale', robot.description.n_links))
+    gain = robot.actuator_gain
+
+    def torque(q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
+        return (truth.torques(q, qd, acceleration) + robot.passive_torque(qd)) / gain
+
+    return ModelPolicy(models=models, torque=torque, delay=dynamics.latency_steps,
+                       on_close=truth.close)
