@@ -9,7 +9,9 @@ averaged over robots.
 
 - ``maml``: the meta-policy with its learned inner rates;
 - ``pretrained_finetune``: the pooled network, SGD at the validated step size;
-- ``no_adaptation``: the pooled network as is (one value).
+- ``no_adaptation``: the pooled network as is (one value);
+- ``sysid``: the least-squares identified model (per support size; no steps);
+- ``true_model``: computed torque with the true parameters (the floor; one value).
 
     python bench/sample_efficiency.py [--robots 12] [--workers 2] [--json PATH] [--plot PNG]
 """
@@ -49,7 +51,8 @@ def evaluate_robot(payload) -> dict[str, float]:
             return evaluate_method(models, method, dynamics, seed=seed, robot=robot,
                                    settings=EvalSettings(**settings))['rmse']
 
-        results = {'no_adaptation': rmse('no_adaptation')}
+        results = {method: rmse(method) for method in ('no_adaptation', 'true_model')}
+        results.update({f'sysid/{size}': rmse('sysid', support_size=size) for size in SUPPORT})
         for method in METHODS:
             for size in SUPPORT:
                 for steps in STEPS:
@@ -65,15 +68,20 @@ def plot(path: Path, mean: dict[str, float], robots: int) -> None:
                      label=f'{method}, 5 steps')
         by_steps.plot(STEPS, [mean[f'{method}/200/{k}'] for k in STEPS], 'o-', color=color,
                       label=f'{method}, 200 transitions')
+    by_size.plot(SUPPORT, [mean[f'sysid/{n}'] for n in SUPPORT], 's-', color='tab:green',
+                 label='sysid (least squares)')
+    by_steps.axhline(mean['sysid/200'], color='tab:green', ls='-.', label='sysid, 200 transitions')
     for axis in (by_size, by_steps):
         axis.axhline(mean['no_adaptation'], color='gray', ls='--', label='no_adaptation')
+        axis.axhline(mean['true_model'], color='black', ls=':', label='true_model (floor)')
         axis.grid(alpha=0.3)
         axis.legend()
     by_size.set_xscale('log')
     by_size.minorticks_off()
     by_size.set_xticks(SUPPORT, [str(n) for n in SUPPORT])
     by_size.set_xlabel('support transitions (10 ms each)')
-    by_size.set_ylabel('tracking RMSE (rad)')
+    by_size.set_ylabel('tracking RMSE (rad, log)')
+    by_size.set_yscale('log')
     by_steps.set_xlabel('inner gradient steps')
     figure.suptitle(f'Adaptation on {robots} held-out in-range robots (shipped checkpoint)')
     figure.tight_layout()
@@ -101,7 +109,10 @@ def main(args: list[str] | None = None) -> None:
     with multiprocessing.get_context('spawn').Pool(options.workers) as pool:
         per_robot = pool.map(evaluate_robot, payloads, chunksize=1)
     mean = {key: float(np.mean([r[key] for r in per_robot])) for key in per_robot[0]}
-    print(f'no_adaptation: {mean["no_adaptation"]:.4f} rad')
+    print(f'no_adaptation: {mean["no_adaptation"]:.4f} rad; true_model: '
+          f'{mean["true_model"]:.4f} rad')
+    print('sysid by support size: ' + ', '.join(f'{n}: {mean[f"sysid/{n}"]:.4f}'
+                                                for n in SUPPORT))
     for method in METHODS:
         print(f'\n{method}: tracking RMSE (rad), rows support size, columns inner steps')
         print(f'{"support":>8}' + ''.join(f'{k:>9}' for k in STEPS))

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from maml_ros.maml.policy import PolicyNet
-from maml_ros.online.adaptive_policy import AdaptivePolicy
+from maml_ros.online.adaptive_policy import AdaptationOutcome, AdaptivePolicy
 from maml_ros.online.control_loop import ControlLoop, LoopSettings
 from maml_ros.sim import Dynamics, RolloutConfig, SimRobot, Task, random_reference, run_task
 from maml_ros.sim.rollout import task_streams
@@ -39,6 +39,8 @@ from maml_ros.training.adaptation import ADAPTATIONS, train_supervised
 from maml_ros.training.data import TaskSet
 from maml_ros.training.model_based import ModelPolicy, sysid_policy, true_model_policy
 from maml_ros.training.models import TrainedModels
+
+Policy = AdaptivePolicy | ModelPolicy  # what ControlLoop drives
 
 METHODS = ('nominal', 'no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'sysid', 'maml',
            'oracle', 'true_model')
@@ -104,7 +106,7 @@ class LoopRun:
 
     true_positions: np.ndarray
     reference_positions: np.ndarray
-    outcome: object | None
+    outcome: AdaptationOutcome | None
 
     def rmse(self, first: int) -> float:
         """Tracking RMSE (rad) over ticks ``first..`` and all joints."""
@@ -113,7 +115,7 @@ class LoopRun:
 
 
 def method_policy(models: TrainedModels, method: str, dynamics: Dynamics, *, seed: int,
-                  settings: EvalSettings, robot: SimRobot) -> AdaptivePolicy | ModelPolicy:
+                  settings: EvalSettings, robot: SimRobot) -> Policy:
     """The policy ``method`` starts with on this robot (adapting inline, on simulated time)."""
     if method == 'nominal':
         return ModelPolicy(models=models, torque=models.formulation.nominal)
@@ -130,7 +132,7 @@ def method_policy(models: TrainedModels, method: str, dynamics: Dynamics, *, see
                           worker='inline')
 
 
-def run_loop(policy: AdaptivePolicy, dynamics: Dynamics, *, seed: int, settings: EvalSettings,
+def run_loop(policy: Policy, dynamics: Dynamics, *, seed: int, settings: EvalSettings,
              robot: SimRobot) -> LoopRun:
     """The task's reference tracked by :class:`ControlLoop` with ``policy`` on ``robot``:
     ``scored_from + track_steps`` ticks, stamps and clock on simulated time."""

@@ -40,6 +40,7 @@ from maml_ros.training.formulation import Formulation
 from maml_ros.training.models import TrainedModels
 
 MAX_DELAY = 4  # control steps
+MIN_TRANSITIONS = 10 + MAX_DELAY  # fewest worth fitting 5 parameters per joint on
 FRICTION_EPS = (0.02, 0.05, 0.1, 0.2, 0.5)  # rad/s: candidate smoothing of Coulomb friction
 SIGN_CONSTRAINED = (0, 1, 2, 3)  # a, b, d, f of each joint's regressors
 
@@ -60,15 +61,18 @@ class JointModel:
         params[:, 0] = 1.0
         return cls(params, np.full(n_joints, FRICTION_EPS[0]), delay)
 
-    def physical(self) -> dict[str, list[float] | int]:
-        """What the parameters say about the robot, per joint (``a`` is command per N*m, so
-        the actuator gain is ``1 / a``; ``b / a`` is the payload in kg)."""
+    def physical(self) -> dict[str, list[float | None] | int]:
+        """What the parameters say about the robot, per joint: ``a`` is command per N*m, so
+        the actuator gain is ``1 / a``, the payload ``b / a`` kg, and so on (None where the
+        fit put ``a`` at 0: that joint's torque is not identifiable from the data)."""
         a, b, d, f, c = self.params.T
-        with np.errstate(divide='ignore', invalid='ignore'):
-            gain, payload = np.where(a > 0, 1 / a, np.inf), np.where(a > 0, b / a, np.nan)
-        return {'actuator_gain': gain.round(4).tolist(), 'payload_kg': payload.round(3).tolist(),
-                'viscous_damping': (d / a).round(4).tolist(),
-                'coulomb_friction': (f / a).round(4).tolist(),
+
+        def per_torque(values: np.ndarray, digits: int) -> list[float | None]:
+            return [round(float(value / scale), digits) if scale > 0 else None
+                    for value, scale in zip(values, a, strict=True)]
+
+        return {'actuator_gain': per_torque(np.ones_like(a), 4), 'payload_kg': per_torque(b, 3),
+                'viscous_damping': per_torque(d, 4), 'coulomb_friction': per_torque(f, 4),
                 'friction_smoothing': self.eps.tolist(), 'offset': c.round(4).tolist(),
                 'delay_steps': self.delay}
 
@@ -140,7 +144,7 @@ class SystemIdentification:
         regressors, commands = self.support(transitions)
         n = regressors.shape[1]
         best, best_cost = None, math.inf
-        for delay in range(min(MAX_DELAY, len(commands) - 10) + 1):
+        for delay in range(MAX_DELAY + 1):
             # The command acting over step t was sent at t - delay.
             design, target = regressors[delay:], commands[:len(commands) - delay]
             params, eps, cost = np.zeros((n, 5)), np.zeros(n), 0.0
@@ -201,6 +205,8 @@ class ModelPolicy:
         apply. Guarded like them: kept only if the command residual did not rise."""
         if self.identification is None:
             return 'this policy does not adapt'
+        if len(transitions) < MIN_TRANSITIONS:
+            return f'only {len(transitions)} support transitions'
         start = time.perf_counter()
         scale = self.models.meta_policy.output_scale.numpy()
         model = self.identification.fit(transitions)

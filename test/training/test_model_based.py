@@ -34,10 +34,10 @@ def test_identification_recovers_actuator_gain_and_payload_on_a_noise_free_robot
     policy = sysid_policy(models)
     run = run_loop(policy, truth, seed=5, settings=SETTINGS, robot=robot)
     assert run.outcome.accepted and policy.model.delay == 0
-    a, b = policy.model.params[:4, 0], policy.model.params[:4, 1]  # the four big joints
-    np.testing.assert_allclose(a, 1 / 0.8, rtol=0.03)  # command per N*m of URDF torque
-    np.testing.assert_allclose(b, 2.0 / 0.8, rtol=0.05)  # kg of payload, per unit gain
-    np.testing.assert_allclose(policy.model.params[:4, 3], 0.3 / 0.8, rtol=0.2)  # friction
+    physics = policy.model.physical()  # what an engineer reads; the four big joints
+    np.testing.assert_allclose(physics['actuator_gain'][:4], 0.8, rtol=0.03)
+    np.testing.assert_allclose(physics['payload_kg'][:4], 2.0, rtol=0.05)
+    np.testing.assert_allclose(physics['coulomb_friction'][:4], 0.3, rtol=0.2)
 
 
 def test_the_delay_is_found_and_commands_are_paired_with_the_state_they_act_on(models):
