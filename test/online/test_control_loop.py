@@ -132,3 +132,45 @@ def test_evaluation_adapts_exactly_as_the_robot_does_on_the_same_support(models,
     assert outcome.accepted and outcome.loss_after == run.outcome.loss_after
     for name, tensor in on_robot.active_state().items():
         assert torch.equal(tensor, policy.active_state()[name]), name
+
+
+def untrained_models(interface: str) -> TrainedModels:
+    """A policy for ``interface`` whose network outputs zero: the nominal controller."""
+    from maml_ros.maml import MAML
+    from maml_ros.maml.policy import PolicyNet
+    from maml_ros.sim import DynamicsRanges, RobotConfig
+    from maml_ros.training.formulation import Formulation
+
+    formulation = Formulation(robot=RobotConfig(command_interface=interface))
+    net = PolicyNet(input_dim=formulation.feature_dim, output_dim=7, hidden=(8,))
+    torch.nn.init.zeros_(net.head.weight)
+    torch.nn.init.zeros_(net.head.bias)
+    return TrainedModels(formulation=formulation, learner=MAML(net, inner_lr=0.1), pooled=net,
+                         ranges=DynamicsRanges(), baselines={'finetune_lr': 0.1, 'ridge': 1.0})
+
+
+@pytest.mark.parametrize('interface', ['effort', 'velocity', 'position'])
+def test_every_command_interface_ramps_in_from_rest_within_its_limits_and_rates(interface):
+    """Per-joint rates (a slow wrist) and each interface's own limits and rest command."""
+    models = untrained_models(interface)
+    clock = Clock()
+    loop = ControlLoop(policy=AdaptivePolicy(models=models, worker='inline'),
+                       settings=LoopSettings(auto_adapt=False, watchdog_timeout=0.05),
+                       period=PERIOD, stamp_clock=clock)
+    rate = np.array([3.0, 3.0, 3.0, 3.0, 1.0, 1.0, 0.5])
+    loop.safety.set_max_rate(rate)
+    space = loop.command_space
+    with SimRobot(config=models.formulation.robot, dynamics=HEAVY) as robot:
+        robot.reset()
+        for gap in (False, True):
+            if gap:  # joint states stop: silence, then a fresh ramp-in from rest
+                clock.now += 0.06
+                assert loop.step(clock.now) is None
+            q = robot.measured_state()[0]
+            commands = drive(loop, robot, clock, 40)
+            rest = q if interface == 'position' else np.zeros(7)  # hold still, do nothing
+            assert np.all(np.abs(commands[0] - rest) <= rate * PERIOD + 1e-9)
+            assert np.all(np.abs(np.diff(commands, axis=0)) <= rate * PERIOD + 1e-9)
+            assert np.all(commands >= space.lower - 1e-9) and np.all(commands <= space.upper + 1e-9)
+    if interface == 'position':  # rest is where the joint is: far from zero at home
+        assert np.abs(rest).max() > 1.0

@@ -233,3 +233,46 @@ def test_robot_configuration_errors_are_clear():
         RobotConfig(command_interface='torque')
     with pytest.raises(ValueError, match='not a whole number of physics periods'):
         RobotConfig(control_period=0.0105)
+
+
+def hold(robot, dynamics, torque, steps=50):
+    """Largest joint drift (rad) over ``steps`` ticks commanding ``torque(q)`` from home."""
+    robot.set_dynamics(dynamics)
+    robot.reset()
+    for _ in range(steps):
+        robot.step(torque(robot.true_state()[0]))
+    return np.abs(robot.true_state()[0] - robot.description.home).max()
+
+
+def test_a_weaker_actuator_needs_proportionally_more_command_to_hold_a_posture(robot):
+    """Gain 0.7 means 70% of the commanded torque arrives (not 143%): gravity compensation
+    divided by 0.7 holds the arm, undivided it sags, and divided by 0.7 twice it rises."""
+    model = InverseDynamicsModel.shared(RobotConfig())
+    gravity = lambda q: model.torques(q, np.zeros(7), np.zeros(7))  # noqa: E731
+    weak = Dynamics(actuator_gain=0.7)
+    assert hold(robot, weak, lambda q: gravity(q) / 0.7) < 1e-4
+    sag = hold(robot, weak, gravity)
+    assert sag > 1e-2
+    assert hold(robot, weak, lambda q: gravity(q) / 0.7 ** 2) > 0.5 * sag  # other way round
+
+
+def test_a_payload_adds_its_weight_through_the_hand_jacobian(robot):
+    """The torque that holds a 2 kg payload still is the nominal gravity torque plus
+    J(hand centre of mass)^T (0, 0, 2 kg * g), by PyBullet's own kinematics."""
+    payload, g = 2.0, 9.81
+    hand = robot.description.payload_link_index
+    robot.set_dynamics(Dynamics())
+    robot.reset()
+    client, body = robot.client_id, robot.body_id
+    movable = robot.description.movable_indices
+    positions = [s[0] for s in pybullet.getJointStates(body, movable, physicsClientId=client)]
+    centre = pybullet.getDynamicsInfo(body, hand, physicsClientId=client)[3]  # inertial frame
+    linear, _ = pybullet.calculateJacobian(body, hand, centre, positions, [0.0] * len(positions),
+                                           [0.0] * len(positions), physicsClientId=client)
+    columns = [movable.index(i) for i in robot.description.joint_indices]
+    extra = payload * g * np.asarray(linear)[2, columns]
+    model = InverseDynamicsModel.shared(RobotConfig())
+    gravity = model.torques(robot.description.home, np.zeros(7), np.zeros(7))
+    assert np.abs(extra).max() > 1.0  # the payload matters at this posture
+    assert hold(robot, Dynamics(payload_mass=payload), lambda q: gravity + extra) < 2e-3
+    assert hold(robot, Dynamics(payload_mass=payload), lambda q: gravity) > 1e-2

@@ -1,0 +1,72 @@
+"""What the README calls runtime-tunable takes effect at once; a new checkpoint really runs."""
+
+import numpy as np
+import torch
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
+
+from maml_ros.resources import shipped_checkpoint
+from maml_ros.sim import PANDA_HOME
+from maml_ros.training.models import TrainedModels
+
+HOME = np.array(PANDA_HOME)
+
+
+def drive(harness, ticks: int, q=HOME) -> list:
+    """``ticks`` control periods, a fresh joint state at ``q`` before each."""
+    commands = []
+    for _ in range(ticks):
+        assert harness.joint_state(harness.state(q))
+        commands.append(harness.tick())
+    return commands
+
+
+def test_a_lower_max_command_rate_set_while_running_limits_the_next_commands(make_harness):
+    harness = make_harness()
+    drive(harness, 20)
+    assert harness.node.set_parameters([Parameter('max_command_rate', value=50.0)])[0].successful
+    # The robot measured 0.4 rad away from home: the policy wants a large change at once.
+    commands = np.array(drive(harness, 20, q=HOME + 0.4))
+    steps = np.abs(np.diff(commands, axis=0))
+    assert np.isclose(steps.max(), 50.0 * harness.period)  # the new limit binds (the harness
+    # has checked every step against it)
+
+
+def test_a_shorter_watchdog_timeout_set_while_running_stops_commands_sooner(make_harness):
+    harness = make_harness()
+    drive(harness, 10)
+    assert harness.node.set_parameters([Parameter('watchdog_timeout', value=0.025)])[0].successful
+    assert harness.tick() is not None  # the last joint state is 20 ms old
+    assert harness.tick() is None  # 30 ms: stale under the new timeout (0.1 s before)
+
+
+def test_inner_lr_scales_the_adaptation(make_harness):
+    """inner_lr 0 leaves the weights as they were; the default changes them."""
+    states = {}
+    for inner_lr in (0.0, 0.1):
+        harness = make_harness(support_size=30, inner_lr=inner_lr)
+        drive(harness, 31, q=HOME + 0.05)
+        policy = harness.node.loop.policy
+        assert policy.wait(30.0) and policy.last_outcome is not None
+        states[inner_lr] = (policy.active_state(), policy.models.meta_policy.state_dict())
+    unchanged, meta = states[0.0]
+    assert all(torch.equal(unchanged[name], meta[name]) for name in meta)
+    adapted, meta = states[0.1]
+    assert any(not torch.equal(adapted[name], meta[name]) for name in meta)
+
+
+def test_a_checkpoint_from_meta_trainer_replaces_the_models_that_run(make_harness, tmp_path):
+    harness = make_harness()
+    drive(harness, 5)
+    before = harness.node.loop.policy
+    copy = tmp_path / 'retrained.safetensors'
+    models = TrainedModels.load(shipped_checkpoint())
+    with torch.no_grad():
+        models.meta_policy.head.bias += 1.0  # a different policy, same robot
+    models.save(copy)
+    harness.node._on_checkpoint(String(data=str(copy)))
+    policy = harness.node.loop.policy
+    assert policy is not before and harness.node.checkpoint_path == str(copy)
+    assert torch.equal(policy.models.meta_policy.head.bias, models.meta_policy.head.bias)
+    harness.attach()
+    assert all(command is not None for command in drive(harness, 5))

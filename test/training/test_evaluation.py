@@ -1,0 +1,57 @@
+"""Each evaluated method is what it claims to be (every table in BENCHMARKS.md rests on it)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from maml_ros.sim import Dynamics, SimRobot
+from maml_ros.training.evaluation import EvalSettings, evaluate_task, method_policy, run_loop
+from maml_ros.training.models import TrainedModels
+
+CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
+HEAVY = Dynamics(payload_mass=2.0, actuator_gain=0.8, joint_friction=0.3)
+SETTINGS = EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300)
+
+
+@pytest.fixture(scope='module')
+def models():
+    models = TrainedModels.load(CHECKPOINT)
+    models.warm_up()
+    return models
+
+
+@pytest.fixture(scope='module')
+def robot(models):
+    with SimRobot(config=models.formulation.robot) as robot:
+        yield robot
+
+
+@pytest.mark.parametrize('method', ['maml', 'pretrained_finetune', 'last_layer_ridge'])
+def test_adapting_methods_adapt_their_own_network_on_the_support(models, robot, method):
+    policy = method_policy(models, method, HEAVY, seed=3, settings=SETTINGS, robot=robot)
+    start = models.meta_policy if method == 'maml' else models.pooled
+    run = run_loop(policy, HEAVY, seed=3, settings=SETTINGS, robot=robot)
+    assert run.outcome is not None and run.outcome.transitions == SETTINGS.support_size
+    assert run.outcome.accepted, run.outcome.reason
+    adapted = policy.active_state()
+    assert any(not torch.equal(adapted[name], tensor)
+               for name, tensor in start.state_dict().items())
+
+
+@pytest.mark.parametrize('method', ['no_adaptation', 'oracle', 'nominal', 'true_model'])
+def test_methods_that_do_not_adapt_do_not(models, robot, method):
+    policy = method_policy(models, method, HEAVY, seed=3, settings=SETTINGS, robot=robot)
+    assert run_loop(policy, HEAVY, seed=3, settings=SETTINGS, robot=robot).outcome is None
+
+
+def test_the_oracle_is_trained_on_the_evaluated_robot(models, robot):
+    states = [method_policy(models, 'oracle', dynamics, seed=3, settings=SETTINGS,
+                            robot=robot).active_state()
+              for dynamics in (HEAVY, Dynamics())]
+    assert any(not torch.equal(states[0][name], states[1][name]) for name in states[0])
+    rmse = {method: result['rmse'] for method, result in evaluate_task(
+        models, HEAVY, seed=3, robot=robot,
+        settings=EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300,
+                              methods=('no_adaptation', 'oracle'))).items()}
+    assert rmse['oracle'] < rmse['no_adaptation']
