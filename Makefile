@@ -42,6 +42,7 @@ bench: venv
 	$(PY) bench/control_loop.py
 	$(PY) bench/sim_throughput.py
 	$(PY) bench/sample_efficiency.py
+	$(PY) bench/continual_adaptation.py
 
 freeze: venv
 	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^maml' ; } > constraints.tmp

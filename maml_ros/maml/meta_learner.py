@@ -178,7 +178,7 @@ class MAML(nn.Module):
         return per_task.mean()
 
     def adapt(self, support: TaskData, loss_fn: LossFn, steps: int | None = None,
-              lr_scale: float = 1.0) -> Params:
+              lr_scale: float = 1.0, start: Params | None = None) -> Params:
         """Adapt to one task (no task dimension): the deployment path.
 
         Keeps no autograd graph and leaves the meta-parameters untouched.
@@ -188,6 +188,8 @@ class MAML(nn.Module):
         :param steps: inner steps; ``None`` uses ``inner_steps``.
         :param lr_scale: factor on the inner learning rates (learned or not),
             for tuning on the robot.
+        :param start: parameters to take the steps from instead of the meta-parameters
+            (e.g. those of the last adaptation, to build on it); names as the model's.
         :returns: a new dict of all model parameters, the adapted ones updated.
         """
         steps = self.inner_steps if steps is None else int(steps)
@@ -197,6 +199,8 @@ class MAML(nn.Module):
             raise ValueError(f'lr_scale must be finite and >= 0, got {lr_scale}')
         with torch.no_grad():  # torch.func.grad still differentiates inside
             params = {name: p.detach() for name, p in self.model.named_parameters()}
+            if start is not None:
+                params.update({name: start[name].detach() for name in params})
             adapted = self._adapt(params, *support, loss_fn, steps, first_order=True,
                                   lr_scale=lr_scale)
             return {name: t.detach().clone() for name, t in adapted.items()}

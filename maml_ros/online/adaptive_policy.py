@@ -64,6 +64,7 @@ class AdaptationOutcome:
 
 
 WORKERS = ('process', 'thread', 'inline')
+BACKTRACKS, BACKTRACK_FACTOR = 3, 0.25  # shorter steps tried when the support loss rose
 
 
 def adapt_weights(models: TrainedModels, method: str, active_state: dict,
@@ -81,9 +82,17 @@ def adapt_weights(models: TrainedModels, method: str, active_state: dict,
             prediction = torch.func.functional_call(models.meta_policy, state, support[0])
             return float(loss_fn(prediction, support[1]))
 
-    params = adapt_params(models, method, support, steps=inner_steps, lr_scale=lr_scale)
-    state = state_with(models.meta_policy, params)
-    return state, support_loss(active_state), support_loss(state)
+    before = support_loss(active_state)
+    for _ in range(BACKTRACKS + 1):
+        # Steps from the active weights: a re-adaptation builds on what the robot has learned.
+        params = adapt_params(models, method, support, steps=inner_steps, lr_scale=lr_scale,
+                              start=active_state)
+        state = state_with(models.meta_policy, params)
+        after = support_loss(state)
+        if after <= before:  # else: the steps overshot; shorter ones, as a line search would
+            break
+        lr_scale *= BACKTRACK_FACTOR
+    return state, before, after
 
 
 def rejection(state: dict, before: float, after: float) -> str:

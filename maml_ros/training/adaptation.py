@@ -72,11 +72,11 @@ def ridge_head(net: PolicyNet, support: Support, *, ridge: float) -> dict[str, T
     return params
 
 
-def maml_adapt(learner: MAML, support: Support, *, steps: int,
-               lr_scale: float = 1.0) -> dict[str, Tensor]:
-    """Meta-learned weights adapted on the support set (the deployment path)."""
+def maml_adapt(learner: MAML, support: Support, *, steps: int, lr_scale: float = 1.0,
+               start: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """Meta-learned weights (or ``start``) adapted on the support set (the deployment path)."""
     return learner.adapt(support, scaled_mse(learner.model.output_scale), steps=steps,
-                         lr_scale=lr_scale)
+                         lr_scale=lr_scale, start=start)
 
 
 #: The methods that adapt on a support set, and the network each one starts from.
@@ -84,12 +84,13 @@ ADAPTATIONS = {'maml': 'meta_policy', 'pretrained_finetune': 'pooled',
                'last_layer_ridge': 'pooled'}
 
 
-def adapt_params(models, method: str, support: Support, *, steps: int,
-                 lr_scale: float = 1.0) -> dict[str, Tensor]:
+def adapt_params(models, method: str, support: Support, *, steps: int, lr_scale: float = 1.0,
+                 start: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
     """The weights ``method`` (one of :data:`ADAPTATIONS`) gets from this support set;
-    ``models`` is a :class:`~maml_ros.training.models.TrainedModels`."""
+    ``models`` is a :class:`~maml_ros.training.models.TrainedModels`. ``maml`` takes its
+    steps from ``start`` when given (the baselines always start from the pooled network)."""
     if method == 'maml':
-        return maml_adapt(models.learner, support, steps=steps, lr_scale=lr_scale)
+        return maml_adapt(models.learner, support, steps=steps, lr_scale=lr_scale, start=start)
     if method == 'pretrained_finetune':
         return finetune(models.pooled, support, lr=models.baselines['finetune_lr'] * lr_scale,
                         steps=steps)

@@ -56,6 +56,8 @@ class EvalSettings:
         unadapted policy's tracking error is not what the score is about).
     :param track_steps: control steps of the tracking run that is scored.
     :param exploration_std: exploration noise while collecting support (see RolloutConfig).
+    :param readapt_period: seconds between re-adaptations on the sliding window; 0: adapt
+        once (as the adapter's ``readapt_period``).
     :param oracle_rollouts: rollouts of the task itself the oracle trains on.
     :param oracle_iterations: training iterations of the oracle.
     :param methods: which methods to run.
@@ -65,6 +67,7 @@ class EvalSettings:
     inner_steps: int = 5
     settle_steps: int = 100
     track_steps: int = 500
+    readapt_period: float = 0.0
     exploration_std: float = LoopSettings.exploration_std
     oracle_rollouts: int = 16
     oracle_iterations: int = 1500
@@ -101,12 +104,17 @@ def _oracle_state(models: TrainedModels, dynamics: Dynamics, seed: int,
 
 @dataclass(frozen=True)
 class LoopRun:
-    """One closed-loop run: per tick the true positions and the reference, and the
-    adaptation's outcome (None when the method did not adapt)."""
+    """One closed-loop run: per tick the true positions and the reference, and the outcome of
+    every adaptation, in order."""
 
     true_positions: np.ndarray
     reference_positions: np.ndarray
-    outcome: AdaptationOutcome | None
+    outcomes: list[AdaptationOutcome]
+
+    @property
+    def outcome(self) -> AdaptationOutcome | None:
+        """The first adaptation's outcome (None when the method did not adapt)."""
+        return self.outcomes[0] if self.outcomes else None
 
     def rmse(self, first: int) -> float:
         """Tracking RMSE (rad) over ticks ``first..`` and all joints."""
@@ -146,11 +154,11 @@ def run_loop(policy: Policy, dynamics: Dynamics, *, seed: int, settings: EvalSet
     explores = policy.method is not None
     loop_settings = LoopSettings(
         support_size=settings.support_size, inner_steps=settings.inner_steps,
-        inner_lr=models.learner.base_inner_lr,
+        inner_lr=models.learner.base_inner_lr, readapt_period=settings.readapt_period,
         exploration_std=settings.exploration_std if explores else 0.0)
-    clock = [0.0]
+    clock, outcomes = [0.0], []
     loop = ControlLoop(policy=policy, settings=loop_settings, period=period,
-                       stamp_clock=lambda: clock[0],
+                       stamp_clock=lambda: clock[0], on_adapted=outcomes.append,
                        seed=int(exploration_seed.generate_state(1)[0]))
     robot.set_dynamics(dynamics)
     robot.reset(positions=reference.positions[0], seed=noise_seed)
@@ -164,8 +172,7 @@ def run_loop(policy: Policy, dynamics: Dynamics, *, seed: int, settings: EvalSet
         true_positions.append(robot.true_state()[0])
         reference_positions.append(tick.q_ref)
         robot.step(tick.command)
-    return LoopRun(np.array(true_positions), np.array(reference_positions),
-                   policy.last_outcome)
+    return LoopRun(np.array(true_positions), np.array(reference_positions), outcomes)
 
 
 def evaluate_method(models: TrainedModels, method: str, dynamics: Dynamics, *, seed: int,

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from maml_ros.online.adaptive_policy import AdaptivePolicy
 from maml_ros.online.support_buffer import Transitions
 from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
+from maml_ros.training.adaptation import maml_adapt
 from maml_ros.training.models import TrainedModels
 
 CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
@@ -129,3 +131,28 @@ def test_worker_process_adapts_like_this_process_and_survives_its_death(models, 
         assert again.accepted and again.loss_after == pytest.approx(here.loss_after, rel=1e-4)
     finally:
         adapter.close()
+
+
+def test_steps_that_overshoot_are_retried_shorter_instead_of_rejected(models, support,
+                                                                       monkeypatch):
+    import maml_ros.online.adaptive_policy as adaptive_policy
+    monkeypatch.setattr(adaptive_policy, 'BACKTRACKS', 0)
+    overshoot = AdaptivePolicy(models=models).adapt(support, inner_steps=5, lr_scale=5.0)
+    assert not overshoot.accepted and 'rose' in overshoot.reason
+    monkeypatch.undo()
+    outcome = AdaptivePolicy(models=models).adapt(support, inner_steps=5, lr_scale=5.0)
+    assert outcome.accepted and outcome.loss_after < outcome.loss_before
+
+
+def test_a_re_adaptation_takes_its_steps_from_the_active_weights(models, support):
+    adapter = AdaptivePolicy(models=models)
+    assert adapter.adapt(support, inner_steps=5).accepted
+    first = adapter.active_state()
+    assert adapter.adapt(support, inner_steps=5).accepted
+    x, y = models.formulation.hindsight(support.states, support.commands, support.next_states)
+    expected = maml_adapt(models.learner, (torch.as_tensor(x, dtype=torch.float32),
+                                           torch.as_tensor(y, dtype=torch.float32)),
+                          steps=5, start=first)
+    for name, tensor in expected.items():
+        torch.testing.assert_close(adapter.active_state()[name], tensor)
+    assert any(not torch.equal(tensor, first[name]) for name, tensor in expected.items())
