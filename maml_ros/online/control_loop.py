@@ -45,7 +45,7 @@ from maml_ros.sim.reference import ReferenceConfig, random_reference
 MAX_STAMP_LEAD = 1.0  # joint states stamped further ahead of the stamp clock are faults (s)
 REFERENCE_SECONDS = 600.0  # length of the built-in test trajectory (held at its end) ...
 REFERENCE_SAMPLES = 60_000  # ... and at most this many samples (its memory at high rates)
-RAMP_SECONDS = 1.0  # the built-in reference fades in over this long; not scored
+RAMP_SECONDS = 1.0  # after a ramp-in (and the built-in reference's fade-in): not scored
 
 
 @dataclass(kw_only=True)
@@ -130,10 +130,11 @@ class ControlLoop:
         self._rng = np.random.default_rng(seed)
         self._latest: tuple[np.ndarray, np.ndarray, float] | None = None
         self._last_stamp = -math.inf
-        self._builtin = self._builtin_start = None  # rebuilt where the robot is at ramp-in
+        self._builtin = self._builtin_start = None  # built where the robot is, when first needed
         self._reference, self._reference_start = None, 0.0  # set_reference()
         self._last_adaptation = -math.inf
         self._ramp_in = True  # the next command starts from rest (after start, pause, stale)
+        self._ramped_in_at = math.inf  # when the last ramp-in started
         # Squared tracking error sums and counts of the initial policy and the adapted one.
         self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
 
@@ -200,12 +201,13 @@ class ControlLoop:
         if self._ramp_in:  # activated, or fresh data after stale data:
             self.safety.reset(self.command_space.rest(q))  # ramp in from rest,
             self._builtin, self._ramp_in = None, False  # along a reference from the robot
-        if self._builtin is None:
-            self._builtin, self._builtin_start = self._builtin_reference(q), now
-        reference, start = ((self._reference, self._reference_start)
-                            if self._reference is not None else
-                            (self._builtin, self._builtin_start))
-        q_ref, qd_ref, qdd_ref = reference.sample(now - start)
+            self._ramped_in_at = now
+        if self._reference is not None:
+            q_ref, qd_ref, qdd_ref = self._reference.sample(now - self._reference_start)
+        else:
+            if self._builtin is None:
+                self._builtin, self._builtin_start = self._builtin_reference(q), now
+            q_ref, qd_ref, qdd_ref = self._builtin.sample(now - self._builtin_start)
         command = self.policy.command(q, qd, q_ref, qd_ref, qdd_ref)
         if self._exploring():
             command = command + self.command_space.exploration(
@@ -213,7 +215,7 @@ class ControlLoop:
         safe = self.safety(command)
         self.stats.command(self.stamp_clock() - stamp)
         self.commands_sent += 1
-        if now - self._builtin_start >= RAMP_SECONDS:
+        if now - self._ramped_in_at >= RAMP_SECONDS:
             total = self._tracking['adapted' if self.policy.adapted else 'meta_policy']
             total[0] += float(np.sum((q - q_ref) ** 2))
             total[1] += q.size
@@ -278,7 +280,7 @@ class ControlLoop:
 
     def tracking_rmse(self) -> dict[str, float]:
         """Tracking RMSE (rad, measured positions) of the initial and the adapted policy,
-        after the built-in reference's fade-in."""
+        leaving out the first ``RAMP_SECONDS`` after each ramp-in."""
         return {policy: math.sqrt(squares / count)
                 for policy, (squares, count) in self._tracking.items() if count}
 

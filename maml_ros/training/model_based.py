@@ -173,7 +173,7 @@ class ModelPolicy:
     """Computed torque with a physical model, in the policy protocol of ControlLoop.
 
     :param models: the checkpoint (formulation, and the output scale of the guard's loss).
-    :param torque: ``torque(q, qd, acceleration, delay) -> command`` of the initial model.
+    :param torque: ``torque(q, qd, acceleration) -> command`` of the initial model.
     :param identification: fits a new model on support data (``sysid``); None: fixed.
     :param delay: command delay (control steps) the initial model looks ahead over.
     :param on_close: releases what ``torque`` holds.
@@ -188,7 +188,7 @@ class ModelPolicy:
         self.formulation = models.formulation
         self._initial, self._initial_delay, self._on_close = torque, delay, on_close
         self.reset()
-        self.adapted, self.busy = False, False
+        self.busy = False  # identification runs inline
         self.last_outcome: AdaptationOutcome | None = None
 
     def command(self, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray,
@@ -201,8 +201,9 @@ class ModelPolicy:
 
     def start(self, transitions: Transitions, *, inner_steps: int, inner_lr: float | None = None,
               on_done: Callable[[AdaptationOutcome], None] | None = None) -> str:
-        """Identify now (it takes milliseconds); the step settings of gradient methods do not
-        apply. Guarded like them: kept only if the command residual did not rise."""
+        """Identify now (a few hundred ms; simulated time stands still meanwhile); the step
+        settings of gradient methods do not apply. Guarded like them: kept only if the
+        command residual did not rise."""
         if self.identification is None:
             return 'this policy does not adapt'
         if len(transitions) < MIN_TRANSITIONS:
