@@ -26,3 +26,23 @@ def private_ros_domain(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain_id))
     return domain_id
+
+
+@pytest.fixture(scope='module')
+def models():
+    """The shipped checkpoint, warmed up (one per test module that asks for it)."""
+    from maml_ros.resources import shipped_checkpoint
+    from maml_ros.training.models import TrainedModels
+
+    models = TrainedModels.load(shipped_checkpoint())
+    models.warm_up()
+    return models
+
+
+@pytest.fixture(scope='module')
+def robot(models):
+    """A simulated robot for the shipped checkpoint (its dynamics set per use)."""
+    from maml_ros.sim import SimRobot
+
+    with SimRobot(config=models.formulation.robot) as robot:
+        yield robot

@@ -8,7 +8,6 @@ runs them on the bare ControlLoop); none may go out while the node is inactive.
 """
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,38 +17,28 @@ sys.path.insert(0, str(Path(__file__).parents[1] / 'online'))
 from loop_harness import (  # noqa: E402
     JOINTS,
     LIMITS,
+    FakeTime,
     SafetyInvariants,
     joint_state,
 )
 
 from maml_ros.nodes.adapter import AdapterNode  # noqa: E402
-from maml_ros.sim import PANDA_HOME  # noqa: E402
 
 __all__ = ['JOINTS', 'LIMITS', 'AdapterHarness', 'assert_safe_commands', 'joint_state',
            'node_status']
 
 
-class AdapterHarness:
+class AdapterHarness(FakeTime):
     """See the module docstring. ``node`` is active; its own timer is removed."""
 
     def __init__(self, node: AdapterNode) -> None:
+        super().__init__()
         self.node = node
-        self.now = 1000.0  # the fake monotonic clock
         node.monotonic = lambda: self.now
-        # Stamps follow the fake clock, from 1000 s ago (fake time runs ahead of real time).
-        self._epoch = time.time() - 1000.0 - self.now
         self.invariants = SafetyInvariants(
             timeout=lambda: node.get_parameter('watchdog_timeout').value,
             max_rate=lambda: node.get_parameter('max_command_rate').value, period=node.period)
         self.attach()
-
-    @property
-    def commands(self) -> list[np.ndarray]:
-        return self.invariants.commands
-
-    @property
-    def accepted(self):
-        return self.invariants.accepted
 
     def attach(self) -> None:
         """Take over the node's loop and watch its output (again after configure/activate)."""
@@ -77,15 +66,6 @@ class AdapterHarness:
             self.invariants.after_gap = True
         if self.node.loop is not None:
             self.attach()
-
-    @property
-    def stamp(self) -> float:
-        """The stamp of a joint state measured now (seconds)."""
-        return self._epoch + self.now
-
-    def state(self, q=PANDA_HOME, qd=None, *, names=JOINTS) -> JointState:
-        """A joint state measured now."""
-        return joint_state(q, qd, names=names, at=self.stamp)
 
     @property
     def active(self) -> bool:

@@ -93,34 +93,16 @@ class SafetyInvariants:
             np.testing.assert_array_equal(used, accepted)
 
 
-class LoopHarness:
-    """See the module docstring.
+class FakeTime:
+    """A fake monotonic clock from 1000 s, joint states stamped on it, and the invariants'
+    record of what went out. Subclasses set ``self.invariants``."""
 
-    :param models: the loaded checkpoint.
-    :param settings: the loop's settings.
-    """
+    invariants: SafetyInvariants
 
-    def __init__(self, models, settings: LoopSettings | None = None) -> None:
+    def __init__(self) -> None:
         self.now = 1000.0  # the fake monotonic clock
         # Stamps follow the fake clock, from 1000 s ago (fake time runs ahead of real time).
         self._epoch = time.time() - 1000.0 - self.now
-        self.loop = ControlLoop(policy=AdaptivePolicy(models=models, worker='inline'),
-                                settings=settings or LoopSettings(), period=0.01,
-                                stamp_clock=time.time)
-        self.problems: collections.Counter[str] = collections.Counter()
-        self.last_problem = ''
-        self.invariants = SafetyInvariants(
-            timeout=lambda: self.loop.settings.watchdog_timeout,
-            max_rate=lambda: self.loop.settings.max_command_rate, period=self.loop.period)
-        self.invariants.watch(self.loop.policy)
-
-    @property
-    def commands(self) -> list[np.ndarray]:
-        return self.invariants.commands
-
-    @property
-    def accepted(self):
-        return self.invariants.accepted
 
     @property
     def stamp(self) -> float:
@@ -130,6 +112,34 @@ class LoopHarness:
     def state(self, q=PANDA_HOME, qd=None, *, names=JOINTS) -> JointState:
         """A joint state measured now."""
         return joint_state(q, qd, names=names, at=self.stamp)
+
+    @property
+    def commands(self) -> list[np.ndarray]:
+        return self.invariants.commands
+
+    @property
+    def accepted(self):
+        return self.invariants.accepted
+
+
+class LoopHarness(FakeTime):
+    """See the module docstring.
+
+    :param models: the loaded checkpoint.
+    :param settings: the loop's settings.
+    """
+
+    def __init__(self, models, settings: LoopSettings | None = None) -> None:
+        super().__init__()
+        self.loop = ControlLoop(policy=AdaptivePolicy(models=models, worker='inline'),
+                                settings=settings or LoopSettings(), period=0.01,
+                                stamp_clock=time.time)
+        self.problems: collections.Counter[str] = collections.Counter()
+        self.last_problem = ''
+        self.invariants = SafetyInvariants(
+            timeout=lambda: self.loop.settings.watchdog_timeout,
+            max_rate=lambda: self.loop.settings.max_command_rate, period=self.loop.period)
+        self.invariants.watch(self.loop.policy)
 
     def _problem(self, kind: str, reason: str) -> None:
         self.problems[kind] += 1

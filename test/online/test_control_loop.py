@@ -1,7 +1,5 @@
 """The control loop the robot runs, driven on simulated time against PyBullet (no rclpy)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,22 +10,8 @@ from maml_ros.sim import Dynamics, SimRobot
 from maml_ros.training.evaluation import EvalSettings, run_loop
 from maml_ros.training.models import TrainedModels
 
-CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 HEAVY = Dynamics(payload_mass=1.8, actuator_gain=0.85, joint_friction=0.2)
 PERIOD = 0.01
-
-
-@pytest.fixture(scope='module')
-def models():
-    models = TrainedModels.load(CHECKPOINT)
-    models.warm_up()
-    return models
-
-
-@pytest.fixture(scope='module')
-def robot(models):
-    with SimRobot(config=models.formulation.robot, dynamics=HEAVY) as robot:
-        yield robot
 
 
 class Clock:

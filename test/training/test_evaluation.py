@@ -1,30 +1,13 @@
 """Each evaluated method is what it claims to be (every table in BENCHMARKS.md rests on it)."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
-from maml_ros.sim import Dynamics, SimRobot
+from maml_ros.sim import Dynamics
 from maml_ros.training.evaluation import EvalSettings, evaluate_task, method_policy, run_loop
-from maml_ros.training.models import TrainedModels
 
-CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 HEAVY = Dynamics(payload_mass=2.0, actuator_gain=0.8, joint_friction=0.3)
 SETTINGS = EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300)
-
-
-@pytest.fixture(scope='module')
-def models():
-    models = TrainedModels.load(CHECKPOINT)
-    models.warm_up()
-    return models
-
-
-@pytest.fixture(scope='module')
-def robot(models):
-    with SimRobot(config=models.formulation.robot) as robot:
-        yield robot
 
 
 @pytest.mark.parametrize('method', ['maml', 'pretrained_finetune', 'last_layer_ridge'])

@@ -1,31 +1,13 @@
 """The classical rivals: system identification recovers the physics, the true model is the floor."""
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 
 from maml_ros.online.support_buffer import Transitions
-from maml_ros.sim import Dynamics, SimRobot
+from maml_ros.sim import Dynamics
 from maml_ros.training.evaluation import EvalSettings, evaluate_task, run_loop
 from maml_ros.training.model_based import JointModel, SystemIdentification, sysid_policy
-from maml_ros.training.models import TrainedModels
 
-CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 SETTINGS = EvalSettings(track_steps=200)
-
-
-@pytest.fixture(scope='module')
-def models():
-    models = TrainedModels.load(CHECKPOINT)
-    models.warm_up()
-    return models
-
-
-@pytest.fixture(scope='module')
-def robot(models):
-    with SimRobot(config=models.formulation.robot) as robot:
-        yield robot
 
 
 def test_identification_recovers_actuator_gain_and_payload_on_a_noise_free_robot(models, robot):
