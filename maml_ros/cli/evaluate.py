@@ -1,16 +1,19 @@
 """``maml-ros-evaluate``: closed-loop tracking of every method on held-out robots.
 
     maml-ros-evaluate --checkpoint PATH [--dynamics name=value,...] [--tasks N]
-        [--support 200] [--steps 5] [--seed S] [--json OUT] [--plot OUT]
+        [--support 200 [25 50 ...]] [--steps 5] [--seed S] [--json OUT] [--plot OUT]
 
 With ``--dynamics`` it evaluates those exact dynamics; otherwise ``--tasks``
 robots drawn inside the training ranges and as many beyond them (seeded),
-reported apart. Prints a table of tracking RMSE (rad) per method.
+reported apart. Several ``--support`` sizes sweep them (the same robots for
+each). Prints a table of tracking RMSE (rad) per method and group: its ratio
+to ``true_model`` and on how many robots it beats ``sysid``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -40,7 +43,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--checkpoint', type=Path, required=True)
     parser.add_argument('--dynamics', help='exact dynamics, e.g. payload_mass=3,actuator_gain=0.6')
     parser.add_argument('--tasks', type=int, default=10, help='robots per group (default 10)')
-    parser.add_argument('--support', type=int, default=200, help='support transitions')
+    parser.add_argument('--groups', nargs='+', default=['in_range', 'out_of_range'],
+                        choices=GROUPS, help='which groups of robots (default: in and out of '
+                        'range)')
+    parser.add_argument('--support', type=int, nargs='+', default=[200],
+                        help='support transitions (several: a sweep)')
     parser.add_argument('--steps', type=int, default=5, help='adaptation steps')
     parser.add_argument('--track-steps', type=int, default=500, help='scored control steps')
     parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
@@ -51,15 +58,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+GROUPS = ('in_range', 'out_of_range', 'delay_and_lag')
+
+
 def robot_groups(models: TrainedModels, options: argparse.Namespace) -> dict[str, list[Dynamics]]:
+    """The robots of each group, drawn from one seeded stream in a fixed order: ``in_range``
+    (inside the training ranges), ``out_of_range`` (every factor pushed beyond),
+    ``delay_and_lag`` (inside, with 1-2 steps of delay and a lag of at least 5 ms)."""
     if options.dynamics:
         return {'given': [parse_dynamics(options.dynamics)]}
     description = InverseDynamicsModel.shared(models.formulation.robot).description
     sizes = {'n_joints': description.n_joints, 'n_links': description.n_links}
     rng = np.random.default_rng(options.seed)
-    return {'in_range': [models.ranges.sample(rng, **sizes) for _ in range(options.tasks)],
-            'out_of_range': [models.ranges.sample_beyond(rng, **sizes)
-                             for _ in range(options.tasks)]}
+    ranges = models.ranges
+    lag = ranges.bounds('actuator_lag', description.n_joints)
+    delayed = dataclasses.replace(ranges, latency_steps=(1, 2), actuator_lag=tuple(
+        tuple(np.maximum(bound, 0.005).tolist()) for bound in lag))
+    draw = {'in_range': lambda: ranges.sample(rng, **sizes),
+            'out_of_range': lambda: ranges.sample_beyond(rng, **sizes),
+            'delay_and_lag': lambda: delayed.sample(rng, **sizes)}
+    robots = {group: [draw[group]() for _ in range(options.tasks)] for group in GROUPS}
+    return {group: robots[group] for group in options.groups}
 
 
 def print_table(name: str, results: list[dict[str, dict]]) -> dict[str, dict[str, float]]:
@@ -86,19 +105,24 @@ def main(args: list[str] | None = None) -> int:
     try:
         models = TrainedModels.load(options.checkpoint)
         groups = robot_groups(models, options)
-        settings = EvalSettings(support_size=options.support, inner_steps=options.steps,
-                                track_steps=options.track_steps, methods=tuple(options.methods))
+        sweep = {size: EvalSettings(support_size=size, inner_steps=options.steps,
+                                    track_steps=options.track_steps,
+                                    methods=tuple(options.methods))
+                 for size in options.support}
     except (CheckpointError, ValueError) as error:
         print(f'maml-ros-evaluate: {error}', file=sys.stderr)
         return 2
     report: dict = {}
-    for group, robots in groups.items():
-        results = evaluate_tasks(models, robots, seed=options.seed, settings=settings,
-                                 workers=options.workers)
-        summary = print_table(group, results)
-        report[group] = {'summary': summary, 'tasks': [
-            {'dynamics': d.to_dict(), **r} for d, r in zip(robots, results, strict=True)]}
-    main_group = 'given' if options.dynamics else 'in_range'
+    for size, settings in sweep.items():
+        for group, robots in groups.items():
+            results = evaluate_tasks(models, robots, seed=options.seed, settings=settings,
+                                     workers=options.workers)
+            name = group if len(sweep) == 1 else f'{group}, support {size}'
+            summary = print_table(name, results)
+            report[name] = {'summary': summary, 'support': size, 'tasks': [
+                {'dynamics': d.to_dict(), **r} for d, r in zip(robots, results, strict=True)]}
+    main_group = next(iter(report))
+    settings = sweep[options.support[0]]
     output = {**report[main_group]['summary'], 'groups': report,
               'settings': {'support': options.support, 'steps': options.steps,
                            'seed': options.seed, 'checkpoint': str(options.checkpoint)}}
@@ -107,7 +131,7 @@ def main(args: list[str] | None = None) -> int:
         options.json.write_text(json.dumps(output, indent=2))
     if options.plot:
         from maml_ros.training.plots import plot_tracking
-        plot_tracking(options.plot, models, groups[main_group][0], settings=settings,
+        plot_tracking(options.plot, models, next(iter(groups.values()))[0], settings=settings,
                       seed=options.seed)
         print(f'plot written to {options.plot}')
     return 0

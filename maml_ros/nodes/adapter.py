@@ -29,7 +29,13 @@ from maml_ros.online.control_loop import ControlLoop, LoopSettings
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
-from maml_ros.ros.params import ADAPTER_PARAMETERS, LOOP_PARAMETERS, TRIGGERS, declare_parameters
+from maml_ros.ros.params import (
+    ADAPTATION_METHODS,
+    ADAPTER_PARAMETERS,
+    LOOP_PARAMETERS,
+    TRIGGERS,
+    declare_parameters,
+)
 from maml_ros.ros.problems import Problems, ReportsRejectedParameters
 from maml_ros.ros.qos import CHECKPOINT_QOS, JOINT_STATE_QOS
 from maml_ros.ros.spin import spin_node
@@ -57,6 +63,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.trigger, self.period = value('trigger'), 1.0 / value('control_rate')
         self.controller, self.torch_threads = value('controller'), value('torch_threads')
         self.worker = 'process' if value('adaptation_process') else 'thread'
+        self.adaptation = value('adaptation')
         self.add_post_set_parameters_callback(self._on_parameters_set)
         if value('autostart') and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
@@ -70,10 +77,14 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.get_logger().error(f'cannot configure: trigger must be one of {list(TRIGGERS)}, '
                                     f'not {self.trigger!r}')
             return TransitionCallbackReturn.FAILURE
+        if self.adaptation not in ADAPTATION_METHODS:
+            self.get_logger().error('cannot configure: adaptation must be one of '
+                                    f'{list(ADAPTATION_METHODS)}, not {self.adaptation!r}')
+            return TransitionCallbackReturn.FAILURE
         torch.set_num_threads(self.torch_threads)
         try:
             policy = self._policy(path)
-        except CheckpointError as error:
+        except (CheckpointError, ValueError) as error:
             self.get_logger().error(f'cannot configure: {error}')
             return TransitionCallbackReturn.FAILURE
         trained = policy.models.formulation.robot.control_period
@@ -105,9 +116,16 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _policy(self, path: str) -> AdaptivePolicy:
-        """The checkpoint at ``path`` as a warmed-up policy. :raises CheckpointError:"""
+        """The checkpoint at ``path`` as a warmed-up policy.
+
+        :raises CheckpointError: for a bad checkpoint.
+        :raises ValueError: for ``adaptation: maml_physics`` and a checkpoint without one.
+        """
         models = TrainedModels.load(path, joints=self.joints, command_interface=self.interface)
-        policy = AdaptivePolicy(models=models, worker=self.worker)
+        method = self.adaptation
+        if method == 'auto':
+            method = 'maml_physics' if models.physics is not None else 'maml'
+        policy = AdaptivePolicy(models=models, method=method, worker=self.worker)
         models.warm_up()
         return policy
 
@@ -179,7 +197,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             return
         try:
             policy = self._policy(msg.data)
-        except CheckpointError as error:
+        except (CheckpointError, ValueError) as error:
             self.problems.report('checkpoint', f'ignoring {msg.data}: {error}')
             return
         self.loop.switch_policy(policy)
@@ -235,11 +253,19 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         if self.loop is not None:
             self.loop.apply(self.settings)
 
-    def _publish_diagnostics(self) -> None:
+    def status(self) -> tuple[bytes, str, dict[str, str]]:
+        """What ``/diagnostics`` says now: level, message, values (the loop's, what the active
+        physics fit identified, and the problems counted)."""
         status = self.loop.status(self.monotonic())
-        self.diagnostics.publish(diagnostic_array(
-            self, level=bytes([status.level]), name='maml_ros adapter', message=status.message,
-            values={**status.values, **self.problems.values()}))
+        identified = {f'identified {name}': str(value)
+                      for name, value in (self.loop.policy.identified() or {}).items()}
+        return (bytes([status.level]), status.message,
+                {**status.values, **identified, **self.problems.values()})
+
+    def _publish_diagnostics(self) -> None:
+        level, message, values = self.status()
+        self.diagnostics.publish(diagnostic_array(self, level=level, name='maml_ros adapter',
+                                                  message=message, values=values))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -27,51 +27,36 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from maml_ros.online.outcome import AdaptationOutcome
 from maml_ros.online.support_buffer import Transitions
+from maml_ros.training.actuator import CommandPipeline
 from maml_ros.training.adaptation import ADAPTATIONS, adapt_params, scaled_mse, state_with
 from maml_ros.training.models import TrainedModels
+from maml_ros.training.physics_adaptation import (
+    PhysicsAdaptation,
+    PhysicsController,
+    PhysicsFit,
+    adapt_physics,
+)
 from maml_ros.training.policy_controller import PolicyController
 
-
-@dataclass(frozen=True)
-class AdaptationOutcome:
-    """What one adaptation did.
-
-    :param accepted: whether the adapted policy is now active.
-    :param reason: why not, when rejected ('' when accepted).
-    :param loss_before: support loss of the policy that was active.
-    :param loss_after: support loss of the adapted policy.
-    :param duration_ms: wall-clock time of the adaptation.
-    :param transitions: support transitions used.
-    """
-
-    accepted: bool
-    reason: str
-    loss_before: float
-    loss_after: float
-    duration_ms: float
-    transitions: int
-
-    def __str__(self) -> str:
-        verdict = 'accepted' if self.accepted else f'rejected: {self.reason}'
-        return (f'{verdict}; support loss {self.loss_before:.4g} -> {self.loss_after:.4g} on '
-                f'{self.transitions} transitions in {self.duration_ms:.1f} ms')
-
-
 WORKERS = ('process', 'thread', 'inline')
+PHYSICS = 'maml_physics'  # the physics model: its fit is the state, not network weights
 BACKTRACKS, BACKTRACK_FACTOR = 3, 0.25  # shorter steps tried when the support loss rose
 
 
 def adapt_weights(models: TrainedModels, method: str, active_state: dict,
                   transitions: Transitions, *, inner_steps: int,
                   lr_scale: float) -> tuple[dict, float, float]:
-    """The computation of one adaptation: the adapted weights, and the support loss of the
-    active weights and of the adapted ones."""
+    """The computation of one adaptation: the adapted weights (or physics fit), and the
+    support loss of the active weights and of the adapted ones."""
+    if method == PHYSICS:
+        return adapt_physics(models, active_state, transitions, inner_steps=inner_steps,
+                             lr_scale=lr_scale)
     x, y = models.formulation.hindsight(transitions.states, transitions.commands,
                                         transitions.next_states)
     support = (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32))
@@ -95,9 +80,10 @@ def adapt_weights(models: TrainedModels, method: str, active_state: dict,
     return state, before, after
 
 
-def rejection(state: dict, before: float, after: float) -> str:
-    """Why the adapted weights must not be used ('' when they may)."""
-    if not math.isfinite(after) or not all(bool(torch.isfinite(t).all()) for t in state.values()):
+def rejection(state: dict | PhysicsFit, before: float, after: float) -> str:
+    """Why the adapted weights (or fit) must not be used ('' when they may)."""
+    values = [torch.as_tensor(state.theta)] if isinstance(state, PhysicsFit) else state.values()
+    if not math.isfinite(after) or not all(bool(torch.isfinite(t).all()) for t in values):
         return 'adapted weights or support loss are not finite'
     if after > before:
         return f'support loss rose from {before:.4g} to {after:.4g}'
@@ -127,7 +113,8 @@ class AdaptivePolicy:
     :param models: the loaded checkpoint (meta-policy, pooled network, formulation).
     :param method: how support data become weights: ``maml`` (from the meta-policy),
         or a baseline (``pretrained_finetune``, ``last_layer_ridge``: from the pooled
-        network); ``None`` never adapts.
+        network); ``maml_physics``: the checkpoint's physics model, whose fit takes the
+        place of the weights; ``None`` never adapts.
     :param initial_state: weights to start from instead of the method's network.
     :param worker: where the gradient steps run: ``process`` (started here, in the
         background; :meth:`close` stops it), ``thread`` or ``inline``.
@@ -137,14 +124,23 @@ class AdaptivePolicy:
     def __init__(self, *, models: TrainedModels, method: str | None = 'maml',
                  initial_state: dict | None = None, worker: str = 'thread',
                  min_transitions: int = 10) -> None:
-        if method is not None and method not in ADAPTATIONS:
-            raise ValueError(f'unknown adaptation {method!r}; choose from {sorted(ADAPTATIONS)}')
+        if method is not None and method not in ADAPTATIONS and method != PHYSICS:
+            raise ValueError(f'unknown adaptation {method!r}; choose from '
+                             f'{sorted(ADAPTATIONS) + [PHYSICS]}')
+        if method == PHYSICS and models.physics is None:
+            raise ValueError('this checkpoint has no physics model (it was trained before '
+                             'there was one): retrain it, or adapt with maml')
         if worker not in WORKERS:
             raise ValueError(f'worker must be one of {WORKERS}, got {worker!r}')
         self.models, self.method, self.worker = models, method, worker
         self.min_transitions = min_transitions
         self._pool = self._start_pool() if worker == 'process' else None
-        if initial_state is None:
+        self._physics = PhysicsAdaptation(models.formulation, models.physics) \
+            if method == PHYSICS else None
+        self._pipeline = CommandPipeline(n_joints=models.formulation.n_joints)  # commands sent
+        if initial_state is None and self._physics is not None:
+            initial_state = self._physics.initial()
+        elif initial_state is None:
             start = models.pooled if method != 'maml' else models.meta_policy
             initial_state = start.state_dict()
         self._initial_state = initial_state
@@ -163,7 +159,9 @@ class AdaptivePolicy:
         pool.submit(int)  # start the worker now, not at the first adaptation
         return pool
 
-    def _controller(self, state: dict) -> PolicyController:
+    def _controller(self, state: dict | PhysicsFit) -> PolicyController | PhysicsController:
+        if self._physics is not None:
+            return PhysicsController(adaptation=self._physics, fit=state, pipeline=self._pipeline)
         return PolicyController(formulation=self.models.formulation,
                                 architecture=self.models.meta_policy.architecture(), state=state)
 
@@ -174,6 +172,11 @@ class AdaptivePolicy:
         """The active policy's command (not yet safety-filtered)."""
         return self._active.command(q, qd, q_ref, qd_ref, qdd_ref)
 
+    def sent(self, command: np.ndarray) -> None:
+        """The command that went out (after the safety filter): the physics model inverts the
+        delay and lag it identified from these."""
+        self._pipeline.sent(command)
+
     @property
     def adapted(self) -> bool:
         """Whether an adapted policy (not the meta-policy) is active."""
@@ -183,14 +186,27 @@ class AdaptivePolicy:
     def busy(self) -> bool:
         return self._worker is not None and self._worker.is_alive()
 
-    def active_state(self) -> dict[str, torch.Tensor]:
-        """Weights of the active policy (e.g. to save them)."""
-        return dict(self._active.state)
+    def active_state(self) -> dict[str, torch.Tensor] | PhysicsFit:
+        """Weights of the active policy (e.g. to save them), or the active physics fit."""
+        state = self._active.state
+        return state if isinstance(state, PhysicsFit) else dict(state)
+
+    def identified(self) -> dict | None:
+        """What the active physics fit says about the robot (None for networks)."""
+        state = self._active.state
+        return state.physical() if isinstance(state, PhysicsFit) else None
 
     def active_models(self) -> TrainedModels:
-        """The checkpoint's models with the active (adapted) weights as the policy."""
+        """The checkpoint's models with the active (adapted) weights as the policy; for the
+        physics model, the active fit as its prior (delay and lag are found again)."""
         models = copy.deepcopy(self.models)
-        models.meta_policy.load_state_dict(self.active_state())
+        state = self.active_state()
+        if isinstance(state, PhysicsFit):
+            with torch.no_grad():
+                models.physics.prior.copy_(torch.as_tensor(state.theta))
+            models.info = {**models.info, 'identified': state.physical()}
+        else:
+            models.meta_policy.load_state_dict(state)
         models.info = {**models.info, 'adapted': self._adapted}
         return models
 
@@ -241,7 +257,7 @@ class AdaptivePolicy:
         """Adapt now (this thread waits for the worker process, if any) and swap the result in
         if it passes the guard."""
         start = time.perf_counter()
-        active = dict(self._active.state)
+        active = self.active_state()
         try:
             if self._pool is not None:
                 state, before, after = self._pool.submit(

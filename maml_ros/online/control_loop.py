@@ -213,6 +213,7 @@ class ControlLoop:
             command = command + self.command_space.exploration(
                 self._rng, self.settings.exploration_std)
         safe = self.safety(command)
+        self.policy.sent(safe)
         self.stats.command(self.stamp_clock() - stamp)
         self.commands_sent += 1
         if now - self._ramped_in_at >= RAMP_SECONDS:

@@ -66,6 +66,7 @@ def declare_parameters(node, specs: Iterable[ParamSpec]) -> None:
 # -- the adapter node's parameters ------------------------------------------
 
 TRIGGERS = ('timer', 'joint_states')
+ADAPTATION_METHODS = ('auto', 'maml_physics', 'maml')
 LOOP = LoopSettings()  # the defaults of the runtime-tunable parameters
 
 ADAPTER_PARAMETERS = [
@@ -83,6 +84,10 @@ ADAPTER_PARAMETERS = [
               "latency; control_rate must then match the joint-state rate)", read_only=True),
     ParamSpec('torch_threads', 1, 'CPU threads for the policy and adaptation; more speed up '
               'adaptation but compete with the control loop for cores', 1, 256, read_only=True),
+    ParamSpec('adaptation', 'auto', "what adapts: 'maml_physics' (the meta-learned physics "
+              "model: gain, payload, friction, delay and lag per joint, and a learned residual), "
+              "'maml' (the meta-learned network) or 'auto' (maml_physics where the checkpoint "
+              "has one)", read_only=True),
     ParamSpec('adaptation_process', True, 'adapt in a worker process (no GIL contention with '
               'the control loop); false: in a thread of this one', read_only=True),
     ParamSpec('autostart', True, 'configure and activate by itself', read_only=True),

@@ -31,10 +31,15 @@ _FACTORS: dict[str, tuple[str, float, bool, str]] = {
     'joint_friction': ('N*m', 0.0, False, 'joint'),
     'actuator_gain': ('', 0.0, True, 'joint'),
     'latency_steps': ('control steps', 0.0, False, 'scalar'),
+    'actuator_lag': ('s', 0.0, False, 'joint'),
+    'torque_ripple': ('N*m', 0.0, False, 'joint'),
+    'ripple_phase': ('rad', 0.0, False, 'joint'),
     'position_noise_std': ('rad', 0.0, False, 'scalar'),
     'velocity_noise_std': ('rad/s', 0.0, False, 'scalar'),
 }
 FACTOR_NAMES: tuple[str, ...] = tuple(_FACTORS)
+# Angles: a value "beyond" the range is one inside it, so out-of-range draws leave them be.
+_CIRCULAR = frozenset({'ripple_phase'})
 
 
 def _check_value(name: str, value: Any, *, what: str = '', nested: bool = False) -> Values:
@@ -83,6 +88,11 @@ class Dynamics:
     :param joint_friction: Coulomb friction per controlled joint (N*m), smoothed by tanh.
     :param actuator_gain: factor between commanded and produced torque, per joint.
     :param latency_steps: control steps between issuing a command and its taking effect.
+    :param actuator_lag: time constant of the first-order lag between the torque in force and
+        the torque produced, per joint (s; effort interface).
+    :param torque_ripple: amplitude of a position-periodic torque of the transmission, per
+        joint (N*m): ``torque_ripple * sin(2 pi q / RIPPLE_PERIOD + ripple_phase)``.
+    :param ripple_phase: its phase, per joint (rad).
     :param position_noise_std: std of the noise on measured joint positions (rad).
     :param velocity_noise_std: std of the noise on measured joint velocities (rad/s).
     """
@@ -93,6 +103,9 @@ class Dynamics:
     joint_friction: Values = 0.0
     actuator_gain: Values = 1.0
     latency_steps: int = 0
+    actuator_lag: Values = 0.0
+    torque_ripple: Values = 0.0
+    ripple_phase: Values = 0.0
     position_noise_std: float = 0.0
     velocity_noise_std: float = 0.0
 
@@ -150,6 +163,9 @@ class DynamicsRanges:
     :param joint_friction: range of the per-joint Coulomb friction (N*m).
     :param actuator_gain: range of the per-joint torque factor.
     :param latency_steps: range of the command latency (whole control steps).
+    :param actuator_lag: range of the per-joint torque lag time constant (s).
+    :param torque_ripple: range of the per-joint ripple amplitude (N*m).
+    :param ripple_phase: range of the per-joint ripple phase (rad).
     :param position_noise_std: range of the position measurement noise std (rad).
     :param velocity_noise_std: range of the velocity measurement noise std (rad/s).
     """
@@ -160,6 +176,9 @@ class DynamicsRanges:
     joint_friction: tuple[Values, Values] = (0.0, 0.3)
     actuator_gain: tuple[Values, Values] = (0.8, 1.2)
     latency_steps: tuple[Values, Values] = (0, 2)
+    actuator_lag: tuple[Values, Values] = (0.0, 0.02)
+    torque_ripple: tuple[Values, Values] = (0.0, 0.3)
+    ripple_phase: tuple[Values, Values] = (0.0, 2 * math.pi)
     position_noise_std: tuple[Values, Values] = (0.0, 0.001)
     velocity_noise_std: tuple[Values, Values] = (0.0, 0.01)
 
@@ -249,15 +268,15 @@ class DynamicsRanges:
         doubles the nominal controller's mean tracking error on the Panda.)
 
         :param factors: factors to push out; ``None`` for every factor whose range
-            has a nonzero width.
+            has a nonzero width (angles excepted: beyond their range is inside it).
         :param extent: how far beyond, in range widths (at least one latency step).
         :raises ValueError: for an unknown factor or a non-positive extent.
         """
         if extent <= 0:
             raise ValueError(f'extent must be > 0, got {extent}')
         if factors is None:
-            factors = [name for name in FACTOR_NAMES
-                       if np.any(np.subtract(*map(np.asarray, getattr(self, name)[::-1])) > 0)]
+            factors = [name for name in FACTOR_NAMES if name not in _CIRCULAR
+                       and np.any(np.subtract(*map(np.asarray, getattr(self, name)[::-1])) > 0)]
         unknown = sorted(set(factors) - set(FACTOR_NAMES))
         if unknown:
             raise ValueError(f'unknown factor(s) {unknown}; expected some of {list(FACTOR_NAMES)}')

@@ -6,10 +6,14 @@ Between commands the physics runs ``substeps`` steps of ``physics_period``
 1. the issued command is clamped to the URDF limits, then delayed by
    ``latency_steps`` control steps (before the first command, nothing is in
    force yet, so the first command fills the delay line);
-2. the command in force drives the joint: ``effort`` torques are scaled by
-   ``actuator_gain``; ``position``/``velocity`` targets go to PyBullet's motors
-   whose maximum torque is the effort limit times ``actuator_gain``;
-3. passive torques ``-damping*qd - friction*tanh(qd/v)`` act on each joint;
+2. the command in force drives the joint: ``effort`` torques pass a first-order
+   lag (time constant ``actuator_lag``: the torque loop's bandwidth) and are
+   scaled by ``actuator_gain``; ``position``/``velocity`` targets go to
+   PyBullet's motors whose maximum torque is the effort limit times
+   ``actuator_gain``;
+3. passive torques ``-damping*qd - friction*tanh(qd/v)`` act on each joint, and
+   the transmission's ripple ``torque_ripple * sin(2 pi q / RIPPLE_PERIOD +
+   ripple_phase)`` (outside the rigid-body-plus-friction model);
 4. the measured state is the true state plus Gaussian noise.
 
 Passive torques are computed once per control step from the velocity at its
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from math import isfinite, tanh
+from math import isfinite, pi, sin, tanh
 from time import perf_counter
 
 import numpy as np
@@ -46,6 +50,8 @@ from maml_ros.sim.model import (
 )
 
 FRICTION_VELOCITY = 0.02  # rad/s: tanh smoothing of Coulomb friction (sign chatters)
+RIPPLE_PERIOD = 0.5  # rad of joint travel per period of the transmission's torque ripple
+RIPPLE_WAVENUMBER = 2 * pi / RIPPLE_PERIOD
 _NOISE_BLOCK = 256  # control steps of measurement noise drawn at once
 
 
@@ -111,10 +117,11 @@ class SimRobot:
         """Torque per unit of effort command, per joint."""
         return self._gain
 
-    def passive_torque(self, qd: np.ndarray) -> np.ndarray:
-        """The joint torque damping and friction oppose velocity ``qd`` with (simulation
-        truth: what the true-model controller compensates)."""
-        return self._damping * qd + self._friction * np.tanh(qd * self._inv_friction_velocity)
+    def passive_torque(self, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
+        """The joint torque damping, friction and the ripple oppose motion with at ``(q, qd)``
+        (simulation truth: what the true-model controller compensates)."""
+        return (self._damping * qd + self._friction * np.tanh(qd * self._inv_friction_velocity)
+                - self._ripple * np.sin(RIPPLE_WAVENUMBER * q + self._ripple_phase))
 
     @property
     def command_in_force(self) -> np.ndarray:
@@ -156,6 +163,15 @@ class SimRobot:
         self._friction_list = self._friction.tolist()
         self._inv_velocity_list = self._inv_friction_velocity.tolist()
         self._latency = dynamics.latency_steps
+        lag = dynamics.per_element('actuator_lag', n)
+        #: Per control step, the fraction of the lagged torque that remains: exp(-T / lag)
+        #: (effort only: PyBullet's motors drive position and velocity targets).
+        self.lag_retention = np.exp(-period / np.maximum(lag, 1e-12)) * self._effort
+        self._lag_list = self.lag_retention.tolist() if self.lag_retention.any() else None
+        self._ripple = dynamics.per_element('torque_ripple', n)
+        self._ripple_phase = dynamics.per_element('ripple_phase', n)
+        self._ripple_terms = list(zip(self._ripple.tolist(), self._ripple_phase.tolist(),
+                                      strict=True)) if self._ripple.any() else None
         self._noise_std = np.concatenate([np.full(n, dynamics.position_noise_std),
                                           np.full(n, dynamics.velocity_noise_std)])
         if hasattr(self, '_noise_block'):
@@ -188,6 +204,7 @@ class SimRobot:
             self._noise_rng = np.random.default_rng(seed)
         self._queue: collections.deque[tuple[np.ndarray, list[float]]] = collections.deque()
         self._issued = self._in_force = np.zeros(d.n_joints)
+        self._lagged: list[float] | None = None  # the first command fills the lag too
         self._noise_block = np.empty((0, 2 * d.n_joints))
         self._noise_row = 0
         self._read_state()
@@ -215,6 +232,10 @@ class SimRobot:
             cmd, cmd_list = self._queue.popleft()
         self._in_force = cmd
         if self._effort:
+            if self._lag_list is not None:
+                lagged = cmd_list if self._lagged is None else self._lagged
+                cmd_list = self._lagged = [r * y + (1.0 - r) * c for r, y, c in zip(
+                    self._lag_list, lagged, cmd_list, strict=True)]
             # Plain floats: for a handful of joints a comprehension beats numpy's per-call cost.
             torque = [g * c - d * v - f * tanh(v * w) for g, c, d, f, w, v in zip(
                 self._gain_list, cmd_list, self._damping_list, self._friction_list,
@@ -229,6 +250,9 @@ class SimRobot:
                 pybullet.POSITION_CONTROL if position else pybullet.VELOCITY_CONTROL,
                 forces=self._motor_force, physicsClientId=self._client,
                 **{'targetPositions' if position else 'targetVelocities': cmd.tolist()})
+        if self._ripple_terms is not None:
+            torque = [t + a * sin(RIPPLE_WAVENUMBER * q + p) for t, (a, p), q in zip(
+                torque, self._ripple_terms, self._q_list, strict=True)]
         pybullet.setJointMotorControlArray(self._body, self._indices, pybullet.TORQUE_CONTROL,
                                            forces=torque, physicsClientId=self._client)
         start = perf_counter()
@@ -238,8 +262,8 @@ class SimRobot:
 
     def _read_state(self) -> None:
         states = pybullet.getJointStates(self._body, self._indices, physicsClientId=self._client)
-        self._qd_list = [s[1] for s in states]
-        state = np.array([s[0] for s in states] + self._qd_list)
+        self._q_list, self._qd_list = [s[0] for s in states], [s[1] for s in states]
+        state = np.array(self._q_list + self._qd_list)
         if self._noise_row == len(self._noise_block):
             self._noise_block = self._noise_rng.standard_normal(
                 (_NOISE_BLOCK, len(self._noise_std)))

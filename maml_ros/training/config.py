@@ -18,9 +18,8 @@ import yaml
 from maml_ros.online.control_loop import LoopSettings
 from maml_ros.sim import DynamicsRanges, ReferenceConfig, RobotConfig
 
-# The shipped training ranges (config/adapt.yaml). Latency is not randomized:
-# it breaks the one-step hindsight pairing of support data.
-TRAINING_RANGES = DynamicsRanges(latency_steps=(0, 0), position_noise_std=(0.0, 0.0005),
+# The shipped training ranges (config/adapt.yaml).
+TRAINING_RANGES = DynamicsRanges(position_noise_std=(0.0, 0.0005),
                                  velocity_noise_std=(0.0, 0.005))
 
 ROBOT_KEYS = {'urdf': 'urdf_path', 'joints': 'joints', 'payload_link': 'payload_link',
@@ -60,6 +59,10 @@ class TrainConfig:
     :param validation_tasks: held-out tasks for the validation query loss.
     :param closed_loop_tasks: held-out robots for the validation tracking RMSE.
     :param validation_every: meta-steps between validations.
+    :param physics_features: residual features of the physics model (0: physics alone).
+    :param physics_hidden: hidden widths of its feature network.
+    :param physics_iterations: its meta-steps (Adam).
+    :param physics_lr: their step size.
     :param workers: rollout worker processes (None: CPU count).
     :param seed: seeds everything.
     :param device: ``cpu`` or ``cuda`` for the meta-steps.
@@ -93,17 +96,22 @@ class TrainConfig:
     validation_tasks: int = 64
     closed_loop_tasks: int = 8
     validation_every: int = 250
+    physics_features: int = 16
+    physics_hidden: tuple[int, ...] = (64, 64)
+    physics_iterations: int = 1500
+    physics_lr: float = 3e-3
     workers: int | None = None
     seed: int = 0
     device: str = 'cpu'
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, 'hidden', tuple(int(w) for w in self.hidden))
+        for name in ('hidden', 'physics_hidden'):
+            object.__setattr__(self, name, tuple(int(w) for w in getattr(self, name)))
         if self.support_size + self.query_size > self.steps_per_task:
             raise ValueError(f'support_size + query_size ({self.support_size} + '
                              f'{self.query_size}) exceed steps_per_task {self.steps_per_task}')
         for name in ('tasks', 'meta_batch', 'validation_every', 'closed_loop_tasks',
-                     'validation_tasks'):
+                     'validation_tasks', 'physics_iterations'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
         if self.refresh_tasks > self.tasks or not 0 <= self.refresh_at <= 1:
@@ -157,7 +165,7 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     """
     parameters = node_parameters(path, 'meta_trainer')
     settings: dict[str, Any] = {}
-    for group in ('training', 'maml', 'policy'):
+    for group in ('training', 'maml', 'policy', 'physics'):
         settings.update(parameters.get(group) or {})
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {'robot', 'ranges', 'reference'}
     unknown = sorted(set(settings) - known)

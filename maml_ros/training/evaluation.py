@@ -11,8 +11,10 @@ unadapted policy left it, and the next ``track_steps`` ticks are scored: the
 joint tracking RMSE (rad) of the true positions. Methods:
 
 - learned: ``no_adaptation`` (the pooled network), ``pretrained_finetune``,
-  ``last_layer_ridge``, ``maml``, and ``oracle`` (a network trained on ample
-  data of the task itself);
+  ``last_layer_ridge``, ``maml`` (the meta-learned network), ``maml_physics``
+  (the meta-learned physics model with its residual:
+  :mod:`~maml_ros.training.physics_model`), and ``oracle`` (a network trained
+  on ample data of the task itself);
 - classical (:mod:`maml_ros.training.model_based`): ``nominal`` (URDF computed
   torque), ``sysid`` (the least-squares identified model: the rival to beat)
   and ``true_model`` (computed torque with the true parameters: the floor).
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 
 from maml_ros.maml.policy import PolicyNet
-from maml_ros.online.adaptive_policy import AdaptationOutcome, AdaptivePolicy
+from maml_ros.online.adaptive_policy import PHYSICS, AdaptationOutcome, AdaptivePolicy
 from maml_ros.online.control_loop import ControlLoop, LoopSettings
 from maml_ros.sim import Dynamics, RolloutConfig, SimRobot, Task, random_reference, run_task
 from maml_ros.sim.rollout import task_streams
@@ -43,7 +45,7 @@ from maml_ros.training.models import TrainedModels
 Policy = AdaptivePolicy | ModelPolicy  # what ControlLoop drives
 
 METHODS = ('nominal', 'no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'sysid', 'maml',
-           'oracle', 'true_model')
+           'maml_physics', 'oracle', 'true_model')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,8 +138,8 @@ def method_policy(models: TrainedModels, method: str, dynamics: Dynamics, *, see
         return AdaptivePolicy(models=models, method=None, worker='inline',
                               initial_state=_oracle_state(models, dynamics, seed + 1000,
                                                           settings, robot))
-    return AdaptivePolicy(models=models, method=method if method in ADAPTATIONS else None,
-                          worker='inline')
+    adapts = method in ADAPTATIONS or method == PHYSICS
+    return AdaptivePolicy(models=models, method=method if adapts else None, worker='inline')
 
 
 def run_loop(policy: Policy, dynamics: Dynamics, *, seed: int, settings: EvalSettings,
@@ -185,6 +187,8 @@ def evaluate_method(models: TrainedModels, method: str, dynamics: Dynamics, *, s
         result.update(adapt_ms=run.outcome.duration_ms, accepted=float(run.outcome.accepted))
     if isinstance(policy, ModelPolicy) and policy.adapted:
         result['identified'] = policy.model.physical()
+    elif policy.method == PHYSICS and policy.adapted:
+        result['identified'] = policy.identified()
     policy.close()
     return result
 

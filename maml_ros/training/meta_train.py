@@ -8,7 +8,8 @@ only orders them:
 2. ``pretrain``: the pooled network on all transitions (the
    domain-randomization baseline, and the starting point of MAML and of the
    other baselines); the baselines' fine-tuning step size and ridge strength
-   picked on the validation tasks.
+   picked on the validation tasks. ``train_physics``: the physics model
+   (:mod:`~maml_ros.training.physics_model`) on the same tasks.
 3. ``meta_step``: vectorized MAML meta-steps (Adam, gradient clipping);
    support = the first ``support_size`` steps of a task, query = its last
    ``query_size``. At ``refresh_at``, ``refresh`` replaces part of the tasks
@@ -44,7 +45,15 @@ from maml_ros.training.config import TrainConfig
 from maml_ros.training.data import TaskSet
 from maml_ros.training.evaluation import EvalSettings, evaluate_task
 from maml_ros.training.formulation import Formulation
+from maml_ros.training.model_based import SystemIdentification
 from maml_ros.training.models import TrainedModels
+from maml_ros.training.physics_model import PhysicsResidualModel
+from maml_ros.training.physics_training import (
+    Window,
+    query_loss,
+    task_windows,
+    train_physics,
+)
 from maml_ros.training.plots import plot_learning_curves
 from maml_ros.training.policy_controller import PolicyController
 
@@ -55,16 +64,23 @@ VALIDATION_SEED_OFFSET = 900_000  # training seeds stay below, validation seeds 
 
 def collect(collector: RolloutCollector, seeds: list[int], config: RolloutConfig,
             formulation: Formulation, *, controller=None, desc: str, progress: bool,
-            chunk: int = 64) -> TaskSet:
-    """Rollouts of ``seeds`` relabelled into a ``TaskSet``, in chunks for the progress bar."""
-    parts = []
+            windows: dict[str, int] | None = None, chunk: int = 64
+            ) -> tuple[TaskSet, tuple[Window, Window] | None]:
+    """Rollouts of ``seeds`` relabelled into a ``TaskSet``, in chunks for the progress bar;
+    with ``windows`` (``support_size``, ``query_size``) also the physics model's windows."""
+    parts, window_parts = [], []
+    identification = SystemIdentification(formulation) if windows else None
     with tqdm(total=len(seeds), desc=desc, unit='task', disable=not progress) as bar:
         for start in range(0, len(seeds), chunk):
             tasks = [Task(seed) for seed in seeds[start:start + chunk]]
             rollouts = collector.collect(tasks, controller=controller, config=config)
             parts.append(TaskSet.from_rollouts(rollouts, formulation))
+            if windows:
+                window_parts.append(task_windows(rollouts, identification, **windows))
             bar.update(len(tasks))
-    return TaskSet.concat(*parts)
+    return TaskSet.concat(*parts), (
+        tuple(Window.concat(*column) for column in zip(*window_parts, strict=True))
+        if windows else None)
 
 
 def _query_losses(learner: MAML, data: TaskSet, config: TrainConfig) -> tuple[float, float]:
@@ -153,16 +169,21 @@ class MetaTrainer:
     def _seeds(self, offset: int, count: int) -> list[int]:
         return [self.config.seed * 1_000_000 + offset + i for i in range(count)]
 
-    def _collect(self, seeds: list[int], desc: str, controller=None) -> TaskSet:
+    def _collect(self, seeds: list[int], desc: str, controller=None, windows: bool = False
+                 ) -> tuple[TaskSet, tuple[Window, Window] | None]:
+        sizes = {'support_size': self.config.support_size, 'query_size': self.config.query_size}
         return collect(self.collector, seeds, self.rollout_config, self.formulation,
-                       controller=controller, desc=desc, progress=self.progress)
+                       controller=controller, desc=desc, progress=self.progress,
+                       windows=sizes if windows else None)
 
     def collect(self) -> None:
-        """Step 1: the training and validation tasks."""
-        config = self.config
-        self.data = self._collect(self._seeds(0, config.tasks), 'collecting tasks')
-        self.validation = self._collect(
-            self._seeds(VALIDATION_SEED_OFFSET, config.validation_tasks), 'validation tasks')
+        """Step 1: the training and validation tasks (and the physics model's windows)."""
+        config, physics = self.config, self.formulation.robot.command_interface == 'effort'
+        self.data, self.windows = self._collect(self._seeds(0, config.tasks), 'collecting tasks',
+                                                windows=physics)
+        self.validation, self.validation_windows = self._collect(
+            self._seeds(VALIDATION_SEED_OFFSET, config.validation_tasks), 'validation tasks',
+            windows=physics)
         self.log(f'collected {len(self.data)} training and {len(self.validation)} validation '
                  f'tasks ({self.elapsed:.0f} s)')
 
@@ -183,6 +204,31 @@ class MetaTrainer:
                                     info={'seed': config.seed, 'training': config.to_dict()})
         self._to_device()
 
+    def train_physics(self) -> None:
+        """Step 2b: the physics model (effort interface), meta-trained on the same tasks."""
+        config = self.config
+        if self.windows is None:
+            self.log('no physics model: it models joint torques (effort interface only)')
+            return
+        support, query = self.windows
+        model = PhysicsResidualModel(n_joints=self.formulation.n_joints,
+                                     features=config.physics_features,
+                                     hidden=config.physics_hidden)
+        model.fit_normalization(support.inputs, support.commands)
+        with tqdm(total=config.physics_iterations, desc='physics model',
+                  disable=not self.progress) as bar:
+            train_physics(model, support, query, iterations=config.physics_iterations,
+                          lr=config.physics_lr, seed=config.seed,
+                          progress=lambda iteration, loss: bar.update(1))
+        with torch.no_grad():
+            before, after = (query_loss(model, *self.validation_windows, adapt=adapt).item()
+                             for adapt in (False, True))
+        self.models.physics = model
+        self.models.info['physics_validation'] = {'query_loss_before': before,
+                                                  'query_loss_after': after}
+        self.log(f'physics model trained: validation query loss {before:.4f} -> {after:.4f} '
+                 f'({self.elapsed:.0f} s)')
+
     def _to_device(self) -> None:
         self.on_device = TaskSet(self.data.features.to(self.device),
                                  self.data.targets.to(self.device))
@@ -192,8 +238,8 @@ class MetaTrainer:
         controller = PolicyController(formulation=self.formulation,
                                       architecture=self.models.pooled.architecture(),
                                       state=self.models.meta_policy.state_dict())
-        fresh = self._collect(self._seeds(self.config.tasks, self.config.refresh_tasks),
-                              'on-policy refresh', controller)
+        fresh, _ = self._collect(self._seeds(self.config.tasks, self.config.refresh_tasks),
+                                 'on-policy refresh', controller)
         self.data = TaskSet.concat(self.data.subset(slice(len(fresh), None)), fresh)
         self._to_device()
 
@@ -246,6 +292,7 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
         trainer = MetaTrainer(config, collector=collector, out=out, progress=progress, log=log)
         trainer.collect()
         trainer.pretrain()
+        trainer.train_physics()
         last = config.meta_iterations
         for iteration in tqdm(range(last + 1), desc='meta-training', disable=not progress):
             if iteration == trainer.refresh_at:

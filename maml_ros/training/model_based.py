@@ -14,8 +14,9 @@
   the identified model then tracks the desired acceleration of the formulation
   (same gains as the learned policy).
 - ``true_model`` is computed torque with the simulated robot's true masses,
-  actuator gain, damping and friction: the floor of this controller structure
-  (simulation only).
+  actuator gain, damping, friction and ripple, its command delay and torque lag
+  inverted (:mod:`~maml_ros.training.actuator`): the floor of this controller
+  structure (simulation only).
 
 Both follow the policy protocol :class:`~maml_ros.online.control_loop.ControlLoop`
 drives (``command``, ``start``, ``adapted``, ...), so they are evaluated through
@@ -33,9 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maml_ros.online.adaptive_policy import AdaptationOutcome
+from maml_ros.online.outcome import AdaptationOutcome
 from maml_ros.online.support_buffer import Transitions
 from maml_ros.sim import InverseDynamicsModel, RobotConfig, SimRobot
+from maml_ros.training.actuator import CommandPipeline
 from maml_ros.training.formulation import Formulation
 from maml_ros.training.models import TrainedModels
 
@@ -53,6 +55,7 @@ class JointModel:
     params: np.ndarray
     eps: np.ndarray
     delay: int
+    retention = 0.0  # no torque lag in this model
 
     @classmethod
     def nominal(cls, n_joints: int, delay: int = 0) -> JointModel:
@@ -133,15 +136,16 @@ class SystemIdentification:
         return np.stack([nominal, payload, qd, np.ones_like(qd)], axis=-1)
 
     def support(self, transitions: Transitions) -> tuple[np.ndarray, np.ndarray]:
-        """Regressors of each transition and the commands sent at each step."""
+        """Regressors of each transition and the commands sent at each step (what
+        :meth:`fit` and :meth:`residual` take)."""
         n = self.formulation.n_joints
         states, next_states = transitions.states, transitions.next_states
         achieved = (next_states[:, n:] - states[:, n:]) / self.formulation.robot.control_period
         return self.regressors(states[:, :n], states[:, n:], achieved), transitions.commands
 
-    def fit(self, transitions: Transitions) -> JointModel:
+    def fit(self, support: tuple[np.ndarray, np.ndarray]) -> JointModel:
         """The model (delay and friction smoothing included) with the smallest residual."""
-        regressors, commands = self.support(transitions)
+        regressors, commands = support
         n = regressors.shape[1]
         best, best_cost = None, math.inf
         for delay in range(MAX_DELAY + 1):
@@ -161,43 +165,78 @@ class SystemIdentification:
                 best, best_cost = JointModel(params, eps, delay), cost / len(target)
         return best
 
-    def residual(self, model: JointModel, transitions: Transitions, scale: np.ndarray) -> float:
+    def initial(self, delay: int = 0) -> JointModel:
+        """The model before any data: the URDF's."""
+        return JointModel.nominal(self.formulation.n_joints, delay)
+
+    def torque(self, model: JointModel, q: np.ndarray, qd: np.ndarray,
+               acceleration: np.ndarray) -> np.ndarray:
+        """The command ``model`` says achieves ``acceleration`` at ``(q, qd)``."""
+        return model.commands(self.regressors(q, qd, acceleration))[0]
+
+    def residual(self, model: JointModel, support: tuple[np.ndarray, np.ndarray],
+                 scale: np.ndarray) -> float:
         """Mean squared command prediction error of ``model``, in units of ``scale``."""
-        regressors, commands = self.support(transitions)
+        regressors, commands = support
         design, target = regressors[model.delay:], commands[:len(commands) - model.delay]
         error = (model.commands(design) - target) / scale
         return float(np.mean(error ** 2))
 
 
+def computed_torque(formulation: Formulation, torque: Callable, delay: int,
+                    pipeline: CommandPipeline, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray,
+                    qd_ref: np.ndarray, qdd_ref: np.ndarray) -> np.ndarray:
+    """The command that makes ``torque(q, qd, a)`` act ``delay`` steps from now, ``a`` the
+    formulation's desired acceleration then (state and reference extrapolated over the
+    delay), the pipeline's lag inverted."""
+    lead = delay * formulation.robot.control_period
+    if lead:
+        q, q_ref, qd_ref = q + lead * qd, q_ref + lead * qd_ref, qd_ref + lead * qdd_ref
+    acceleration = formulation.desired_acceleration(q, qd, q_ref, qd_ref, qdd_ref)
+    # Velocity terms (friction above all) from the reference: fed back from the noisy
+    # measured velocity, an overestimated Coulomb slope is negative damping, and a light
+    # wrist goes unstable (measured: 0.77 rad RMSE on one robot, 0.027 from the reference).
+    return pipeline.command_for(torque(q, qd_ref, acceleration))
+
+
 class ModelPolicy:
-    """Computed torque with a physical model, in the policy protocol of ControlLoop.
+    """Computed torque with a physical model, in the policy protocol of ControlLoop: the
+    model's command for the desired acceleration at the measured position and the reference
+    velocity, ``delay`` steps ahead, its torque lag inverted.
 
     :param models: the checkpoint (formulation, and the output scale of the guard's loss).
-    :param torque: ``torque(q, qd, acceleration) -> command`` of the initial model.
+    :param torque: ``torque(q, qd, acceleration) -> command`` of a fixed model.
     :param identification: fits a new model on support data (``sysid``); None: fixed.
     :param delay: command delay (control steps) the initial model looks ahead over.
+    :param retention: torque lag of the initial model, per joint (see
+        :class:`~maml_ros.training.actuator.CommandPipeline`), inverted.
     :param on_close: releases what ``torque`` holds.
     """
 
     def __init__(self, *, models: TrainedModels,
-                 torque: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+                 torque: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
                  identification: SystemIdentification | None = None, delay: int = 0,
+                 retention: np.ndarray | float = 0.0,
                  on_close: Callable[[], None] | None = None) -> None:
         self.models, self.identification = models, identification
         self.method = 'sysid' if identification is not None else None
         self.formulation = models.formulation
         self._initial, self._initial_delay, self._on_close = torque, delay, on_close
+        self._initial_retention = retention
+        self.pipeline = CommandPipeline(n_joints=self.formulation.n_joints, delay=delay,
+                                        retention=retention)
         self.reset()
         self.busy = False  # identification runs inline
         self.last_outcome: AdaptationOutcome | None = None
 
     def command(self, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray,
                 qdd_ref: np.ndarray) -> np.ndarray:
-        lead = self.model.delay * self.formulation.robot.control_period
-        if lead:  # look ahead over the command delay: state and reference extrapolated
-            q, q_ref, qd_ref = q + lead * qd, q_ref + lead * qd_ref, qd_ref + lead * qdd_ref
-        acceleration = self.formulation.desired_acceleration(q, qd, q_ref, qd_ref, qdd_ref)
-        return self._torque(q, qd, acceleration)
+        return computed_torque(self.formulation, self._torque, self.model.delay, self.pipeline,
+                               q, qd, q_ref, qd_ref, qdd_ref)
+
+    def sent(self, command: np.ndarray) -> None:
+        """The command that went out: the pipeline's lag is inverted from what it holds."""
+        self.pipeline.sent(command)
 
     def start(self, transitions: Transitions, *, inner_steps: int, inner_lr: float | None = None,
               on_done: Callable[[AdaptationOutcome], None] | None = None) -> str:
@@ -210,13 +249,15 @@ class ModelPolicy:
             return f'only {len(transitions)} support transitions'
         start = time.perf_counter()
         scale = self.models.meta_policy.output_scale.numpy()
-        model = self.identification.fit(transitions)
-        before = self.identification.residual(self.model, transitions, scale)
-        after = self.identification.residual(model, transitions, scale)
+        support = self.identification.support(transitions)
+        model = self.identification.fit(support)
+        before = self.identification.residual(self.model, support, scale)
+        after = self.identification.residual(model, support, scale)
         reason = '' if after <= before else f'support loss rose from {before:.4g} to {after:.4g}'
         if not reason:
             self.model, self.adapted = model, True
             self._torque = self._identified
+            self.pipeline.retarget(model.delay, model.retention)
         self.last_outcome = AdaptationOutcome(
             accepted=not reason, reason=reason, loss_before=before, loss_after=after,
             duration_ms=1e3 * (time.perf_counter() - start), transitions=len(transitions))
@@ -225,11 +266,17 @@ class ModelPolicy:
         return ''
 
     def _identified(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
-        return self.model.commands(self.identification.regressors(q, qd, acceleration))[0]
+        return self.identification.torque(self.model, q, qd, acceleration)
 
     def reset(self) -> None:
-        self.model = JointModel.nominal(self.formulation.n_joints, self._initial_delay)
-        self._torque, self.adapted = self._initial, False
+        if self.identification is None:
+            self.model = JointModel.nominal(self.formulation.n_joints, self._initial_delay)
+            self._torque = self._initial
+            self.pipeline.retarget(self._initial_delay, self._initial_retention)
+        else:
+            self.model, self._torque = self.identification.initial(), self._identified
+            self.pipeline.retarget(self.model.delay, self.model.retention)
+        self.adapted = False
 
     def wait(self, timeout: float | None = None) -> bool:
         return True
@@ -242,12 +289,12 @@ class ModelPolicy:
 
 def sysid_policy(models: TrainedModels) -> ModelPolicy:
     """Computed torque with the URDF model until identified on support data."""
-    return ModelPolicy(models=models, torque=models.formulation.nominal,
-                       identification=SystemIdentification(models.formulation))
+    return ModelPolicy(models=models, identification=SystemIdentification(models.formulation))
 
 
 def true_model_policy(models: TrainedModels, robot: SimRobot) -> ModelPolicy:
-    """Computed torque with ``robot``'s true dynamics (as set on it now)."""
+    """Computed torque with ``robot``'s true dynamics (as set on it now), its command
+    delay and torque lag inverted."""
     dynamics = robot.dynamics
     truth = InverseDynamicsModel(
         config=robot.config, payload_mass=dynamics.payload_mass,
@@ -255,7 +302,7 @@ def true_model_policy(models: TrainedModels, robot: SimRobot) -> ModelPolicy:
     gain = robot.actuator_gain
 
     def torque(q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
-        return (truth.torques(q, qd, acceleration) + robot.passive_torque(qd)) / gain
+        return (truth.torques(q, qd, acceleration) + robot.passive_torque(q, qd)) / gain
 
     return ModelPolicy(models=models, torque=torque, delay=dynamics.latency_steps,
-                       on_close=truth.close)
+                       retention=robot.lag_retention, on_close=truth.close)

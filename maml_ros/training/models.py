@@ -27,8 +27,9 @@ from maml_ros.maml.policy import PolicyNet
 from maml_ros.sim import DynamicsRanges, RobotConfig
 from maml_ros.sim.model import urdf_file
 from maml_ros.training.formulation import Formulation
+from maml_ros.training.physics_model import PhysicsResidualModel
 
-META, POOLED, INNER_LR = 'meta.', 'pooled.', 'inner_lr.'
+META, POOLED, INNER_LR, PHYSICS = 'meta.', 'pooled.', 'inner_lr.', 'physics.'
 
 
 @dataclass
@@ -42,6 +43,8 @@ class TrainedModels:
     :param baselines: settings the baselines picked on validation tasks
         (``finetune_lr``, ``ridge``).
     :param info: anything else worth keeping (training settings, seed, figures).
+    :param physics: the meta-trained physics model (prior, damping, residual features) of
+        :mod:`~maml_ros.training.physics_model`, where the checkpoint has one.
     """
 
     formulation: Formulation
@@ -50,6 +53,7 @@ class TrainedModels:
     ranges: DynamicsRanges
     baselines: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    physics: PhysicsResidualModel | None = None
 
     @property
     def meta_policy(self) -> PolicyNet:
@@ -70,6 +74,8 @@ class TrainedModels:
         tensors = {META + k: v for k, v in self.meta_policy.state_dict().items()}
         tensors |= {POOLED + k: v for k, v in self.pooled.state_dict().items()}
         tensors |= {INNER_LR + k: v for k, v in self.learner.inner_lrs.items()}
+        if self.physics is not None:
+            tensors |= {PHYSICS + k: v for k, v in self.physics.state_dict().items()}
         learner = self.learner
         return Checkpoint(tensors=tensors, metadata={
             'urdf': robot.urdf_path,
@@ -95,6 +101,7 @@ class TrainedModels:
             },
             'baselines': dict(self.baselines),
             'info': self.info,
+            'physics': self.physics.architecture() if self.physics is not None else None,
         })
 
     def save(self, path: str | Path) -> Path:
@@ -144,11 +151,16 @@ class TrainedModels:
             pooled.load_state_dict(_strip(tensors, POOLED))
             learner.inner_lrs.load_state_dict(_strip(tensors, INNER_LR))
             ranges = DynamicsRanges.from_dict(meta['randomization'])
+            physics = None
+            if meta.get('physics') is not None:
+                physics = PhysicsResidualModel.from_architecture(meta['physics'])
+                physics.load_state_dict(_strip(tensors, PHYSICS))
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(f'{source}: tensors or metadata do not describe a maml_ros '
                                   f'policy: {type(error).__name__}: {error}') from error
         return cls(formulation=formulation, learner=learner, pooled=pooled, ranges=ranges,
-                   baselines=dict(meta.get('baselines', {})), info=dict(meta.get('info', {})))
+                   baselines=dict(meta.get('baselines', {})), info=dict(meta.get('info', {})),
+                   physics=physics)
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -111,5 +111,4 @@ def assert_safe_commands(commands: list, *, step: float, gap: float) -> None:
 
 def node_status(node: AdapterNode) -> tuple[bytes, str, dict[str, str]]:
     """What the node's next ``/diagnostics`` message will say: level, message, values."""
-    status = node.loop.status(node.monotonic())
-    return bytes([status.level]), status.message, {**status.values, **node.problems.values()}
+    return node.status()

@@ -98,9 +98,10 @@ def test_save_adapted_writes_a_loadable_checkpoint_atomically(system, tmp_path, 
     reply = call(executor, probe, 'adapter/save_adapted')
     assert reply.success and 'adapted policy' in reply.message
     saved = TrainedModels.load(path)
-    active = adapter.loop.policy.active_state()
-    assert all(torch.equal(saved.meta_policy.state_dict()[k], v) for k, v in active.items())
+    active = adapter.loop.policy.active_state()  # the physics fit (the shipped default)
+    assert torch.equal(saved.physics.prior, torch.as_tensor(active.theta, dtype=torch.float32))
     assert saved.info['adapted'] is True
+    assert saved.info['identified'] == active.physical()
     # An interrupted write (simulated) leaves the previous file intact and loadable.
     before = path.read_bytes()
     def power_cut(*args):

@@ -74,7 +74,7 @@ def adapt_with(harness, replace_adapt=None) -> object:
 ])
 def test_bad_adaptation_is_rejected_previous_policy_stays_diagnostics_say_why(
         make_harness, corrupt, reason):
-    harness = make_harness(support_size=50, auto_adapt=False)
+    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml')
     first = adapt_with(harness)
     assert first.accepted, first.reason
     adapted = harness.node.loop.policy.active_state()
@@ -105,7 +105,7 @@ def slow_adapt(learner, seconds: float):
 
 
 def test_deactivate_during_adaptation_then_cleanup_and_configure_again(make_harness):
-    harness = make_harness(support_size=50, auto_adapt=False)
+    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml')
     run(harness, 52)
     slow_adapt(harness.node.loop.policy.models.learner, 0.5)
     assert harness.node.loop.adapt(harness.now) == ''
@@ -138,7 +138,8 @@ def test_slow_adaptation_never_delays_the_control_loop(ros_context, executor, in
     node = AdapterNode(context=ros_context, parameter_overrides=[
         Parameter('autostart', value=False), Parameter('support_size', value=30),
         Parameter('readapt_period', value=0.01), Parameter('adaptation_process', value=in_process),
-        Parameter('inner_steps', value=100 if in_process else 5)])
+        Parameter('inner_steps', value=100 if in_process else 5),
+        Parameter('adaptation', value='maml')])
     sim = PybulletSimNode(context=ros_context)
     ticks = []  # (time, adapting)
     tick = node._tick

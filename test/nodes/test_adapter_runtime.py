@@ -9,6 +9,8 @@ from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import PANDA_HOME
 from maml_ros.training.models import TrainedModels
 
+from adapter_harness import node_status
+
 HOME = np.array(PANDA_HOME)
 
 
@@ -44,7 +46,7 @@ def test_inner_lr_scales_the_adaptation(make_harness):
     """inner_lr 0 leaves the weights as they were; the default changes them."""
     states = {}
     for inner_lr in (0.0, 0.1):
-        harness = make_harness(support_size=30, inner_lr=inner_lr)
+        harness = make_harness(support_size=30, inner_lr=inner_lr, adaptation='maml')
         drive(harness, 31, q=HOME + 0.05)
         policy = harness.node.loop.policy
         assert policy.wait(30.0) and policy.last_outcome is not None
@@ -70,3 +72,22 @@ def test_a_checkpoint_from_meta_trainer_replaces_the_models_that_run(make_harnes
     assert torch.equal(policy.models.meta_policy.head.bias, models.meta_policy.head.bias)
     harness.attach()
     assert all(command is not None for command in drive(harness, 5))
+
+
+def test_inner_lr_scales_the_physics_step(make_harness):
+    """The physics model's step, scaled by inner_lr: 0 keeps the prior, the default moves off
+    it, and the diagnostics name what was identified."""
+    fits = {}
+    for inner_lr in (0.0, 0.1):
+        harness = make_harness(support_size=30, inner_lr=inner_lr)
+        drive(harness, 31, q=HOME + 0.05)
+        policy = harness.node.loop.policy
+        assert policy.wait(30.0) and policy.last_outcome is not None
+        fits[inner_lr] = (policy.active_state().theta, policy.models.physics.prior.detach())
+    unchanged, prior = fits[0.0]
+    assert np.array_equal(unchanged, prior.double().numpy())
+    adapted, prior = fits[0.1]
+    assert not np.allclose(adapted, prior.double().numpy())
+    values = node_status(harness.node)[2]
+    assert values['identified delay_steps'] in {'0', '1', '2', '3', '4'}
+    assert len(values['identified actuator_gain'].split(',')) == 7

@@ -54,7 +54,8 @@ def test_auto_mode_trains_when_the_checkpoint_is_missing(ros_context, executor, 
         '      {tasks: 16, steps_per_task: 300, support_size: 100, query_size: 100,\n'
         '       meta_iterations: 4, meta_batch: 4, pretrain_iterations: 20, refresh_tasks: 4,\n'
         '       validation_tasks: 4, closed_loop_tasks: 1, validation_every: 2}\n'
-        '    policy: {hidden: [32, 32]}\n')
+        '    policy: {hidden: [32, 32]}\n'
+        '    physics: {physics_iterations: 10, physics_features: 2, physics_hidden: [8]}\n')
     out = tmp_path / 'new.safetensors'
     trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
         Parameter('checkpoint', value=str(out)), Parameter('config', value=str(config)),

@@ -1,7 +1,6 @@
 """Adaptation on the robot: accepted when it helps, rejected when it does not, never blocking."""
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +78,9 @@ def test_a_slow_adaptation_does_not_block_commands(models, support, monkeypatch)
     monkeypatch.setattr(models.learner, 'adapt', slow_adapt)
     assert adapter.start(support, inner_steps=5) == ''
     assert adapter.start(support, inner_steps=5) == 'an adaptation is running'
-    worst = 0.0
-    for _ in range(50):
-        start = time.perf_counter()
+    for _ in range(50):  # the worker waits on `release`: commands must not wait for it
         probe(adapter)
-        worst = max(worst, time.perf_counter() - start)
-    assert adapter.busy
-    assert worst < 0.01  # one control period at 100 Hz
+    assert adapter.busy and not release.is_set()
     release.set()
     assert adapter.wait(10.0)
     assert adapter.last_outcome.accepted and adapter.adapted

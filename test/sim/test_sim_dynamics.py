@@ -113,7 +113,8 @@ def test_sample_beyond_gives_out_of_range_dynamics_in_the_named_factors(factors)
     for _ in range(20):
         dynamics = ranges.sample_beyond(rng, factors=factors, **kw)
         outside = {v.split('=')[0] for v in ranges.violations(dynamics, **kw)}
-        assert outside == set(factors or FACTOR_NAMES)
+        # An angle beyond its range is one inside it: the ripple's phase stays drawn inside.
+        assert outside == set(factors or FACTOR_NAMES) - {'ripple_phase'}
 
 
 def test_sample_beyond_stays_in_the_physical_domain():

@@ -117,7 +117,8 @@ def test_same_commands_move_randomized_tasks_differently(robot):
 
 @pytest.mark.parametrize('change', [
     {'link_mass_scale': 1.2}, {'payload_mass': 1.0}, {'joint_damping': 0.3},
-    {'joint_friction': 0.3}, {'actuator_gain': 0.8},
+    {'joint_friction': 0.3}, {'actuator_gain': 0.8}, {'actuator_lag': 0.02},
+    {'torque_ripple': 0.3},
 ])
 def test_each_physical_factor_changes_the_motion(robot, change):
     commands = wiggle()
@@ -276,3 +277,40 @@ def test_a_payload_adds_its_weight_through_the_hand_jacobian(robot):
     assert np.abs(extra).max() > 1.0  # the payload matters at this posture
     assert hold(robot, Dynamics(payload_mass=payload), lambda q: gravity + extra) < 2e-3
     assert hold(robot, Dynamics(payload_mass=payload), lambda q: gravity) > 1e-2
+
+
+def test_the_torque_that_acts_is_the_delayed_command_through_a_first_order_lag(robot):
+    """What the physics model pairs with each transition: the inverse dynamics of the achieved
+    motion follows the command sent ``delay`` steps before, passed through the lag, much
+    closer than the command in force or the command sent (joints 1-6; the light wrist meets
+    its limit)."""
+    delay, lag = 2, 0.015
+    retention = np.exp(-0.01 / lag)
+    commands = wiggle(40) + np.random.default_rng(0).normal(0, 0.2, (40, 7))
+    true, _, _ = drive(robot, Dynamics(latency_steps=delay, actuator_lag=lag), commands)
+    model = InverseDynamicsModel.shared(RobotConfig())
+    states = np.vstack([np.concatenate([robot.description.home, np.zeros(7)]), true[:-1]])
+    acceleration = (true[:, 7:] - states[:, 7:]) / 0.01
+    torque = np.array([model.torques(s[:7], s[7:], a)
+                       for s, a in zip(states, acceleration, strict=True)])
+    in_force = np.vstack([np.repeat(commands[:1], delay, 0), commands[:-delay]])
+    effective = [in_force[0]]
+    for command in in_force[1:]:
+        effective.append(retention * effective[-1] + (1 - retention) * command)
+
+    def error(paired):
+        return np.median(np.abs(torque - np.asarray(paired))[5:, :6])
+
+    assert error(effective) < 0.6 * error(in_force)
+    assert error(effective) < 0.25 * error(commands)
+
+
+def test_torque_ripple_is_periodic_in_joint_position(robot):
+    """The transmission's ripple: a torque of the given amplitude, period RIPPLE_PERIOD."""
+    from maml_ros.sim.robot import RIPPLE_PERIOD
+
+    robot.set_dynamics(Dynamics(torque_ripple=0.3, ripple_phase=1.0))
+    q = robot.description.home
+    ripple = -robot.passive_torque(q, np.zeros(7))
+    assert np.allclose(ripple, 0.3 * np.sin(2 * np.pi * q / RIPPLE_PERIOD + 1.0))
+    assert np.allclose(-robot.passive_torque(q + RIPPLE_PERIOD, np.zeros(7)), ripple)

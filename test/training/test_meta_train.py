@@ -15,7 +15,8 @@ from maml_ros.training.models import TrainedModels
 CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'adapt.yaml'
 TINY = ['tasks=48', 'steps_per_task=300', 'support_size=100', 'query_size=100',
         'meta_iterations=30', 'meta_batch=8', 'pretrain_iterations=150', 'refresh_tasks=8',
-        'validation_tasks=8', 'closed_loop_tasks=1', 'validation_every=15', 'hidden=[64, 64]']
+        'validation_tasks=8', 'closed_loop_tasks=1', 'validation_every=15', 'hidden=[64, 64]',
+        'physics_iterations=40', 'physics_features=4', 'physics_hidden=[16]']
 
 
 @pytest.fixture(scope='module')
@@ -45,7 +46,11 @@ def test_checkpoint_restores_both_networks_and_the_settings(trained):
     assert set(models.baselines) == {'finetune_lr', 'ridge'}
     assert models.info['seed'] == 5 and models.info['training']['tasks'] == 48
     stored = safetensors.torch.load_file(str(trained))
-    for prefix, net in (('meta.', models.meta_policy), ('pooled.', models.pooled)):
+    assert models.physics.features == 4 and models.physics.hidden == (16,)
+    validation = models.info['physics_validation']
+    assert validation['query_loss_after'] < validation['query_loss_before']  # adapting helps
+    for prefix, net in (('meta.', models.meta_policy), ('pooled.', models.pooled),
+                        ('physics.', models.physics)):
         for name, tensor in net.state_dict().items():
             assert torch.equal(tensor, stored[prefix + name]), prefix + name
     with pytest.raises(CheckpointError, match='position'):
@@ -68,9 +73,12 @@ def test_evaluate_prints_the_table_and_writes_json_and_plot(trained, tmp_path, c
         '--json', str(json_path), '--plot', str(plot_path)])
     assert code == 0
     report = json.loads(json_path.read_text())
-    for method in ('no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'maml', 'oracle'):
+    for method in ('no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'maml', 'oracle',
+                   'maml_physics', 'sysid'):
         assert report[method]['rmse'] > 0
     assert report['maml']['adapt_ms'] > 0
+    identified = report['groups']['given']['tasks'][0]['maml_physics']['identified']
+    assert len(identified['actuator_gain']) == 7 and 'torque_lag_ms' in identified
     assert report['groups']['given']['tasks'][0]['dynamics']['payload_mass'] == 1.0
     assert 'no_adaptation' in capsys.readouterr().out
     assert plot_path.read_bytes()[:4] == b'\x89PNG'

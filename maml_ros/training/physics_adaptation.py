@@ -1,0 +1,181 @@
+"""The physics model on the robot: adapt on support transitions, command from the result.
+
+:class:`PhysicsAdaptation` builds the regressors of support transitions and
+takes the meta-trained model's preconditioned step
+(:meth:`~maml_ros.training.physics_model.PhysicsResidualModel.adapt`): a
+:class:`PhysicsFit`. :class:`PhysicsController` commands with a fit, its delay
+and lag inverted. :func:`adapt_physics` is the whole computation of one
+adaptation (what :class:`~maml_ros.online.adaptive_policy.AdaptivePolicy`
+runs off the control thread for ``maml_physics``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from maml_ros.online.support_buffer import Transitions
+from maml_ros.training.actuator import CommandPipeline
+from maml_ros.training.formulation import Formulation
+from maml_ros.training.model_based import SystemIdentification, computed_torque
+from maml_ros.training.models import TrainedModels
+from maml_ros.training.physics_model import (
+    DELAYS,
+    RETENTIONS,
+    PhysicsResidualModel,
+    physical_regressors,
+)
+
+
+def window_arrays(identification: SystemIdentification, states: np.ndarray,
+                  next_states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Physical regressors and network inputs ``(q, qd, a)`` of consecutive transitions
+    (rows of measured states), ``a`` the hindsight acceleration."""
+    n = states.shape[-1] // 2
+    q, qd = states[:, :n], states[:, n:]
+    acceleration = (next_states[:, n:] - qd) / identification.formulation.robot.control_period
+    physical = physical_regressors(identification.regressors(q, qd, acceleration))
+    return physical, np.concatenate([q, qd, acceleration], axis=-1)
+
+
+
+@dataclass(frozen=True)
+class PhysicsFit:
+    """One adaptation's result: parameters per joint (:data:`PHYSICAL_TERMS`, then the
+    feature weights), the delay (control steps), the lag per joint (retention per step)."""
+
+    theta: np.ndarray
+    delay: int
+    retention: np.ndarray
+    control_period: float
+
+    @classmethod
+    def from_choice(cls, theta: Tensor, delay: Tensor, lag: Tensor, *,
+                    control_period: float) -> PhysicsFit:
+        return cls(theta.detach().double().numpy(), DELAYS[int(delay)],
+                   np.array(RETENTIONS)[lag.numpy()], control_period)
+
+    def physical(self) -> dict[str, Any]:
+        """What the physical part says about the robot, per joint (None where the torque
+        coefficient is not positive: that joint's torque was not identifiable)."""
+        a = self.theta[:, 0]
+
+        def per_torque(values: np.ndarray, digits: int) -> list[float | None]:
+            return [round(float(value / scale), digits) if scale > 0 else None
+                    for value, scale in zip(values, a, strict=True)]
+
+        lag = [round(-1e3 * self.control_period / math.log(r), 1) if r > 0 else 0.0
+               for r in self.retention]
+        return {'actuator_gain': per_torque(np.ones_like(a), 4),
+                'payload_kg': per_torque(self.theta[:, 1], 3),
+                'viscous_damping': per_torque(self.theta[:, 2], 4),
+                'coulomb_friction': per_torque(self.theta[:, 3] + self.theta[:, 4], 4),
+                'delay_steps': self.delay, 'torque_lag_ms': lag}
+
+
+class PhysicsAdaptation:
+    """The physics model's adaptation, in the identification protocol of
+    :class:`~maml_ros.training.model_based.ModelPolicy` (which runs it and inverts the
+    identified delay and lag).
+
+    :param formulation: robot and gains (effort interface).
+    :param model: the meta-trained prior, damping and feature network.
+    """
+
+    def __init__(self, formulation: Formulation, model: PhysicsResidualModel) -> None:
+        self.formulation, self.model = formulation, model.eval()
+        self.identification = SystemIdentification(formulation)
+        self.period = formulation.robot.control_period
+
+    def initial(self) -> PhysicsFit:
+        """The meta-learned prior: the model before any data of this robot."""
+        return PhysicsFit(self.model.prior.detach().double().numpy(), 0,
+                          np.zeros(self.formulation.n_joints), self.period)
+
+    def _design(self, physical: np.ndarray, inputs: np.ndarray) -> Tensor:
+        """``Phi`` in float64: the step's normal equations are solved in double precision."""
+        with torch.no_grad():
+            return self.model.design(torch.as_tensor(physical, dtype=torch.float32),
+                                     torch.as_tensor(inputs, dtype=torch.float32)).double()
+
+    def support(self, transitions: Transitions) -> tuple[Tensor, Tensor]:
+        """``Phi`` and the commands sent of consecutive transitions (what :meth:`fit` and
+        :meth:`residual` take)."""
+        physical, inputs = window_arrays(self.identification, transitions.states,
+                                         transitions.next_states)
+        return self._design(physical, inputs), torch.as_tensor(transitions.commands,
+                                                               dtype=torch.float64)
+
+    def fit(self, support: tuple[Tensor, Tensor], start: PhysicsFit | None = None
+            ) -> PhysicsFit:
+        """One Gauss-Newton step on the support, from the prior or from ``start``."""
+        theta = None if start is None else torch.as_tensor(start.theta)
+        with torch.no_grad():
+            return PhysicsFit.from_choice(*self.model.adapt(*support, theta),
+                                          control_period=self.period)
+
+    def residual(self, fit: PhysicsFit, support: tuple[Tensor, Tensor],
+                 scale: np.ndarray | None = None) -> float:
+        """Mean squared error, in command-scale units, of the commands ``fit`` predicts
+        (in the model's own scale: ``scale`` is not used)."""
+        lag = torch.as_tensor([RETENTIONS.index(r) for r in fit.retention])
+        with torch.no_grad():
+            return float(self.model.loss(*support, torch.as_tensor(fit.theta),
+                                         torch.tensor(fit.delay), lag))
+
+    def torque(self, fit: PhysicsFit, q: np.ndarray, qd: np.ndarray,
+               acceleration: np.ndarray) -> np.ndarray:
+        """The command in force that achieves ``acceleration`` at ``(q, qd)``."""
+        q, qd, acceleration = (np.atleast_2d(v) for v in (q, qd, acceleration))
+        physical = physical_regressors(self.identification.regressors(q, qd, acceleration))
+        design = self._design(physical, np.concatenate([q, qd, acceleration], axis=-1))
+        scale = self.model.output_scale.double().numpy()
+        return np.einsum('jp,jp->j', design.numpy()[0], fit.theta) * scale
+
+
+
+def adapt_physics(models: TrainedModels, active: PhysicsFit, transitions: Transitions, *,
+                  inner_steps: int = 1, lr_scale: float = 1.0) -> tuple[PhysicsFit, float, float]:
+    """One adaptation: the new fit, and the support loss of the active fit and of the new.
+
+    The step starts from the active fit (a re-adaptation builds on what the robot has
+    learned). It is exact for a model linear in its parameters, so ``inner_steps`` above 1
+    add nothing and 0 takes none; ``lr_scale`` scales it (1: the whole step; 0: none).
+    """
+    adaptation = PhysicsAdaptation(models.formulation, models.physics)
+    support = adaptation.support(transitions)
+    before = adaptation.residual(active, support)
+    if inner_steps == 0 or lr_scale == 0:
+        return active, before, before
+    fit = adaptation.fit(support, start=active)
+    if lr_scale != 1.0:
+        fit = dataclasses.replace(fit, theta=active.theta + lr_scale * (fit.theta - active.theta))
+    return fit, before, adaptation.residual(fit, support)
+
+
+class PhysicsController:
+    """Computed torque with a fit (see :func:`~maml_ros.training.model_based.computed_torque`).
+
+    :param adaptation: the model and its regressors.
+    :param fit: the parameters, delay and lag to command with.
+    :param pipeline: the commands sent so far (shared by successive controllers).
+    """
+
+    def __init__(self, *, adaptation: PhysicsAdaptation, fit: PhysicsFit,
+                 pipeline: CommandPipeline) -> None:
+        self.adaptation, self.state, self.pipeline = adaptation, fit, pipeline
+        pipeline.retarget(fit.delay, fit.retention)
+
+    def command(self, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray,
+                qdd_ref: np.ndarray) -> np.ndarray:
+        return computed_torque(self.adaptation.formulation, self._torque, self.state.delay,
+                               self.pipeline, q, qd, q_ref, qd_ref, qdd_ref)
+
+    def _torque(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
+        return self.adaptation.torque(self.state, q, qd, acceleration)

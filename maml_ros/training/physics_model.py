@@ -1,0 +1,190 @@
+"""The adapted model that contains the physics: identified terms, a learned residual, a prior.
+
+Per joint ``j`` the torque the joint needs (in command units) is linear in the
+adapted parameters ``theta_j``::
+
+    e_j = theta_j . [tau_nom_j, dtau_payload_j, qd_j, tanh(qd_j/0.02), tanh(qd_j/0.2), 1,  h(x)]
+
+the physical regressors of :mod:`~maml_ros.training.model_based` (URDF inverse
+dynamics at the hindsight acceleration, its change for 1 kg of payload,
+viscous and Coulomb friction, an offset) followed by ``h(x)``, features of
+``x = (q, qd, a)`` computed by a meta-learned network: what rigid bodies and
+friction cannot express (the transmission's ripple, say). ``e`` is the
+command in force after the robot's delay and torque lag
+(:mod:`~maml_ros.training.actuator`).
+
+Adaptation is the inner loop of MAML with a preconditioned step: one
+Gauss-Newton step on the support set from the meta-learned initialization
+``theta0`` with learned damping ``Lambda`` (per parameter), which for a model
+linear in ``theta`` lands on the minimum of::
+
+    sum_t |(Phi_t theta - e_t) / s|^2 + (theta - theta0)^T Lambda (theta - theta0)
+
+(``s`` the joint's command scale). The delay (0..4 steps, all joints) and the
+lag of each joint are the candidates of :data:`DELAYS` x :data:`RETENTIONS`
+whose fit has the smallest value of that objective. Meta-training learns
+``theta0``, ``Lambda`` and the feature network ``h`` by differentiating the
+query loss of the adapted model through that step (the step is a linear solve,
+so the meta-gradient is exact).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+COULOMB_VELOCITIES = (0.02, 0.2)  # rad/s: a sharp and a soft Coulomb friction term
+PHYSICAL_TERMS = ('torque', 'payload', 'viscous', 'coulomb_sharp', 'coulomb_soft', 'offset')
+DELAYS = (0, 1, 2, 3, 4)  # control steps
+CLAMP = 3.0  # feature inputs beyond this many training stds are held there (no extrapolation)
+RETENTIONS = (0.0, 0.3, 0.5, 0.65, 0.8)  # torque lag kept per step: 0, 8, 14, 23, 45 ms at 100 Hz
+
+
+def physical_regressors(regressors: np.ndarray) -> np.ndarray:
+    """``(..., n, 4)`` ``tau_nom, dtau_payload, qd, 1`` -> ``(..., n, 6)`` in the order of
+    :data:`PHYSICAL_TERMS`."""
+    qd = regressors[..., 2:3]
+    friction = [np.tanh(qd / velocity) for velocity in COULOMB_VELOCITIES]
+    return np.concatenate([regressors[..., :3], *friction, regressors[..., 3:]], axis=-1)
+
+
+class PhysicsResidualModel(nn.Module):
+    """Prior, damping and residual features of the module docstring.
+
+    :param n_joints: controlled joints.
+    :param features: residual features ``h(x)`` (0: physics alone).
+    :param hidden: hidden widths of the feature network.
+    """
+
+    def __init__(self, *, n_joints: int, features: int = 16,
+                 hidden: tuple[int, ...] = (64, 64)) -> None:
+        super().__init__()
+        self.n_joints, self.features, self.hidden = n_joints, features, tuple(hidden)
+        self.physical = len(PHYSICAL_TERMS)
+        size = self.physical + features
+        prior = torch.zeros(n_joints, size)
+        prior[:, 0] = 1.0  # the URDF is right until the data say otherwise
+        self.prior = nn.Parameter(prior)
+        # Initial damping: prior std 0.3 on every coefficient, 1 on the features.
+        log_precision = torch.full((n_joints, size), -2 * math.log(0.3))
+        log_precision[:, self.physical:] = 0.0
+        self.log_precision = nn.Parameter(log_precision)
+        self.body: nn.Module = nn.Identity()  # no features: physics alone
+        if features:
+            layers: list[nn.Module] = []
+            width = 3 * n_joints
+            for next_width in self.hidden:
+                layers += [nn.Linear(width, next_width), nn.Tanh()]
+                width = next_width
+            self.body = nn.Sequential(*layers, nn.Linear(width, features))
+        self.register_buffer('input_mean', torch.zeros(3 * n_joints))
+        self.register_buffer('input_std', torch.ones(3 * n_joints))
+        self.register_buffer('output_scale', torch.ones(n_joints))
+
+    def architecture(self) -> dict[str, Any]:
+        return {'type': 'PhysicsResidualModel', 'n_joints': self.n_joints,
+                'features': self.features, 'hidden': list(self.hidden)}
+
+    @classmethod
+    def from_architecture(cls, architecture: dict[str, Any]) -> PhysicsResidualModel:
+        if architecture.get('type') != 'PhysicsResidualModel':
+            raise ValueError(f'not a PhysicsResidualModel architecture: {architecture!r}')
+        return cls(n_joints=architecture['n_joints'], features=architecture['features'],
+                   hidden=tuple(architecture['hidden']))
+
+    @torch.no_grad()
+    def fit_normalization(self, inputs: Tensor, commands: Tensor) -> None:
+        """Input statistics of the feature network and the command scale per joint."""
+        inputs = inputs.reshape(-1, inputs.shape[-1])
+        self.input_mean.copy_(inputs.mean(0))
+        self.input_std.copy_(inputs.std(0).clamp_min(1e-6))
+        self.output_scale.copy_(commands.reshape(-1, self.n_joints).std(0).clamp_min(1e-6))
+
+    # -- the math ------------------------------------------------------------
+
+    def design(self, physical: Tensor, inputs: Tensor) -> Tensor:
+        """``Phi`` ``(..., T, n, P)``, in command-scale units, from the physical regressors
+        ``(..., T, n, 6)`` and the network inputs ``(..., T, 3n)``."""
+        columns = [physical]
+        if self.features:
+            h = self.body(((inputs - self.input_mean) / self.input_std).clamp(-CLAMP, CLAMP))
+            columns.append(h.unsqueeze(-2).expand(*physical.shape[:-1], self.features))
+        return torch.cat(columns, dim=-1) / self.output_scale[:, None]
+
+    @staticmethod
+    def commands_design(design: Tensor, retention: Tensor) -> Tensor:
+        """The design that predicts the command in force from ``Phi`` ``(..., n, T, P)``
+        (joint-major): with the joint's lag keeping ``retention`` (broadcast to
+        ``(..., n, 1, 1)``) per step it is ``(e[t] - r e[t-1]) / (1 - r)``. Rows
+        ``t = MAX_DELAY..T-1``: ``(..., n, T', P)``."""
+        first = max(DELAYS)
+        return (design[..., first:, :] - retention * design[..., first - 1:-1, :]) / (
+            1 - retention)
+
+    def sent(self, commands: Tensor, delay: Tensor | int) -> Tensor:
+        """``u[t - delay]`` for rows ``t = MAX_DELAY..T-1``, joint-major ``(..., n, T')``, in
+        command-scale units (``delay`` an int, or one per task ``(...,)``)."""
+        first, steps = max(DELAYS), commands.shape[-2]
+        commands = (commands / self.output_scale).transpose(-1, -2)
+        if isinstance(delay, int):
+            return commands[..., first - delay:steps - delay]
+        rows = torch.arange(first, steps) - delay[..., None]  # (..., T')
+        return commands.gather(-1, rows.unsqueeze(-2).expand(*commands.shape[:-1], -1))
+
+    def solve(self, design: Tensor, commands: Tensor, start: Tensor | None = None
+              ) -> tuple[Tensor, Tensor]:
+        """The Gauss-Newton step from the prior for every candidate lag and delay.
+
+        :param design: ``Phi`` ``(..., T, n, P)``.
+        :param commands: ``(..., T, n)`` the commands sent.
+        :param start: where the step starts and the damping pulls to instead of the prior
+            (the active parameters, to build on what the robot has learned).
+        :returns: ``theta`` ``(..., R, D, n, P)`` and the objective ``(..., R, D, n)``.
+        """
+        precision, prior = self.log_precision.exp(), self.prior if start is None else start
+        joint_major = design.transpose(-3, -2).contiguous()
+        psi = torch.stack([self.commands_design(joint_major, r) for r in RETENTIONS],
+                          -4)  # (..., R, n, T', P)
+        y = torch.stack([self.sent(commands, d) for d in DELAYS], -1)  # (..., n, T', D)
+        gram = psi.mT @ psi + torch.diag_embed(precision)
+        rhs = psi.mT @ y.unsqueeze(-4) + (precision * prior)[..., None]
+        theta = torch.cholesky_solve(rhs, torch.linalg.cholesky(gram))  # (..., R, n, P, D)
+        error = ((psi @ theta - y.unsqueeze(-4)) ** 2).sum(-2)  # (..., R, n, D)
+        prior_cost = (precision[..., None] * (theta - prior[..., None]) ** 2).sum(-2)
+        objective = (error + prior_cost).transpose(-1, -2)
+        return theta.permute(*range(theta.dim() - 4), -4, -1, -3, -2), objective
+
+    @staticmethod
+    def select(objective: Tensor) -> tuple[Tensor, Tensor]:
+        """``(delay index (...), lag index (..., n))``: the best lag of each joint for each
+        delay, then the delay (shared by all joints) with the smallest total."""
+        best, lag = objective.min(-3)  # (..., D, n)
+        delay = best.sum(-1).argmin(-1)  # (...)
+        index = delay[..., None, None].expand(*delay.shape, 1, lag.shape[-1])
+        return delay, lag.gather(-2, index).squeeze(-2)
+
+    def adapt(self, design: Tensor, commands: Tensor, start: Tensor | None = None
+              ) -> tuple[Tensor, Tensor, Tensor]:
+        """``theta`` ``(..., n, P)``, the delay (index = steps) and each joint's lag index
+        (``start``: see :meth:`solve`)."""
+        theta, objective = self.solve(design, commands, start)
+        with torch.no_grad():
+            delay, lag = self.select(objective)
+        size = theta.shape[-1]
+        theta = theta.gather(-3, delay[..., None, None, None, None].expand(
+            *theta.shape[:-4], theta.shape[-4], 1, self.n_joints, size)).squeeze(-3)
+        theta = theta.gather(-3, lag[..., None, :, None].expand(
+            *lag.shape[:-1], 1, self.n_joints, size)).squeeze(-3)
+        return theta, delay, lag
+
+    def loss(self, design: Tensor, commands: Tensor, theta: Tensor, delay: Tensor,
+             lag: Tensor) -> Tensor:
+        """Mean squared error, in command-scale units, of the commands ``theta`` predicts."""
+        retention = torch.tensor(RETENTIONS, dtype=design.dtype)[lag][..., None, None]
+        psi = self.commands_design(design.transpose(-3, -2), retention)
+        prediction = (psi @ theta.unsqueeze(-1)).squeeze(-1)
+        return (prediction - self.sent(commands, delay)).pow(2).mean()

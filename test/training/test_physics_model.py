@@ -1,0 +1,121 @@
+"""The physics model: delay- and lag-aware pairing, the preconditioned step, the policy."""
+
+import numpy as np
+import pytest
+import torch
+
+from maml_ros.online.support_buffer import Transitions
+from maml_ros.sim import Dynamics, NominalController, RolloutConfig, Task, run_task
+from maml_ros.training.actuator import CommandPipeline
+from maml_ros.training.evaluation import EvalSettings, evaluate_task
+from maml_ros.training.physics_adaptation import PhysicsAdaptation
+from maml_ros.training.physics_model import DELAYS, RETENTIONS, PhysicsResidualModel
+
+N, P = 3, 6  # joints, physical terms
+
+
+def lagged(commands, delay, retention):
+    """What the simulator applies: the delay line (filled by the first command), then the
+    first-order lag (started at the first command in force)."""
+    in_force = np.vstack([np.repeat(commands[:1], delay, 0), commands[:len(commands) - delay]])
+    effective = [in_force[0]]
+    for command in in_force[1:]:
+        effective.append(retention * effective[-1] + (1 - retention) * command)
+    return np.array(effective)
+
+
+def test_the_pipeline_inverts_delay_and_lag_exactly():
+    """Commands from ``command_for`` make the torque that acts equal the one asked for,
+    ``delay`` steps later, with a lag on every joint."""
+    delay, retention = 2, np.array([0.0, 0.5, 0.8])
+    wanted = np.random.default_rng(0).normal(size=(30, N))
+    pipeline = CommandPipeline(n_joints=N, delay=delay, retention=retention)
+    sent = []
+    for target in wanted:
+        sent.append(pipeline.command_for(target))
+        pipeline.sent(sent[-1])
+    acting = lagged(np.array(sent), delay, retention)
+    assert np.allclose(acting[delay:], wanted[:-delay])
+    # A new estimate replays what was sent: under it, the inversion is exact from there on.
+    pipeline.retarget(1, 0.3)
+    for target in wanted:
+        sent.append(pipeline.command_for(target))
+        pipeline.sent(sent[-1])
+    assert np.allclose(lagged(np.array(sent), 1, 0.3)[31:], wanted[:-1])
+    with pytest.raises(ValueError, match='retention'):
+        pipeline.retarget(1, 1.0)
+
+
+def synthetic_task(delay, lag_index, *, steps=120, seed=0):
+    """A hand-made sequence: torques linear in known parameters, commands that produce them
+    through a known delay and per-joint lag."""
+    rng = np.random.default_rng(seed)
+    physical = rng.normal(size=(steps, N, P))
+    theta = rng.normal(size=(N, P))
+    torque = np.einsum('tjp,jp->tj', physical, theta)
+    retention = np.array(RETENTIONS)[lag_index]
+    # e[t] = r e[t-1] + (1 - r) u[t - delay]  =>  u[t - delay] = (e[t] - r e[t-1]) / (1 - r)
+    inverse = (torque[1:] - retention * torque[:-1]) / (1 - retention)  # row i: t = i + 1
+    commands = np.zeros((steps, N))
+    for sent_at in range(max(0, 1 - delay), steps - delay):
+        commands[sent_at] = inverse[sent_at + delay - 1]
+    return physical, theta, commands
+
+
+@pytest.mark.parametrize('delay, lag_index', [(0, [0, 0, 0]), (2, [1, 3, 0]), (4, [4, 2, 1])])
+def test_the_step_finds_the_delay_and_lags_and_recovers_the_parameters(delay, lag_index):
+    physical, theta, commands = synthetic_task(delay, lag_index)
+    model = PhysicsResidualModel(n_joints=N, features=0).double()
+    with torch.no_grad():
+        model.log_precision.fill_(np.log(1e-8))  # an uninformative prior
+        fit, found_delay, found_lag = model.adapt(
+            model.design(torch.as_tensor(physical[None]), torch.zeros(1, len(physical), 3 * N)),
+            torch.as_tensor(commands[None]))
+    assert DELAYS[int(found_delay[0])] == delay
+    assert found_lag[0].tolist() == lag_index
+    assert np.allclose(fit[0].numpy(), theta, atol=1e-5)
+
+
+def test_a_strong_prior_holds_the_parameters_where_the_data_are_few():
+    physical, theta, commands = synthetic_task(1, [1, 1, 1], steps=12)
+    model = PhysicsResidualModel(n_joints=N, features=0)
+    with torch.no_grad():
+        model.log_precision.fill_(np.log(1e6))
+        fit, _, _ = model.adapt(model.design(torch.as_tensor(physical[None]).float(),
+                                             torch.zeros(1, 12, 3 * N)),
+                                torch.as_tensor(commands[None]).float())
+    assert torch.allclose(fit[0], model.prior, atol=1e-3)
+
+
+def noise_free_support(models, dynamics, steps=300):
+    config = RolloutConfig(robot=models.formulation.robot, steps=steps, exploration_std=0.02)
+    rollout = run_task(Task(3, dynamics), config=config,
+                       controller=NominalController(config=config.robot))
+    return Transitions(states=rollout.states, commands=rollout.issued_commands,
+                       next_states=rollout.next_states)
+
+
+def test_adapted_physical_parameters_recover_a_noise_free_robot(models):
+    """Gain, payload and delay of a robot without noise, lag or ripple, from 300 transitions
+    with an uninformative prior (the shoulder and elbow carry the payload's weight)."""
+    dynamics = Dynamics(actuator_gain=0.8, payload_mass=1.5, latency_steps=1)
+    model = PhysicsResidualModel(n_joints=7, features=0)
+    model.fit_normalization(torch.zeros(2, 21), torch.ones(2, 7) * torch.arange(2)[:, None])
+    with torch.no_grad():
+        model.log_precision.fill_(np.log(1e-6))
+    adaptation = PhysicsAdaptation(models.formulation, model)
+    fit = adaptation.fit(adaptation.support(noise_free_support(models, dynamics)))
+    identified = fit.physical()
+    assert identified['delay_steps'] == 1
+    assert np.allclose(np.array(identified['actuator_gain'])[[1, 3]], 0.8, rtol=0.05)
+    assert np.allclose(np.array(identified['payload_kg'])[[1, 3]], 1.5, atol=0.15)
+
+
+def test_the_shipped_physics_model_beats_the_urdf_on_a_robot_with_the_reality_gap(models, robot):
+    robot_with_gap = Dynamics(payload_mass=1.5, actuator_gain=0.85, joint_friction=0.2,
+                              latency_steps=1, actuator_lag=0.01, torque_ripple=0.1)
+    settings = EvalSettings(track_steps=200, methods=('nominal', 'maml_physics'))
+    result = evaluate_task(models, robot_with_gap, seed=7, settings=settings, robot=robot)
+    assert result['maml_physics']['accepted'] == 1.0
+    assert result['maml_physics']['rmse'] < 0.5 * result['nominal']['rmse']
+    assert result['maml_physics']['identified']['delay_steps'] == 1
