@@ -13,6 +13,11 @@ Each grid runs with 1 torch thread (the adapter node's default,
 ``torch_threads``) and with 2. Goal: 5 steps on 500 transitions <= 20 ms p50
 on 2 cores.
 
+Then the physics model (``maml_physics``, the adapter's default): the whole
+adaptation (:func:`~maml_ros.training.physics_adaptation.adapt_physics`: the
+regressors, the step with the cross-validated damping, the support loss before
+and after) on one core. Goal: 200 transitions <= 20 ms p50.
+
     python bench/adaptation_latency.py [--threads 1 2] [--repeats 50] [--json PATH]
 """
 
@@ -32,6 +37,7 @@ from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
 from maml_ros.training.adaptation import maml_adapt
 from maml_ros.training.models import TrainedModels
+from maml_ros.training.physics_adaptation import PhysicsAdaptation, adapt_physics
 
 from bench_common import percentiles, write_json
 
@@ -90,8 +96,28 @@ def main(args: list[str] | None = None) -> None:
         p50 = goal['online_p50_ms']
         print(f'goal: 5 steps on 500 transitions <= 20 ms p50 ({goal["torch_threads"]} '
               f'threads): online p50 {p50:.2f} ms -> {"met" if p50 <= 20 else "missed"}')
+    physics = physics_latency(models, rollout, options.repeats)
     write_json(options.json, {'robot': ROBOT.to_dict(), 'repeats': options.repeats,
-                              'rows': rows})
+                              'rows': rows, 'physics': physics})
+
+
+def physics_latency(models: TrainedModels, rollout, repeats: int) -> list[dict]:
+    """p50/p99 of one physics-model adaptation per support size, one torch thread."""
+    torch.set_num_threads(1)
+    initial = PhysicsAdaptation(models.formulation, models.physics).initial()
+    rows = []
+    print(f'\nphysics model, 1 thread: {"support":>7} {"p50":>7} {"p99":>7}   (ms)')
+    for size in (25,) + SUPPORT:
+        transitions = Transitions(rollout.states[:size], rollout.issued_commands[:size],
+                                  rollout.next_states[:size])
+        p50, p99 = percentiles(timed_ms(partial(adapt_physics, models, initial, transitions),
+                                        repeats), 50, 99)
+        rows.append({'support': size, 'p50_ms': p50, 'p99_ms': p99})
+        print(f'{"":>24} {size:>7} {p50:>7.2f} {p99:>7.2f}')
+    goal = next(row for row in rows if row['support'] == 200)['p50_ms']
+    print(f'goal: 200 transitions <= 20 ms p50 on one core: {goal:.2f} ms -> '
+          f'{"met" if goal <= 20 else "missed"}')
+    return rows
 
 
 if __name__ == '__main__':

@@ -9,7 +9,7 @@ window, with exploration throughout (as the node does when re-adapting).
 Prints the share of rejected re-adaptations and the tracking RMSE after the
 first adaptation and in the last minute.
 
-    python bench/continual_adaptation.py [--minutes 5] [--json PATH]
+    python bench/continual_adaptation.py [--minutes 5] [--method maml_physics] [--json PATH]
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--minutes', type=float, default=5.0)
     parser.add_argument('--seed', type=int, default=7)
+    parser.add_argument('--method', choices=('maml_physics', 'maml'), default='maml_physics',
+                        help="what adapts (the adapter's default: maml_physics)")
     parser.add_argument('--json', type=Path,
                         default=Path('bench/results/continual_adaptation.json'))
     options = parser.parse_args(args)
@@ -49,14 +51,14 @@ def main(args: list[str] | None = None) -> None:
     ticks = int(options.minutes * 60 * TICKS_PER_SECOND)
     settings = EvalSettings(settle_steps=0, track_steps=ticks - 201, readapt_period=1.0)
     with SimRobot(config=models.formulation.robot) as robot:
-        policy = method_policy(models, 'maml', DEMO_ROBOT, seed=options.seed, settings=settings,
-                               robot=robot)
+        policy = method_policy(models, options.method, DEMO_ROBOT, seed=options.seed,
+                               settings=settings, robot=robot)
         run = run_loop(policy, DEMO_ROBOT, seed=options.seed, settings=settings, robot=robot)
     outcomes = run.outcomes
     rejected = [o for o in outcomes[1:] if not o.accepted]
     first = window_rmse(run, 201, 201 + 10 * TICKS_PER_SECOND)
     last = window_rmse(run, ticks - 60 * TICKS_PER_SECOND, ticks)
-    print(f'{options.minutes:g} min on the demo robot, readapt_period 1 s: '
+    print(f'{options.method}, {options.minutes:g} min on the demo robot, readapt_period 1 s: '
           f'{len(outcomes)} adaptations, {len(rejected)} of {len(outcomes) - 1} re-adaptations '
           f'rejected ({100 * len(rejected) / max(1, len(outcomes) - 1):.1f}%)')
     print(f'tracking RMSE: {first:.4f} rad in the 10 s after the first adaptation, '
@@ -64,7 +66,8 @@ def main(args: list[str] | None = None) -> None:
     for reason in sorted({o.reason.split(' from ')[0] for o in rejected}):
         print(f'  rejected: {reason}')
     write_json(options.json, {
-        'minutes': options.minutes, 'adaptations': len(outcomes), 'rejected': len(rejected),
+        'method': options.method, 'minutes': options.minutes, 'adaptations': len(outcomes),
+        'rejected': len(rejected),
         'rmse_after_first': first, 'rmse_last_minute': last,
         'support_loss': [[o.loss_before, o.loss_after, o.accepted] for o in outcomes]})
 

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 COULOMB_VELOCITIES = (0.02, 0.2)  # rad/s: a sharp and a soft Coulomb friction term
 PHYSICAL_TERMS = ('torque', 'payload', 'viscous', 'coulomb_sharp', 'coulomb_soft', 'offset')
 DELAYS = (0, 1, 2, 3, 4)  # control steps
+DAMPING_SCALES = (1.0, 0.1, 0.01, 0.001)  # on the robot: cross-validated factors on the damping
 CLAMP = 3.0  # feature inputs beyond this many training stds are held there (no extrapolation)
 RETENTIONS = (0.0, 0.3, 0.5, 0.65, 0.8)  # torque lag kept per step: 0, 8, 14, 23, 45 ms at 100 Hz
 
@@ -135,17 +136,19 @@ class PhysicsResidualModel(nn.Module):
         rows = torch.arange(first, steps) - delay[..., None]  # (..., T')
         return commands.gather(-1, rows.unsqueeze(-2).expand(*commands.shape[:-1], -1))
 
-    def solve(self, design: Tensor, commands: Tensor, start: Tensor | None = None
-              ) -> tuple[Tensor, Tensor]:
+    def solve(self, design: Tensor, commands: Tensor, start: Tensor | None = None,
+              damping_scale: float = 1.0) -> tuple[Tensor, Tensor]:
         """The Gauss-Newton step from the prior for every candidate lag and delay.
 
         :param design: ``Phi`` ``(..., T, n, P)``.
         :param commands: ``(..., T, n)`` the commands sent.
         :param start: where the step starts and the damping pulls to instead of the prior
             (the active parameters, to build on what the robot has learned).
+        :param damping_scale: factor on the learned damping.
         :returns: ``theta`` ``(..., R, D, n, P)`` and the objective ``(..., R, D, n)``.
         """
-        precision, prior = self.log_precision.exp(), self.prior if start is None else start
+        precision = self.log_precision.exp() * damping_scale
+        prior = self.prior if start is None else start
         joint_major = design.transpose(-3, -2).contiguous()
         psi = torch.stack([self.commands_design(joint_major, r) for r in RETENTIONS],
                           -4)  # (..., R, n, T', P)
@@ -167,11 +170,11 @@ class PhysicsResidualModel(nn.Module):
         index = delay[..., None, None].expand(*delay.shape, 1, lag.shape[-1])
         return delay, lag.gather(-2, index).squeeze(-2)
 
-    def adapt(self, design: Tensor, commands: Tensor, start: Tensor | None = None
-              ) -> tuple[Tensor, Tensor, Tensor]:
+    def adapt(self, design: Tensor, commands: Tensor, start: Tensor | None = None,
+              damping_scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
         """``theta`` ``(..., n, P)``, the delay (index = steps) and each joint's lag index
-        (``start``: see :meth:`solve`)."""
-        theta, objective = self.solve(design, commands, start)
+        (``start``, ``damping_scale``: see :meth:`solve`)."""
+        theta, objective = self.solve(design, commands, start, damping_scale)
         with torch.no_grad():
             delay, lag = self.select(objective)
         size = theta.shape[-1]
@@ -181,10 +184,26 @@ class PhysicsResidualModel(nn.Module):
             *lag.shape[:-1], 1, self.n_joints, size)).squeeze(-3)
         return theta, delay, lag
 
-    def loss(self, design: Tensor, commands: Tensor, theta: Tensor, delay: Tensor,
-             lag: Tensor) -> Tensor:
-        """Mean squared error, in command-scale units, of the commands ``theta`` predicts."""
+    def _chosen(self, design: Tensor, commands: Tensor, delay: Tensor, lag: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        """``(psi, y)`` joint-major for the chosen delay and lags."""
         retention = torch.tensor(RETENTIONS, dtype=design.dtype)[lag][..., None, None]
-        psi = self.commands_design(design.transpose(-3, -2), retention)
-        prediction = (psi @ theta.unsqueeze(-1)).squeeze(-1)
-        return (prediction - self.sent(commands, delay)).pow(2).mean()
+        return (self.commands_design(design.transpose(-3, -2), retention),
+                self.sent(commands, delay))
+
+    def refit(self, design: Tensor, commands: Tensor, delay: Tensor, lag: Tensor,
+              prior: Tensor, precision: Tensor) -> Tensor:
+        """The step's ``theta`` for a delay and lags already chosen, with an explicit prior and
+        damping ``(..., n, P)`` (leading dimensions: one solve per candidate)."""
+        psi, y = self._chosen(design, commands, delay, lag)
+        gram = psi.mT @ psi + torch.diag_embed(precision)
+        rhs = (psi.mT @ y.unsqueeze(-1)).squeeze(-1) + precision * prior
+        return torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(gram)).squeeze(-1)
+
+    def loss(self, design: Tensor, commands: Tensor, theta: Tensor, delay: Tensor,
+             lag: Tensor, *, each: bool = False) -> Tensor:
+        """Mean squared error, in command-scale units, of the commands ``theta`` predicts
+        (``each``: one per joint and leading index of ``theta``, e.g. per candidate)."""
+        psi, y = self._chosen(design, commands, delay, lag)
+        error = ((psi @ theta.unsqueeze(-1)).squeeze(-1) - y).pow(2)
+        return error.mean(-1) if each else error.mean()
