@@ -13,16 +13,24 @@ friction cannot express (the transmission's ripple, say). ``e`` is the
 command in force after the robot's delay and torque lag
 (:mod:`~maml_ros.training.actuator`).
 
+What is fitted is the command sent: with ``d`` steps of delay and a lag that
+keeps ``r`` per step, ``u[t - d] = (e[t] - r e[t-1]) / (1 - r)``, so with
+``Psi_t = (Phi_t - r Phi_{t-1}) / (1 - r)`` the prediction ``Psi_t theta`` is
+linear in ``theta`` too, and every candidate ``(d, r)`` predicts the same
+quantity (a fair comparison: a target smoothed by a wrong lag would look
+easier to fit).
+
 Adaptation is the inner loop of MAML with a preconditioned step: one
 Gauss-Newton step on the support set from the meta-learned initialization
 ``theta0`` with learned damping ``Lambda`` (per parameter), which for a model
 linear in ``theta`` lands on the minimum of::
 
-    sum_t |(Phi_t theta - e_t) / s|^2 + (theta - theta0)^T Lambda (theta - theta0)
+    sum_t |(Psi_t theta - u[t - d]) / s|^2 + (theta - theta0)^T Lambda (theta - theta0)
 
 (``s`` the joint's command scale). The delay (0..4 steps, all joints) and the
 lag of each joint are the candidates of :data:`DELAYS` x :data:`RETENTIONS`
-whose fit has the smallest value of that objective. Meta-training learns
+whose fit has the smallest value of that objective. (On the robot the damping
+is then scaled by cross-validation: :mod:`~maml_ros.training.physics_adaptation`.) Meta-training learns
 ``theta0``, ``Lambda`` and the feature network ``h`` by differentiating the
 query loss of the adapted model through that step (the step is a linear solve,
 so the meta-gradient is exact).
@@ -40,9 +48,9 @@ from torch import Tensor, nn
 COULOMB_VELOCITIES = (0.02, 0.2)  # rad/s: a sharp and a soft Coulomb friction term
 PHYSICAL_TERMS = ('torque', 'payload', 'viscous', 'coulomb_sharp', 'coulomb_soft', 'offset')
 DELAYS = (0, 1, 2, 3, 4)  # control steps
-DAMPING_SCALES = (1.0, 0.1, 0.01, 0.001)  # on the robot: cross-validated factors on the damping
-CLAMP = 3.0  # feature inputs beyond this many training stds are held there (no extrapolation)
 RETENTIONS = (0.0, 0.3, 0.5, 0.65, 0.8)  # torque lag kept per step: 0, 8, 14, 23, 45 ms at 100 Hz
+DAMPING_SCALES = (1.0, 0.1, 0.01, 0.001)  # on the robot: cross-validated factors on the damping
+CLAMP = 3.0  # feature inputs beyond this many training stds are held there
 
 
 def physical_regressors(regressors: np.ndarray) -> np.ndarray:

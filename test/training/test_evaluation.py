@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from maml_ros.sim import Dynamics
+from maml_ros.cli import evaluate as evaluate_cli
+from maml_ros.sim import Dynamics, InverseDynamicsModel
 from maml_ros.training.evaluation import EvalSettings, evaluate_task, method_policy, run_loop
 
 HEAVY = Dynamics(payload_mass=2.0, actuator_gain=0.8, joint_friction=0.3)
@@ -38,3 +39,21 @@ def test_the_oracle_is_trained_on_the_evaluated_robot(models, robot):
         settings=EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300,
                               methods=('no_adaptation', 'oracle'))).items()}
     assert rmse['oracle'] < rmse['no_adaptation']
+
+
+def test_evaluation_groups_draw_the_robots_they_name(models):
+    def groups(*names):
+        options = evaluate_cli.parse_args(['--checkpoint', 'unused', '--tasks', '8',
+                                           '--groups', *names])
+        return evaluate_cli.robot_groups(models, options)
+
+    drawn = groups('in_range', 'out_of_range', 'delay_and_lag')
+    description = InverseDynamicsModel.shared(models.formulation.robot).description
+    sizes = {'n_joints': description.n_joints, 'n_links': description.n_links}
+    assert all(models.ranges.contains(d, **sizes) for d in drawn['in_range'])
+    assert not any(models.ranges.contains(d, **sizes) for d in drawn['out_of_range'])
+    for dynamics in drawn['delay_and_lag']:
+        assert models.ranges.contains(dynamics, **sizes)
+        assert dynamics.latency_steps in (1, 2) and min(dynamics.actuator_lag) >= 0.005
+    # A group's robots do not depend on which other groups are asked for.
+    assert groups('delay_and_lag')['delay_and_lag'] == drawn['delay_and_lag']
