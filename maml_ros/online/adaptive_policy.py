@@ -192,9 +192,10 @@ class AdaptivePolicy:
         return state if isinstance(state, PhysicsFit) else dict(state)
 
     def identified(self) -> dict | None:
-        """What the active physics fit says about the robot (None for networks)."""
+        """What the adapted physics fit says about the robot (None before adapting, and for
+        networks)."""
         state = self._active.state
-        return state.physical() if isinstance(state, PhysicsFit) else None
+        return state.physical() if self._adapted and isinstance(state, PhysicsFit) else None
 
     def active_models(self) -> TrainedModels:
         """The checkpoint's models with the active (adapted) weights as the policy; for the

@@ -165,10 +165,6 @@ class SystemIdentification:
                 best, best_cost = JointModel(params, eps, delay), cost / len(target)
         return best
 
-    def initial(self, delay: int = 0) -> JointModel:
-        """The model before any data: the URDF's."""
-        return JointModel.nominal(self.formulation.n_joints, delay)
-
     def torque(self, model: JointModel, q: np.ndarray, qd: np.ndarray,
                acceleration: np.ndarray) -> np.ndarray:
         """The command ``model`` says achieves ``acceleration`` at ``(q, qd)``."""
@@ -205,7 +201,7 @@ class ModelPolicy:
     velocity, ``delay`` steps ahead, its torque lag inverted.
 
     :param models: the checkpoint (formulation, and the output scale of the guard's loss).
-    :param torque: ``torque(q, qd, acceleration) -> command`` of a fixed model.
+    :param torque: ``torque(q, qd, acceleration) -> command`` of the initial model.
     :param identification: fits a new model on support data (``sysid``); None: fixed.
     :param delay: command delay (control steps) the initial model looks ahead over.
     :param retention: torque lag of the initial model, per joint (see
@@ -214,7 +210,7 @@ class ModelPolicy:
     """
 
     def __init__(self, *, models: TrainedModels,
-                 torque: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+                 torque: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
                  identification: SystemIdentification | None = None, delay: int = 0,
                  retention: np.ndarray | float = 0.0,
                  on_close: Callable[[], None] | None = None) -> None:
@@ -269,14 +265,9 @@ class ModelPolicy:
         return self.identification.torque(self.model, q, qd, acceleration)
 
     def reset(self) -> None:
-        if self.identification is None:
-            self.model = JointModel.nominal(self.formulation.n_joints, self._initial_delay)
-            self._torque = self._initial
-            self.pipeline.retarget(self._initial_delay, self._initial_retention)
-        else:
-            self.model, self._torque = self.identification.initial(), self._identified
-            self.pipeline.retarget(self.model.delay, self.model.retention)
-        self.adapted = False
+        self.model = JointModel.nominal(self.formulation.n_joints, self._initial_delay)
+        self._torque, self.adapted = self._initial, False
+        self.pipeline.retarget(self._initial_delay, self._initial_retention)
 
     def wait(self, timeout: float | None = None) -> bool:
         return True
@@ -289,7 +280,8 @@ class ModelPolicy:
 
 def sysid_policy(models: TrainedModels) -> ModelPolicy:
     """Computed torque with the URDF model until identified on support data."""
-    return ModelPolicy(models=models, identification=SystemIdentification(models.formulation))
+    return ModelPolicy(models=models, torque=models.formulation.nominal,
+                       identification=SystemIdentification(models.formulation))
 
 
 def true_model_policy(models: TrainedModels, robot: SimRobot) -> ModelPolicy:

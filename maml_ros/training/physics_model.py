@@ -30,8 +30,8 @@ linear in ``theta`` lands on the minimum of::
 (``s`` the joint's command scale). The delay (0..4 steps, all joints) and the
 lag of each joint are the candidates of :data:`DELAYS` x :data:`RETENTIONS`
 whose fit has the smallest value of that objective. (On the robot the damping
-is then scaled by cross-validation: :mod:`~maml_ros.training.physics_adaptation`.) Meta-training learns
-``theta0``, ``Lambda`` and the feature network ``h`` by differentiating the
+is then scaled by cross-validation: :mod:`~maml_ros.training.physics_adaptation`.)
+Meta-training learns ``theta0``, ``Lambda`` and the feature network ``h`` by differentiating the
 query loss of the adapted model through that step (the step is a linear solve,
 so the meta-gradient is exact).
 """
