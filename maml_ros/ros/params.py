@@ -93,9 +93,10 @@ ADAPTER_PARAMETERS = [
     ParamSpec('autostart', True, 'configure and activate by itself', read_only=True),
     ParamSpec('auto_adapt', LOOP.auto_adapt, 'adapt once support_size transitions are collected'),
     ParamSpec('support_size', LOOP.support_size, 'support transitions to adapt on', 10, 5000),
-    ParamSpec('inner_steps', LOOP.inner_steps, 'gradient steps per adaptation', 0, 100),
-    ParamSpec('inner_lr', LOOP.inner_lr, 'inner learning rate; learned rates are scaled by '
-              'inner_lr / the checkpoint inner_lr', 0.0, 10.0),
+    ParamSpec('inner_steps', LOOP.inner_steps, 'gradient steps per adaptation (maml_physics '
+              'takes its one exact step unless this is 0)', 0, 100),
+    ParamSpec('inner_lr', LOOP.inner_lr, 'inner learning rate; learned rates (and the physics '
+              'step) are scaled by inner_lr / the checkpoint inner_lr', 0.0, 10.0),
     ParamSpec('exploration_std', LOOP.exploration_std, 'exploration noise while collecting, a '
               'fraction of the command limit', 0.0, 0.2),
     ParamSpec('readapt_period', LOOP.readapt_period, 'seconds between re-adaptations on the '
