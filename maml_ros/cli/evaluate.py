@@ -50,7 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='support transitions (several: a sweep)')
     parser.add_argument('--steps', type=int, default=5, help='adaptation steps')
     parser.add_argument('--track-steps', type=int, default=500, help='scored control steps')
-    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
+    parser.add_argument('--methods', nargs='+', choices=METHODS,
+                        help='default: all (maml_physics where the checkpoint has one)')
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--workers', type=int)
     parser.add_argument('--json', type=Path, help='write the results here')
@@ -104,10 +105,14 @@ def main(args: list[str] | None = None) -> int:
     options = parse_args(args)
     try:
         models = TrainedModels.load(options.checkpoint)
+        methods = options.methods or [method for method in METHODS
+                                      if method != 'maml_physics' or models.physics is not None]
+        if 'maml_physics' in methods and models.physics is None:
+            raise ValueError(f'{options.checkpoint} has no physics model: retrain it, or leave '
+                             'maml_physics out of --methods')
         groups = robot_groups(models, options)
         sweep = {size: EvalSettings(support_size=size, inner_steps=options.steps,
-                                    track_steps=options.track_steps,
-                                    methods=tuple(options.methods))
+                                    track_steps=options.track_steps, methods=tuple(methods))
                  for size in options.support}
     except (CheckpointError, ValueError) as error:
         print(f'maml-ros-evaluate: {error}', file=sys.stderr)

@@ -102,3 +102,14 @@ def test_checkpoint_for_another_urdf_version_is_refused(trained, tmp_path):
     path = save_checkpoint(tmp_path / 'missing.safetensors', checkpoint)
     with pytest.raises(CheckpointError, match='does not exist here'):
         TrainedModels.load(path)
+
+
+def test_evaluate_says_when_a_checkpoint_has_no_physics_model(trained, tmp_path, capsys):
+    models = TrainedModels.load(trained)
+    models.physics = None  # a checkpoint from before the physics model
+    older = models.save(tmp_path / 'older.safetensors')
+    assert TrainedModels.load(older).physics is None
+    code = evaluate_cli.main(['--checkpoint', str(older), '--dynamics', 'payload_mass=1.0',
+                              '--methods', 'maml_physics', '--workers', '1'])
+    assert code == 2
+    assert 'has no physics model' in capsys.readouterr().err
