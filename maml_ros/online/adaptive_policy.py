@@ -137,7 +137,8 @@ class AdaptivePolicy:
         self._pool = self._start_pool() if worker == 'process' else None
         self._physics = PhysicsAdaptation(models.formulation, models.physics) \
             if method == PHYSICS else None
-        self._pipeline = CommandPipeline(n_joints=models.formulation.n_joints)  # commands sent
+        self._pipeline = CommandPipeline(n_joints=models.formulation.n_joints) \
+            if self._physics is not None else None  # the commands sent, for the lag inversion
         if initial_state is None and self._physics is not None:
             initial_state = self._physics.initial()
         elif initial_state is None:
@@ -174,8 +175,9 @@ class AdaptivePolicy:
 
     def sent(self, command: np.ndarray) -> None:
         """The command that went out (after the safety filter): the physics model inverts the
-        delay and lag it identified from these."""
-        self._pipeline.sent(command)
+        delay and lag it identified from these (a network needs no history)."""
+        if self._pipeline is not None:
+            self._pipeline.sent(command)
 
     @property
     def adapted(self) -> bool:

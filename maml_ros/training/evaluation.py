@@ -185,10 +185,9 @@ def evaluate_method(models: TrainedModels, method: str, dynamics: Dynamics, *, s
     result = {'rmse': run.rmse(settings.scored_from)}
     if run.outcome is not None:
         result.update(adapt_ms=run.outcome.duration_ms, accepted=float(run.outcome.accepted))
-    if isinstance(policy, ModelPolicy) and policy.adapted:
-        result['identified'] = policy.model.physical()
-    elif policy.method == PHYSICS and policy.adapted:
-        result['identified'] = policy.identified()
+    identified = policy.identified()
+    if identified is not None:
+        result['identified'] = identified
     policy.close()
     return result
 

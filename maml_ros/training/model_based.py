@@ -261,6 +261,10 @@ class ModelPolicy:
             on_done(self.last_outcome)
         return ''
 
+    def identified(self) -> dict | None:
+        """What the identified model says about the robot (None before identifying)."""
+        return self.model.physical() if self.adapted else None
+
     def _identified(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
         return self.identification.torque(self.model, q, qd, acceleration)
 

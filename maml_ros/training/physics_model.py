@@ -61,6 +61,14 @@ def physical_regressors(regressors: np.ndarray) -> np.ndarray:
     return np.concatenate([regressors[..., :3], *friction, regressors[..., 3:]], axis=-1)
 
 
+def damped_step(psi: Tensor, y: Tensor, prior: Tensor, precision: Tensor) -> Tensor:
+    """``argmin |psi theta - y|^2 + (theta - prior)^T diag(precision) (theta - prior)`` for
+    each column of ``y`` ``(..., T, k)``, ``psi`` ``(..., T, P)``: ``(..., P, k)``."""
+    gram = psi.mT @ psi + torch.diag_embed(precision)
+    rhs = psi.mT @ y + (precision * prior)[..., None]
+    return torch.cholesky_solve(rhs, torch.linalg.cholesky(gram))
+
+
 class PhysicsResidualModel(nn.Module):
     """Prior, damping and residual features of the module docstring.
 
@@ -144,26 +152,23 @@ class PhysicsResidualModel(nn.Module):
         rows = torch.arange(first, steps) - delay[..., None]  # (..., T')
         return commands.gather(-1, rows.unsqueeze(-2).expand(*commands.shape[:-1], -1))
 
-    def solve(self, design: Tensor, commands: Tensor, start: Tensor | None = None,
-              damping_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    def solve(self, design: Tensor, commands: Tensor, start: Tensor | None = None
+              ) -> tuple[Tensor, Tensor]:
         """The Gauss-Newton step from the prior for every candidate lag and delay.
 
         :param design: ``Phi`` ``(..., T, n, P)``.
         :param commands: ``(..., T, n)`` the commands sent.
         :param start: where the step starts and the damping pulls to instead of the prior
             (the active parameters, to build on what the robot has learned).
-        :param damping_scale: factor on the learned damping.
         :returns: ``theta`` ``(..., R, D, n, P)`` and the objective ``(..., R, D, n)``.
         """
-        precision = self.log_precision.exp() * damping_scale
+        precision = self.log_precision.exp()
         prior = self.prior if start is None else start
         joint_major = design.transpose(-3, -2).contiguous()
         psi = torch.stack([self.commands_design(joint_major, r) for r in RETENTIONS],
                           -4)  # (..., R, n, T', P)
         y = torch.stack([self.sent(commands, d) for d in DELAYS], -1)  # (..., n, T', D)
-        gram = psi.mT @ psi + torch.diag_embed(precision)
-        rhs = psi.mT @ y.unsqueeze(-4) + (precision * prior)[..., None]
-        theta = torch.cholesky_solve(rhs, torch.linalg.cholesky(gram))  # (..., R, n, P, D)
+        theta = damped_step(psi, y.unsqueeze(-4), prior, precision)  # (..., R, n, P, D)
         error = ((psi @ theta - y.unsqueeze(-4)) ** 2).sum(-2)  # (..., R, n, D)
         prior_cost = (precision[..., None] * (theta - prior[..., None]) ** 2).sum(-2)
         objective = (error + prior_cost).transpose(-1, -2)
@@ -178,11 +183,11 @@ class PhysicsResidualModel(nn.Module):
         index = delay[..., None, None].expand(*delay.shape, 1, lag.shape[-1])
         return delay, lag.gather(-2, index).squeeze(-2)
 
-    def adapt(self, design: Tensor, commands: Tensor, start: Tensor | None = None,
-              damping_scale: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
+    def adapt(self, design: Tensor, commands: Tensor, start: Tensor | None = None
+              ) -> tuple[Tensor, Tensor, Tensor]:
         """``theta`` ``(..., n, P)``, the delay (index = steps) and each joint's lag index
-        (``start``, ``damping_scale``: see :meth:`solve`)."""
-        theta, objective = self.solve(design, commands, start, damping_scale)
+        (``start``: see :meth:`solve`)."""
+        theta, objective = self.solve(design, commands, start)
         with torch.no_grad():
             delay, lag = self.select(objective)
         size = theta.shape[-1]
@@ -204,9 +209,7 @@ class PhysicsResidualModel(nn.Module):
         """The step's ``theta`` for a delay and lags already chosen, with an explicit prior and
         damping ``(..., n, P)`` (leading dimensions: one solve per candidate)."""
         psi, y = self._chosen(design, commands, delay, lag)
-        gram = psi.mT @ psi + torch.diag_embed(precision)
-        rhs = (psi.mT @ y.unsqueeze(-1)).squeeze(-1) + precision * prior
-        return torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(gram)).squeeze(-1)
+        return damped_step(psi, y.unsqueeze(-1), prior, precision).squeeze(-1)
 
     def loss(self, design: Tensor, commands: Tensor, theta: Tensor, delay: Tensor,
              lag: Tensor, *, each: bool = False) -> Tensor:
