@@ -4,24 +4,43 @@
         [checkpoint:=PATH] [log_level:=info]
 
 Every node reads the same parameter file (``config/adapt.yaml`` by default).
-With ``use_sim:=false`` the adapter talks to the real robot's
-``/joint_states`` and ``<controller>/commands`` (a ros2_control forward
-command controller). The adapter is a lifecycle node whose ``autostart``
-parameter takes it to active by itself. Without launch_ros (pip-only
-installs), ``maml-ros-bringup`` starts the same nodes with the same file.
+Which checkpoint runs: ``checkpoint:=PATH`` when given (to the meta-trainer and
+the adapter both), else the file's ``checkpoint`` values, else the shipped one
+(:mod:`maml_ros.ros.launch_params`). ``log_level`` applies to these nodes'
+own loggers, not to rcl or the middleware. With ``use_sim:=false`` the adapter
+talks to the real robot's ``/joint_states`` and ``<controller>/commands`` (a
+ros2_control forward command controller). The adapter is a lifecycle node
+whose ``autostart`` parameter takes it to active by itself. Without launch_ros
+(pip-only installs), ``maml-ros-bringup`` starts the same nodes with the same
+file.
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
+from maml_ros.ros.launch_params import log_level_arguments, node_parameters
+
+
+def nodes(context: LaunchContext) -> list:
+    """The nodes, with the launch arguments' values (an empty one chooses nothing)."""
+    value = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    config, checkpoint, level = value('config'), value('checkpoint'), value('log_level')
+
+    def options(name: str) -> dict:
+        return {'package': 'maml_ros', 'executable': name, 'name': name, 'output': 'screen',
+                'parameters': node_parameters(name, config=config, checkpoint=checkpoint),
+                'ros_arguments': log_level_arguments(name, level)}
+
+    return [Node(**options('pybullet_sim'), condition=IfCondition(value('use_sim'))),
+            Node(**options('meta_trainer')),
+            LifecycleNode(**options('adapter'), namespace='')]
+
 
 def generate_launch_description() -> LaunchDescription:
-    config = LaunchConfiguration('config')
-    ros_arguments = ['--log-level', LaunchConfiguration('log_level')]
     return LaunchDescription([
         DeclareLaunchArgument('use_sim', default_value='true',
                               description='start pybullet_sim in place of the real robot'),
@@ -30,15 +49,9 @@ def generate_launch_description() -> LaunchDescription:
             default_value=PathJoinSubstitution(
                 [FindPackageShare('maml_ros'), 'config', 'adapt.yaml'])),
         DeclareLaunchArgument('checkpoint', default_value='',
-                              description='policy checkpoint; empty: the shipped one'),
+                              description='policy checkpoint; empty: the parameter file\'s, '
+                              'else the shipped one'),
         DeclareLaunchArgument('log_level', default_value='info',
-                              description='debug, info, warn, error or fatal'),
-        Node(package='maml_ros', executable='pybullet_sim', name='pybullet_sim',
-             parameters=[config], ros_arguments=ros_arguments, output='screen',
-             condition=IfCondition(LaunchConfiguration('use_sim'))),
-        Node(package='maml_ros', executable='meta_trainer', name='meta_trainer',
-             parameters=[config], ros_arguments=ros_arguments, output='screen'),
-        LifecycleNode(package='maml_ros', executable='adapter', name='adapter', namespace='',
-                      parameters=[config, {'checkpoint': LaunchConfiguration('checkpoint')}],
-                      ros_arguments=ros_arguments, output='screen'),
+                              description='debug, info, warn, error or fatal (these nodes only)'),
+        OpaqueFunction(function=nodes),
     ])

@@ -3,7 +3,7 @@
 Starts each node in its own process with the same parameter YAML, as
 ``ros2 launch maml_ros adapt.launch.py`` would (physics and the control loop
 must not share one interpreter lock), and stops them all on Ctrl-C or as soon
-as one of them exits.
+as one of them exits. Ctrl-C or SIGTERM stops them all, once.
 
     maml-ros-bringup [--config PATH] [--no-sim]
 """
@@ -20,15 +20,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from maml_ros.resources import default_config
+from maml_ros.ros.launch_params import node_parameters
+from maml_ros.stop_signals import ignore_signals, stop_on_signals
 
 DEFAULT_CONFIG = default_config()
 NODES = ('pybullet_sim', 'meta_trainer', 'adapter')
 
 
 def node_command(node: str, config: Path) -> list[str]:
-    """How to start one node (``python -m maml_ros.nodes.<node>`` with the YAML)."""
-    return [sys.executable, '-m', f'maml_ros.nodes.{node}', '--ros-args',
-            '--params-file', str(config)]
+    """How to start one node (``python -m maml_ros.nodes.<node>``) with the parameters the
+    launch file gives it."""
+    arguments = []
+    for parameters in node_parameters(node, config=str(config)):
+        if isinstance(parameters, str):
+            arguments += ['--params-file', parameters]
+        else:
+            for name, value in parameters.items():
+                arguments += ['-p', f'{name}:={value}']
+    return [sys.executable, '-m', f'maml_ros.nodes.{node}', '--ros-args', *arguments]
 
 
 class Bringup:
@@ -74,6 +83,7 @@ def main(args: list[str] | None = None) -> int:
         print('maml-ros-bringup: ROS_AUTOMATIC_DISCOVERY_RANGE is not set; DDS discovery '
               'may leave this machine (set it to LOCALHOST to keep it here)', file=sys.stderr)
     nodes = [node for node in NODES if not (options.no_sim and node == 'pybullet_sim')]
+    stop_on_signals()
     try:
         bringup = Bringup(nodes=nodes, config=options.config)
     except FileNotFoundError as error:
@@ -88,6 +98,7 @@ def main(args: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        ignore_signals()
         bringup.stop()
 
 

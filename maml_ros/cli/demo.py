@@ -22,9 +22,11 @@ from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 
 from maml_ros.cli.bringup import DEFAULT_CONFIG, Bringup
+from maml_ros.stop_signals import ignore_signals, stop_on_signals
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -106,8 +108,9 @@ def main(args: list[str] | None = None) -> int:
     # rclpy reads these at init: this process joins the nodes' private, loopback domain.
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
                                            'ROS_LOG_DIR')})
+    stop_on_signals()
     bringup = Bringup(nodes=['pybullet_sim', 'adapter'], config=options.config, env=env)
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('maml_ros_demo')
     monitor = Monitor(node)
     print(f'started pybullet_sim and adapter (ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, '
@@ -118,7 +121,11 @@ def main(args: list[str] | None = None) -> int:
             rclpy.spin_once(node, timeout_sec=0.05)
             if monitor.adapted_at is not None:
                 deadline = min(deadline, monitor.start + monitor.adapted_at + options.after)
+    except KeyboardInterrupt:
+        print('maml-ros-demo: interrupted; stopping the nodes', file=sys.stderr)
+        return 0
     finally:
+        ignore_signals()
         died = bringup.exited()
         bringup.stop()
         node.destroy_node()

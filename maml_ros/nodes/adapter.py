@@ -5,7 +5,18 @@ safety rules and the adaptation schedule): it converts messages, publishes
 what the loop returns, and owns the lifecycle, services and parameters
 (:data:`maml_ros.ros.params.ADAPTER_PARAMETERS`). Malformed input is dropped,
 counted and logged (:mod:`maml_ros.ros.problems`); ``/diagnostics`` reports
-the loop's status at 1 Hz.
+the loop's status at 1 Hz in every lifecycle state.
+
+Which checkpoint runs: the ``checkpoint`` parameter when it is set (the
+launch argument, a parameter file); otherwise the shipped one, replaced by
+each checkpoint ``meta_trainer`` announces. An announcement never replaces a
+chosen checkpoint, except the same file rewritten (retrained); the read-only
+``active_checkpoint`` parameter names the one that runs.
+
+Commands stop with one stop command (:meth:`ControlLoop.stop`: the posture held
+by gravity compensation, zero velocity or the measured position) on
+deactivate, shutdown and stale joint states, because a ros2_control forward
+command controller keeps applying the last command it received.
 """
 
 from __future__ import annotations
@@ -16,16 +27,19 @@ import time
 from pathlib import Path
 
 import torch
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from maml_ros.maml.checkpoint import CheckpointError
-from maml_ros.online.adaptive_policy import AdaptationOutcome, AdaptivePolicy
-from maml_ros.online.control_loop import ControlLoop, LoopSettings
+from maml_ros.online.adaptive_policy import AdaptationOutcome, AdaptivePolicy, warm_up
+from maml_ros.online.control_loop import STOP_COMMANDS, ControlLoop, LoopSettings
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
@@ -42,6 +56,17 @@ from maml_ros.ros.spin import spin_node
 from maml_ros.ros.trajectory import trajectory_arrays
 from maml_ros.training.models import TrainedModels
 
+NO_JOINT_STATES_WARNING = 3.0  # s after activation without a joint state: a warning
+ADAPT_ANSWER_TIMEOUT = 5.0  # s that ~/adapt waits for the outcome before it answers
+ACK_TIMEOUT = Duration(seconds=0.5)  # for the stop command to reach the controller
+
+
+class _NextSpin:
+    """``await _NextSpin()``: a coroutine callback lets the executor run one more round."""
+
+    def __await__(self):
+        yield
+
 
 class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     """The on-robot adapter; see the module docstring."""
@@ -52,7 +77,9 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     def __init__(self, **kwargs) -> None:
         self.loop: ControlLoop | None = None
         self._timer = None
+        self.active = False
         self._ticking_on_joint_states = False
+        self._setting_active_checkpoint = False
         super().__init__('adapter', **kwargs)
         self.problems = Problems(self.get_logger())
         declare_parameters(self, ADAPTER_PARAMETERS)
@@ -63,30 +90,34 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.trigger, self.period = value('trigger'), 1.0 / value('control_rate')
         self.controller, self.torch_threads = value('controller'), value('torch_threads')
         self.worker = 'process' if value('adaptation_process') else 'thread'
-        self.adaptation = value('adaptation')
+        self.adaptation, self.stop_command = value('adaptation'), value('stop_command')
+        self.unconfigured = 'not configured yet'  # why there is no loop
+        self._activated_at: float | None = None  # until the first joint state after it
+        self._ignored_announcements: set[str] = set()
+        self.add_on_set_parameters_callback(self._refuse_active_checkpoint)
         self.add_post_set_parameters_callback(self._on_parameters_set)
+        # In every lifecycle state: an unconfigured adapter says why.
+        self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(1.0, self._every_second)
         if value('autostart') and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Load and check the checkpoint, build the loop, create the communication.
-        FAILURE on a bad checkpoint or trigger: the node stays unconfigured and says why."""
+        FAILURE on a bad checkpoint or setting: the node stays unconfigured and says why."""
         path = self.checkpoint or str(shipped_checkpoint())
-        if self.trigger not in TRIGGERS:
-            self.get_logger().error(f'cannot configure: trigger must be one of {list(TRIGGERS)}, '
-                                    f'not {self.trigger!r}')
-            return TransitionCallbackReturn.FAILURE
-        if self.adaptation not in ADAPTATION_METHODS:
-            self.get_logger().error('cannot configure: adaptation must be one of '
-                                    f'{list(ADAPTATION_METHODS)}, not {self.adaptation!r}')
-            return TransitionCallbackReturn.FAILURE
+        for name, value, choices in [('trigger', self.trigger, TRIGGERS),
+                                     ('adaptation', self.adaptation, ADAPTATION_METHODS),
+                                     ('stop_command', self.stop_command, STOP_COMMANDS)]:
+            if value not in choices:
+                return self._refuse(f'parameter {name} must be one of {list(choices)}, '
+                                    f'not {value!r}')
         torch.set_num_threads(self.torch_threads)
         try:
             policy = self._policy(path)
         except (CheckpointError, ValueError) as error:
-            self.get_logger().error(f'cannot configure: {error}')
-            return TransitionCallbackReturn.FAILURE
+            return self._refuse(str(error))
         trained = policy.models.formulation.robot.control_period
         if abs(self.period - trained) > 1e-9:
             self.get_logger().warn(f'control_rate {1 / self.period:g} Hz is not the checkpoint\'s '
@@ -94,11 +125,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
                                    'adaptations')
         self.loop = ControlLoop(policy=policy, settings=self.settings, period=self.period,
                                 stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
-                                on_adapted=self._on_adapted)
-        self.checkpoint_path = path
+                                on_adapted=self._on_adapted, stop_command=self.stop_command)
+        self._running(path)
         self.commands = self.create_lifecycle_publisher(
             Float64MultiArray, f'{self.controller}/commands', 10)
-        self.diagnostics = self.create_lifecycle_publisher(DiagnosticArray, '/diagnostics', 10)
         self.desired = self.create_lifecycle_publisher(JointState, '~/desired', 10)
         self._subscriptions = [
             self.create_subscription(JointState, 'joint_states', self._on_joint_state,
@@ -111,9 +141,15 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.create_service(Trigger, f'~/{name}', callback) for name, callback in
             [('adapt', self._on_adapt), ('reset_adaptation', self._on_reset),
              ('save_adapted', self._on_save)]]
-        self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self.unconfigured = ''
         self.get_logger().info(f'configured with {path}')
         return TransitionCallbackReturn.SUCCESS
+
+    def _refuse(self, reason: str) -> TransitionCallbackReturn:
+        """Stay unconfigured, and say why (the log, ``/diagnostics``)."""
+        self.unconfigured = reason
+        self.get_logger().error(f'cannot configure: {reason}')
+        return TransitionCallbackReturn.FAILURE
 
     def _policy(self, path: str) -> AdaptivePolicy:
         """The checkpoint at ``path`` as a warmed-up policy.
@@ -125,9 +161,17 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         method = self.adaptation
         if method == 'auto':
             method = 'maml_physics' if models.physics is not None else 'maml'
-        policy = AdaptivePolicy(models=models, method=method, worker=self.worker)
-        models.warm_up()
-        return policy
+        warm_up(models, method)  # the first adaptation after a switch is not slower
+        return AdaptivePolicy(models=models, method=method, worker=self.worker)
+
+    def _running(self, path: str) -> None:
+        """``path`` is the checkpoint that runs: ``active_checkpoint`` says so."""
+        self.checkpoint_path, self._checkpoint_version = path, _file_version(path)
+        self._setting_active_checkpoint = True
+        try:
+            self.set_parameters([Parameter('active_checkpoint', value=path)])
+        finally:
+            self._setting_active_checkpoint = False
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Start ticking (the command ramps in from rest, along a reference from the robot)."""
@@ -135,39 +179,64 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self._timer = self.create_timer(self.period, self._tick)
         result = super().on_activate(state)  # enables the publishers
         self._ticking_on_joint_states = self.trigger == 'joint_states'
+        self.active, self._activated_at = True, self.monotonic()
+        self.get_logger().debug('activated: commands go to '
+                                f'{self.resolve_topic_name(self.controller + "/commands")}')
         return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Stop ticking; no support transition spans the pause."""
-        self._ticking_on_joint_states = False
+        """Send the stop command and stop ticking; no support transition spans the pause."""
+        self._send_stop('deactivated')
+        self.loop.pause()
+        self._ticking_on_joint_states, self.active = False, False
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        self.loop.pause()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Drop the loop, the policy, publishers, subscriptions and services."""
         self.loop.policy.close()
-        for publisher in (self.commands, self.diagnostics, self.desired):
+        for publisher in (self.commands, self.desired):
             self.destroy_publisher(publisher)
         for subscription in self._subscriptions:
             self.destroy_subscription(subscription)
         for service in self._trigger_services:
             self.destroy_service(service)
-        self.destroy_timer(self._diagnostics_timer)
-        self.loop = None
+        self.loop, self.unconfigured = None, 'cleaned up'
+        self.get_logger().debug('cleaned up')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Send the stop command when shut down while active."""
+        if self.active:
+            self._send_stop('shut down')
+            self.active = False
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
-        """Wait for a running adaptation first: a process that exits under one aborts."""
+        """Send the stop command when active; wait for a running adaptation (a process that
+        exits under one aborts)."""
         if self.loop is not None:
+            if self.active:
+                self._send_stop('shutting down')
             self.loop.policy.close(wait=10.0)
         super().destroy_node()
+
+    def _send_stop(self, why: str) -> None:
+        """The loop's stop command, once, waiting (briefly) until the controller has it."""
+        command = self.loop.stop()
+        if command is None:  # nothing sent since the last stop
+            return
+        self.commands.publish(Float64MultiArray(data=command.tolist()))
+        self.commands.wait_for_all_acked(ACK_TIMEOUT)
+        self.get_logger().info(f'{why}: sent the stop command ({self.stop_command} for '
+                               f'{self.interface}) and stopped commanding')
 
 
     def _on_joint_state(self, msg: JointState) -> None:
         now = self.monotonic()
+        self._activated_at = None  # joint states do arrive
         try:
             reason = self.loop.joint_state(*joint_state_arrays(msg, self.joints), now)
         except JointStateError as error:
@@ -192,23 +261,39 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.get_logger().info(f'tracking a {reference.duration:.1f} s reference trajectory')
 
     def _on_checkpoint(self, msg: String) -> None:
-        """A new checkpoint from meta_trainer: validate it, then start over with it."""
-        if msg.data == self.checkpoint_path:
+        """A checkpoint announced by meta_trainer: run it unless another one was chosen (see the
+        module docstring); validated first."""
+        path = msg.data
+        if self.checkpoint and not _same_file(path, self.checkpoint):
+            if path not in self._ignored_announcements:
+                self._ignored_announcements.add(path)
+                self.get_logger().info(
+                    f'meta_trainer announced {path}; keeping the chosen checkpoint '
+                    f'{self.checkpoint} (leave the checkpoint parameter empty to follow '
+                    'meta_trainer)')
+            return
+        if _same_file(path, self.checkpoint_path) and \
+                _file_version(path) == self._checkpoint_version:
+            self.get_logger().debug(f'meta_trainer announced {path}: running it already')
             return
         try:
-            policy = self._policy(msg.data)
+            policy = self._policy(path)
         except (CheckpointError, ValueError) as error:
-            self.problems.report('checkpoint', f'ignoring {msg.data}: {error}')
+            self.problems.report('checkpoint', f'ignoring {path}: {error}')
             return
         self.loop.switch_policy(policy)
-        self.checkpoint_path = msg.data
-        self.get_logger().info(f'switched to the checkpoint {msg.data}')
+        self._running(path)
+        self.get_logger().info(f'switched to the checkpoint {path} (announced by meta_trainer)')
 
 
     def _tick(self) -> None:
         tick = self.loop.step(self.monotonic())
         if tick is None:
             return
+        if tick.stop:
+            self.get_logger().warn('joint states stale: sent the stop command '
+                                   f'({self.stop_command} for {self.interface}) and stopped '
+                                   'commanding until they are fresh again')
         self.commands.publish(Float64MultiArray(data=tick.command.tolist()))
         self.desired.publish(JointState(header=self._latest_header, name=self.joints,
                                         position=tick.q_ref.tolist(),
@@ -220,11 +305,29 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.get_logger().info(f'adaptation {outcome}')
         else:
             self.get_logger().warn(f'adaptation {outcome}')
+        loop = self.loop  # None when cleaned up while it ran
+        if outcome.accepted and loop is not None:
+            self.get_logger().debug(f'identified: {loop.policy.identified()}')
 
 
-    def _on_adapt(self, request, response):
+    async def _on_adapt(self, request, response):
+        """Adapt now; the answer is the outcome (the control loop goes on meanwhile)."""
+        policy = self.loop.policy
+        previous = policy.last_outcome
         reason = self.loop.adapt(self.monotonic())
-        response.success, response.message = not reason, reason or 'adaptation started'
+        if reason:
+            response.success, response.message = False, f'not adapting: {reason}'
+            return response
+        deadline = time.monotonic() + ADAPT_ANSWER_TIMEOUT
+        while policy.last_outcome is previous and time.monotonic() < deadline:
+            await _NextSpin()
+        outcome = policy.last_outcome
+        if outcome is previous:
+            response.success, response.message = True, (
+                f'adaptation still running after {ADAPT_ANSWER_TIMEOUT:g} s; its outcome will '
+                'be in the log and /diagnostics')
+        else:
+            response.success, response.message = outcome.accepted, f'adaptation {outcome}'
         return response
 
     def _on_reset(self, request, response):
@@ -244,6 +347,14 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             response.success, response.message = False, f'could not save {path}: {error}'
         return response
 
+    def _refuse_active_checkpoint(self, parameters) -> SetParametersResult:
+        if self._setting_active_checkpoint or all(p.name != 'active_checkpoint'
+                                                  for p in parameters):
+            return SetParametersResult(successful=True)
+        return SetParametersResult(successful=False, reason=(
+            'active_checkpoint is read-only: it names the checkpoint that runs (choose one with '
+            'the checkpoint parameter)'))
+
     def _on_parameters_set(self, parameters) -> None:
         """Accepted changes (rclpy refused out-of-range ones already) take effect now."""
         changes = {p.name: p.value for p in parameters}
@@ -254,22 +365,52 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.loop.apply(self.settings)
 
     def status(self) -> tuple[bytes, str, dict[str, str]]:
-        """What ``/diagnostics`` says now: level, message, values (the loop's, what the active
-        physics fit identified, and the problems counted)."""
+        """What ``/diagnostics`` says now: level, message, values (the lifecycle state, the
+        loop's figures, what the active physics fit identified, and the problems counted)."""
+        if self.loop is None:
+            return (DiagnosticStatus.ERROR, f'unconfigured: {self.unconfigured}',
+                    {'lifecycle_state': 'unconfigured', **self.problems.values()})
         status = self.loop.status(self.monotonic())
+        level, message = bytes([status.level]), status.message
+        if not self.active:
+            level, message = DiagnosticStatus.OK, 'inactive: not commanding'
         identified = {f'identified {name}': str(value)
                       for name, value in (self.loop.policy.identified() or {}).items()}
-        return (bytes([status.level]), status.message,
-                {**status.values, **identified, **self.problems.values()})
+        return (level, message, {'lifecycle_state': 'active' if self.active else 'inactive',
+                                 'checkpoint': self.checkpoint_path, **status.values,
+                                 **identified, **self.problems.values()})
 
-    def _publish_diagnostics(self) -> None:
+    def _every_second(self) -> None:
+        """``/diagnostics``, and a warning when no joint state came since activation."""
         level, message, values = self.status()
         self.diagnostics.publish(diagnostic_array(self, level=level, name='maml_ros adapter',
                                                   message=message, values=values))
+        if self.active and self._activated_at is not None and \
+                self.monotonic() - self._activated_at > NO_JOINT_STATES_WARNING:
+            self._activated_at = None  # once per activation
+            self.problems.report(
+                'no_joint_states',
+                f'none on {self.resolve_topic_name("joint_states")} for '
+                f'{NO_JOINT_STATES_WARNING:g} s since activation: is the robot\'s '
+                'joint_state_broadcaster running, and are ROS_DOMAIN_ID and '
+                'ROS_AUTOMATIC_DISCOVERY_RANGE the same as the robot\'s?')
+
+
+def _file_version(path: str) -> tuple[int, int] | None:
+    """What changes when a file is rewritten (None: no such file)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def main(args: list[str] | None = None) -> None:
-    spin_node(AdapterNode, args)
+    spin_node(AdapterNode, args, name='adapter')
 
 
 if __name__ == '__main__':

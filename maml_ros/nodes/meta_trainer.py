@@ -23,7 +23,7 @@ from maml_ros.resources import default_config, shipped_checkpoint
 from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.params import ParamSpec, declare_parameters
 from maml_ros.ros.qos import CHECKPOINT_QOS
-from maml_ros.ros.spin import spin_node
+from maml_ros.ros.spin import StartupError, spin_node
 from maml_ros.training.config import load_train_config
 from maml_ros.training.meta_train import meta_train
 from maml_ros.training.models import TrainedModels
@@ -51,7 +51,7 @@ class MetaTrainerNode(Node):
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.mode = value('mode')
         if self.mode not in MODES:
-            raise ValueError(f'mode must be one of {MODES}, got {self.mode!r}')
+            raise StartupError(f'parameter mode: {self.mode!r} is not one of {list(MODES)}')
         self.path = Path(value('checkpoint') or shipped_checkpoint())
         self.config = Path(value('config') or default_config())
         self.state = 'idle'
@@ -121,7 +121,7 @@ class MetaTrainerNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    spin_node(MetaTrainerNode, args)
+    spin_node(MetaTrainerNode, args, name='meta_trainer')
 
 
 if __name__ == '__main__':

@@ -9,7 +9,9 @@ counted, and so are refused parameter changes (``/diagnostics``, 1 Hz).
 Until the first command arrives (after start-up or ``~/reset``) the physics
 does not advance: the arm waits at home like a robot with its brakes on.
 Once commanded, without a command for ``command_timeout`` it gets zero
-effort (or holds its position). ``~/reset`` puts it back at home.
+effort (or holds its position); with ``command_timeout: 0`` it keeps applying
+the last command, like a ros2_control forward command controller. ``~/reset``
+puts it back at home.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ PARAMETERS = [
               '1/publish_rate per message (Hz)', 1.0, 1000.0, read_only=True),
     ParamSpec('physics_period', 0.001, 'physics time step (s)', 1e-4, 0.01, read_only=True),
     ParamSpec('command_timeout', 0.1, 'seconds without a command before zero effort '
-              '(or holding position)', 0.001, 10.0),
+              '(or holding position); 0: keep the last command, like a forward command '
+              'controller', 0.0, 10.0),
     ParamSpec('gui', False, 'show the robot in a PyBullet window (needs a display)',
               read_only=True),
     ParamSpec('dynamics_seed', -1, 'draw a hidden robot from the training ranges with this '
@@ -117,8 +120,13 @@ class PybulletSimNode(ReportsRejectedParameters, Node):
             return
         self._command, self._command_time = command, time.monotonic()
 
+    def _fresh(self) -> bool:
+        """Whether the last command still applies."""
+        return self.command_timeout == 0.0 or \
+            time.monotonic() - self._command_time <= self.command_timeout
+
     def _publish_diagnostics(self) -> None:
-        commanded = time.monotonic() - self._command_time <= self.command_timeout
+        commanded = self._command is not None and self._fresh()
         values = {'commanded': str(commanded), **self.problems.values()}
         self.diagnostics.publish(diagnostic_array(
             self, level=DiagnosticStatus.OK, name='maml_ros pybullet_sim',
@@ -126,8 +134,7 @@ class PybulletSimNode(ReportsRejectedParameters, Node):
 
     def _tick(self) -> None:
         if self._command is not None:  # brakes on until the first command
-            fresh = time.monotonic() - self._command_time <= self.command_timeout
-            self.robot.step(self._command if fresh else
+            self.robot.step(self._command if self._fresh() else
                             self.robot.command_space.rest(self.robot.true_state()[0]))
         q, qd = self.robot.measured_state()
         msg = JointState(name=self.joints, position=q.tolist(), velocity=qd.tolist())
@@ -149,7 +156,7 @@ class PybulletSimNode(ReportsRejectedParameters, Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    spin_node(PybulletSimNode, args)
+    spin_node(PybulletSimNode, args, name='pybullet_sim')
 
 
 if __name__ == '__main__':

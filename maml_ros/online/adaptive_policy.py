@@ -22,6 +22,7 @@ import copy
 import math
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from maml_ros.training.policy_controller import PolicyController
 WORKERS = ('process', 'thread', 'inline')
 PHYSICS = 'maml_physics'  # the physics model: its fit is the state, not network weights
 BACKTRACKS, BACKTRACK_FACTOR = 3, 0.25  # shorter steps tried when the support loss rose
+WARM_UP_TRANSITIONS = 40  # made-up support of the throw-away adaptation
 
 
 def adapt_weights(models: TrainedModels, method: str, active_state: dict,
@@ -80,6 +82,21 @@ def adapt_weights(models: TrainedModels, method: str, active_state: dict,
     return state, before, after
 
 
+def warm_up(models: TrainedModels, method: str | None) -> None:
+    """Pay the first call's costs now (loading the inverse-dynamics model, torch's first
+    calls, the physics model's first fit): one throw-away adaptation of ``method`` on made-up
+    transitions, so that the first real one (and its timing) does not."""
+    models.warm_up()
+    if method != PHYSICS:
+        return
+    n, steps = models.formulation.n_joints, WARM_UP_TRANSITIONS
+    rng = np.random.default_rng(0)
+    q = np.array(models.formulation.robot.home) + 0.01 * rng.standard_normal((steps + 1, n))
+    states = np.concatenate([q, np.zeros_like(q)], axis=1)
+    adapt_physics(models, PhysicsAdaptation(models.formulation, models.physics).initial(),
+                  Transitions(states[:-1], rng.standard_normal((steps, n)), states[1:]))
+
+
 def rejection(state: dict | PhysicsFit, before: float, after: float) -> str:
     """Why the adapted weights (or fit) must not be used ('' when they may)."""
     values = [torch.as_tensor(state.theta)] if isinstance(state, PhysicsFit) else state.values()
@@ -93,11 +110,13 @@ def rejection(state: dict | PhysicsFit, before: float, after: float) -> str:
 _worker_models: TrainedModels | None = None  # in an adaptation worker process
 
 
-def _start_worker(models: TrainedModels, threads: int) -> None:
+def _start_worker(models: TrainedModels, method: str | None, threads: int) -> None:
     global _worker_models
+    # A terminal's Ctrl-C reaches the whole process group: the node stops this worker itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # the control loop goes first
     torch.set_num_threads(threads)
-    models.warm_up()
+    warm_up(models, method)
     _worker_models = models
 
 
@@ -146,6 +165,10 @@ class AdaptivePolicy:
             initial_state = start.state_dict()
         self._initial_state = initial_state
         self._active = self._controller(initial_state)
+        # The first command pays for torch's and the model's first calls (150 ms): here, not
+        # at the robot's first control tick.
+        home = np.array(models.formulation.robot.home)
+        self.command(home, 0 * home, home, 0 * home, 0 * home)
         self._adapted = False
         self._worker: threading.Thread | None = None
         self._generation = 0  # bumped by reset(): results of older runs are dropped
@@ -156,7 +179,7 @@ class AdaptivePolicy:
     def _start_pool(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context('spawn'),
-            initializer=_start_worker, initargs=(self.models, torch.get_num_threads()))
+            initializer=_start_worker, initargs=(self.models, self.method, torch.get_num_threads()))
         pool.submit(int)  # start the worker now, not at the first adaptation
         return pool
 
@@ -172,6 +195,11 @@ class AdaptivePolicy:
                 qdd_ref: np.ndarray) -> np.ndarray:
         """The active policy's command (not yet safety-filtered)."""
         return self._active.command(q, qd, q_ref, qd_ref, qdd_ref)
+
+    def hold(self, q: np.ndarray) -> np.ndarray:
+        """The active model's command that holds posture ``q`` at rest (gravity compensation,
+        with the payload and actuator gain it adapted to)."""
+        return self._active.hold(q)
 
     def sent(self, command: np.ndarray) -> None:
         """The command that went out (after the safety filter): the physics model inverts the

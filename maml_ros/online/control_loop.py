@@ -5,8 +5,9 @@ Per joint state (:meth:`ControlLoop.joint_state`): stamps must increase and
 may not lead the stamp clock by more than ``MAX_STAMP_LEAD``; an accepted
 state feeds the watchdog. Per tick (:meth:`ControlLoop.step`):
 
-1. stale or missing joint states: no command; the support chain breaks and
-   the next command ramps in from rest (the robot's own timeout took over);
+1. stale or missing joint states: one stop command (:meth:`ControlLoop.stop`),
+   then none; the support chain breaks and the next command ramps in from
+   rest;
 2. after activation or stale data, the command ramps in from rest (zero
    effort or velocity, or the measured position) along a built-in reference
    that fades in from where the robot is;
@@ -40,11 +41,9 @@ from maml_ros.online.support_buffer import SupportBuffer
 from maml_ros.online.waypoints import WaypointReference
 from maml_ros.sim.command import EXPLORATION_STD, CommandSpace
 from maml_ros.sim.model import InverseDynamicsModel
-from maml_ros.sim.reference import ReferenceConfig, random_reference
+from maml_ros.sim.reference import ReferenceConfig, random_sines
 
 MAX_STAMP_LEAD = 1.0  # joint states stamped further ahead of the stamp clock are faults (s)
-REFERENCE_SECONDS = 600.0  # length of the built-in test trajectory (held at its end) ...
-REFERENCE_SAMPLES = 60_000  # ... and at most this many samples (its memory at high rates)
 RAMP_SECONDS = 1.0  # after a ramp-in (and the built-in reference's fade-in): not scored
 
 
@@ -83,13 +82,18 @@ class Level(enum.IntEnum):
     ERROR = 2
 
 
+STOP_COMMANDS = ('gravity', 'zero')  # what the last command of an effort robot holds
+
+
 @dataclass(frozen=True)
 class Tick:
-    """What one tick sends: the safe command, and the reference it tracks."""
+    """What one tick sends: the safe command, and the reference it tracks. ``stop``: the
+    final command before going silent (:meth:`ControlLoop.stop`)."""
 
     command: np.ndarray
     q_ref: np.ndarray
     qd_ref: np.ndarray
+    stop: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,11 +112,18 @@ class ControlLoop:
     :param stamp_clock: now, on the clock joint-state stamps use (s).
     :param seed: seed of the exploration noise.
     :param on_adapted: called with each adaptation's outcome (from the adapting thread).
+    :param stop_command: what the stop command of an effort robot holds: ``gravity``, the
+        active model's torque that holds the last measured posture at rest; ``zero``.
     """
 
     def __init__(self, *, policy: AdaptivePolicy, settings: LoopSettings, period: float,
                  stamp_clock: Callable[[], float], seed: int = 0,
-                 on_adapted: Callable[[AdaptationOutcome], None] | None = None) -> None:
+                 on_adapted: Callable[[AdaptationOutcome], None] | None = None,
+                 stop_command: str = 'gravity') -> None:
+        if stop_command not in STOP_COMMANDS:
+            raise ValueError(f'stop_command must be one of {list(STOP_COMMANDS)}, '
+                             f'not {stop_command!r}')
+        self.stop_command = stop_command
         robot = policy.models.formulation.robot
         self.limits = InverseDynamicsModel.shared(robot).description.limits
         self.command_space = CommandSpace.of(self.limits, robot.command_interface, period)
@@ -126,7 +137,7 @@ class ControlLoop:
         self.buffer = SupportBuffer(capacity=settings.support_size, n_joints=n,
                                     control_period=period)
         self.stats = LoopStats(period=period)
-        self.commands_sent = 0
+        self.commands_sent = self.stops_sent = 0
         self._rng = np.random.default_rng(seed)
         self._latest: tuple[np.ndarray, np.ndarray, float] | None = None
         self._last_stamp = -math.inf
@@ -195,8 +206,10 @@ class ControlLoop:
         """One control tick at ``now`` (monotonic): the command to send, or None."""
         self.stats.tick(now)
         if self._latest is None or self.watchdog.stale(now):
-            self.pause()
-            return None
+            if self._ramp_in:  # silent already
+                return None
+            q = self._latest[0]
+            return Tick(command=self.stop(), q_ref=q, qd_ref=np.zeros_like(q), stop=True)
         q, qd, stamp = self._latest
         if self._ramp_in:  # activated, or fresh data after stale data:
             self.safety.reset(self.command_space.rest(q))  # ramp in from rest,
@@ -224,6 +237,23 @@ class ControlLoop:
         self._maybe_adapt(now)
         return Tick(command=safe, q_ref=q_ref, qd_ref=qd_ref)
 
+    def stop(self) -> np.ndarray | None:
+        """The command that leaves the robot safe when commands stop (deactivation, shutdown,
+        stale joint states), for a controller that keeps applying the last one: the last
+        measured position, zero velocity, or for effort the active model's torque holding the
+        last measured posture at rest (``stop_command='gravity'``) or zero. None when nothing
+        was sent since the last stop. The loop pauses (:meth:`pause`)."""
+        if self._ramp_in or self._latest is None:
+            return None
+        q = self._latest[0]
+        command = self.command_space.rest(q)
+        if self.stop_command == 'gravity' and self.command_space.interface == 'effort':
+            command = np.clip(self.policy.hold(q), self.command_space.lower,
+                              self.command_space.upper)
+        self.pause()
+        self.stops_sent += 1
+        return command
+
     def pause(self) -> None:
         """No command this tick (inactive, or stale data): no transition spans the gap, and the
         next command ramps in from rest."""
@@ -236,10 +266,8 @@ class ControlLoop:
 
     def _builtin_reference(self, q: np.ndarray):
         """A smooth test trajectory that fades in from posture ``q`` (kept off the limits)."""
-        return random_reference(np.random.default_rng(0), limits=self.limits, home=q,
-                                steps=min(int(REFERENCE_SECONDS / self.period), REFERENCE_SAMPLES),
-                                control_period=self.period,
-                                config=ReferenceConfig(center_spread=0.0))
+        return random_sines(np.random.default_rng(0), limits=self.limits, home=q,
+                            config=ReferenceConfig(center_spread=0.0))
 
     # -- adaptation --------------------------------------------------------------
 
@@ -295,7 +323,8 @@ class ControlLoop:
         level = Level.ERROR if stale else Level.WARN if rejected else Level.OK
         values = {'state': state, 'support_fill': f'{len(self.buffer)}/{self.buffer.capacity}',
                   'support_chain_breaks': str(self.buffer.broken),
-                  'commands_sent': str(self.commands_sent), 'joint_states_stale': str(stale),
+                  'commands_sent': str(self.commands_sent), 'stops_sent': str(self.stops_sent),
+                  'joint_states_stale': str(stale),
                   **self.stats.report(now)}
         for policy, rmse in self.tracking_rmse().items():
             values[f'tracking_rmse_{policy}'] = f'{rmse:.6g}'

@@ -18,8 +18,10 @@ from rcl_interfaces.msg import (
     IntegerRange,
     ParameterDescriptor,
 )
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
 from maml_ros.online.control_loop import LoopSettings
+from maml_ros.ros.spin import StartupError
 from maml_ros.sim import COMMAND_INTERFACES, PANDA_ARM_JOINTS
 
 
@@ -57,10 +59,33 @@ class ParamSpec:
         return descriptor
 
 
+    def how_to_write(self) -> str:
+        """How a value of this parameter is written on the command line or in YAML."""
+        if isinstance(self.default, bool):
+            return 'write true or false'
+        if isinstance(self.default, float):
+            return 'write a number with a decimal point (1.0, not 1)'
+        if isinstance(self.default, int):
+            return 'write a whole number'
+        if isinstance(self.default, list):
+            return 'write a list, e.g. [a, b]'
+        return "write a string (quote it, e.g. '123', if it looks like a number)"
+
+
 def declare_parameters(node, specs: Iterable[ParamSpec]) -> None:
-    """Declare every parameter of ``specs`` on ``node`` with its descriptor."""
+    """Declare every parameter of ``specs`` on ``node`` with its descriptor.
+
+    :raises StartupError: for an override of the wrong type or out of range, in one line
+        with the fix.
+    """
     for spec in specs:
-        node.declare_parameter(spec.name, spec.default, spec.descriptor())
+        try:
+            node.declare_parameter(spec.name, spec.default, spec.descriptor())
+        except InvalidParameterTypeException as error:
+            reason = str(error).removesuffix(f': {spec.name}')  # rclpy appends the name
+            raise StartupError(f'{reason}; {spec.how_to_write()}') from None
+        except InvalidParameterValueException as error:
+            raise StartupError(str(error).removesuffix(f': {spec.name}')) from None
 
 
 # -- the adapter node's parameters ------------------------------------------
@@ -70,8 +95,10 @@ ADAPTATION_METHODS = ('auto', 'maml_physics', 'maml')
 LOOP = LoopSettings()  # the defaults of the runtime-tunable parameters
 
 ADAPTER_PARAMETERS = [
-    ParamSpec('checkpoint', '', 'policy checkpoint (.safetensors); empty: the shipped one',
-              read_only=True),
+    ParamSpec('checkpoint', '', 'policy checkpoint (.safetensors); empty: the shipped one, then '
+              'each one meta_trainer announces', read_only=True),
+    ParamSpec('active_checkpoint', '', 'read-only, set by the adapter: the checkpoint that '
+              'runs'),
     ParamSpec('joints', list(PANDA_ARM_JOINTS), 'controlled joints, in command order',
               read_only=True),
     ParamSpec('command_interface', 'effort', f'one of {list(COMMAND_INTERFACES)}',
@@ -90,6 +117,10 @@ ADAPTER_PARAMETERS = [
               "has one)", read_only=True),
     ParamSpec('adaptation_process', True, 'adapt in a worker process (no GIL contention with '
               'the control loop); false: in a thread of this one', read_only=True),
+    ParamSpec('stop_command', 'gravity', "what the last command before going silent "
+              "(deactivate, shutdown, stale joint states) holds on an effort robot: 'gravity' "
+              "(the active model's torque holding the measured posture) or 'zero'; velocity "
+              "robots get zero, position robots the measured position", read_only=True),
     ParamSpec('autostart', True, 'configure and activate by itself', read_only=True),
     ParamSpec('auto_adapt', LOOP.auto_adapt, 'adapt once support_size transitions are collected'),
     ParamSpec('support_size', LOOP.support_size, 'support transitions to adapt on', 10, 5000),

@@ -39,6 +39,8 @@ class Problems:
             since = f' (and {unlogged} more since the last message)' if unlogged else ''
             self.logger.warn(f'{self.last}{since}')
             self._logged[kind] = (now, self.counts[kind])
+        else:
+            self.logger.debug(self.last)  # each one, at log level debug
 
     def values(self) -> dict[str, str]:
         """Diagnostic key-values: ``problems_<kind>`` counts and ``last_problem``."""

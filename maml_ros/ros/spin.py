@@ -1,27 +1,56 @@
-"""The body of every node's ``main()``: init, spin until Ctrl-C or shutdown, clean up."""
+"""The body of every node's ``main()``: init, spin until Ctrl-C, SIGTERM or shutdown, clean up.
+
+Signals are :mod:`maml_ros.stop_signals`', not rclpy's: rclpy's handlers shut
+the context down at once, so a node could not publish anything on its way out
+(the adapter sends a final stop command). The spin wakes every
+``WAKE_PERIOD`` to notice a signal.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+import rclpy.logging
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+from maml_ros.stop_signals import ignore_signals, stop_on_signals
+
+WAKE_PERIOD = 0.1  # s: the longest a signal waits to end the spin
 
 
-def spin_node(make_node: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Run the node ``make_node()`` builds until Ctrl-C or an external shutdown."""
-    rclpy.init(args=args)
-    node = make_node()
+class StartupError(Exception):
+    """A node cannot start (a bad parameter): one line with the reason and the fix."""
+
+
+def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
+              name: str) -> None:
+    """Run the node ``make_node()`` builds until Ctrl-C, SIGTERM or an external shutdown.
+
+    :param name: the node's name, for the start-up refusal.
+
+    Exits with status 1 and one log line when the node refuses to start
+    (:class:`StartupError`); 0 after a signal.
+    """
+    stop_on_signals()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
     try:
-        rclpy.spin(node)
+        node = make_node()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=WAKE_PERIOD)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except Exception:
-        if rclpy.ok():
-            raise
-        # SIGTERM shuts the context down under a wait in progress, which rclpy reports as an
-        # RCLError: still a clean shutdown.
+    except StartupError as error:
+        rclpy.logging.get_logger(name).fatal(f'cannot start: {error}')
+        sys.exit(1)
     finally:
-        node.destroy_node()
+        ignore_signals()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()

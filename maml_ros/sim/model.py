@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
-import pybullet
 import pybullet_data
+
+from maml_ros.sim.quiet_pybullet import pybullet
 
 CommandInterface = Literal['effort', 'position', 'velocity']
 COMMAND_INTERFACES: tuple[str, ...] = ('effort', 'position', 'velocity')

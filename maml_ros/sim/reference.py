@@ -78,22 +78,55 @@ class ReferenceTrajectory:
         return self.positions[row], self.velocities[row], self.accelerations[row]
 
 
-def random_reference(
-    rng: np.random.Generator,
-    *,
-    limits: JointLimits,
-    home: np.ndarray,
-    steps: int,
-    control_period: float,
-    config: ReferenceConfig | None = None,
-) -> ReferenceTrajectory:
-    """Draw a smooth reference for ``steps`` control steps.
+@dataclass(frozen=True)
+class SineReference:
+    """``q*(t)`` of the module docstring, evaluated at the times asked for (no end: the
+    control loop's built-in test trajectory costs microseconds per tick, not a table).
+
+    :param center: the centre ``c`` per joint.
+    :param amplitude: ``a_k`` per joint and component.
+    :param omega: ``w_k`` (rad/s) per joint and component.
+    :param phase: ``phi_k`` per joint and component.
+    :param ramp_time: seconds over which the motion fades in from rest.
+    """
+
+    center: np.ndarray
+    amplitude: np.ndarray
+    omega: np.ndarray
+    phase: np.ndarray
+    ramp_time: float
+
+    def evaluate(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(q, qd, qdd)`` at ``times`` (s), one row per time."""
+        t = np.asarray(times, dtype=float)[:, None, None]  # (time, joint, component)
+        angle = self.omega * t + self.phase
+        sine, cosine = np.sin(angle), np.cos(angle)
+        wave = np.einsum('tjk,jk->tj', sine, self.amplitude)
+        wave_d = np.einsum('tjk,jk->tj', cosine, self.amplitude * self.omega)
+        wave_dd = -np.einsum('tjk,jk->tj', sine, self.amplitude * self.omega**2)
+        env, env_d, env_dd = _ramp(t[:, :, 0] / self.ramp_time, self.ramp_time)
+        return (self.center + env * wave, env_d * wave + env * wave_d,
+                env_dd * wave + 2 * env_d * wave_d + env * wave_dd)
+
+    def sample(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(q, qd, qdd)`` at ``t`` seconds."""
+        q, qd, qdd = self.evaluate(np.array([t]))
+        return q[0], qd[0], qdd[0]
+
+    def trajectory(self, steps: int, control_period: float) -> ReferenceTrajectory:
+        """The reference at control steps ``0..steps``."""
+        q, qd, qdd = self.evaluate(np.arange(steps + 1) * control_period)
+        return ReferenceTrajectory(positions=q, velocities=qd, accelerations=qdd,
+                                   control_period=control_period)
+
+
+def random_sines(rng: np.random.Generator, *, limits: JointLimits, home: np.ndarray,
+                 config: ReferenceConfig | None = None) -> SineReference:
+    """Draw a smooth reference.
 
     :param rng: the task's generator (the only source of randomness).
     :param limits: joint limits of the controlled joints.
     :param home: nominal posture the centre is drawn around.
-    :param steps: control steps; the trajectory has ``steps + 1`` samples.
-    :param control_period: seconds per control step.
     :param config: how to draw it (defaults: :class:`ReferenceConfig`).
     """
     config = config if config is not None else ReferenceConfig()
@@ -113,21 +146,26 @@ def random_reference(
         room,
         config.velocity_fraction * limits.velocity / speed_per_amplitude,
     ])
-    amplitude = shape * total[:, None]
+    return SineReference(center=center, amplitude=shape * total[:, None], omega=omega,
+                         phase=phase, ramp_time=config.ramp_time)
 
-    t = np.arange(steps + 1)[:, None, None] * control_period  # (time, joint, component)
-    angle = omega * t + phase
-    sine, cosine = np.sin(angle), np.cos(angle)
-    wave = np.einsum('tjk,jk->tj', sine, amplitude)
-    wave_d = np.einsum('tjk,jk->tj', cosine, amplitude * omega)
-    wave_dd = -np.einsum('tjk,jk->tj', sine, amplitude * omega**2)
-    env, env_d, env_dd = _ramp(t[:, :, 0] / config.ramp_time, config.ramp_time)
-    return ReferenceTrajectory(
-        positions=center + env * wave,
-        velocities=env_d * wave + env * wave_d,
-        accelerations=env_dd * wave + 2 * env_d * wave_d + env * wave_dd,
-        control_period=control_period,
-    )
+
+def random_reference(
+    rng: np.random.Generator,
+    *,
+    limits: JointLimits,
+    home: np.ndarray,
+    steps: int,
+    control_period: float,
+    config: ReferenceConfig | None = None,
+) -> ReferenceTrajectory:
+    """Draw a smooth reference (:func:`random_sines`) for ``steps`` control steps.
+
+    :param steps: control steps; the trajectory has ``steps + 1`` samples.
+    :param control_period: seconds per control step.
+    """
+    return random_sines(rng, limits=limits, home=home, config=config).trajectory(
+        steps, control_period)
 
 
 def _ramp(u: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

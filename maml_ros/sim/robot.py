@@ -37,7 +37,6 @@ from math import isfinite, pi, sin, tanh
 from time import perf_counter
 
 import numpy as np
-import pybullet
 
 from maml_ros.sim.command import CommandSpace
 from maml_ros.sim.dynamics import Dynamics
@@ -48,6 +47,7 @@ from maml_ros.sim.model import (
     load_robot,
     set_link_masses,
 )
+from maml_ros.sim.quiet_pybullet import pybullet
 
 FRICTION_VELOCITY = 0.02  # rad/s: tanh smoothing of Coulomb friction (sign chatters)
 RIPPLE_PERIOD = 0.5  # rad of joint travel per period of the transmission's torque ripple

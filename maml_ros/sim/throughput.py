@@ -31,10 +31,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import pybullet
-
 from maml_ros.sim.controller import NominalController
 from maml_ros.sim.model import GRAVITY, InverseDynamicsModel, load_robot
+from maml_ros.sim.quiet_pybullet import pybullet
 from maml_ros.sim.robot import SimRobot
 from maml_ros.sim.rollout import RolloutConfig, run_task
 

@@ -199,5 +199,11 @@ class PhysicsController:
         return computed_torque(self.adaptation.formulation, self._torque, self.state.delay,
                                self.pipeline, q, qd, q_ref, qd_ref, qdd_ref)
 
+    def hold(self, q: np.ndarray) -> np.ndarray:
+        """The command that holds posture ``q`` at rest, once in force (held, so no lag to
+        invert)."""
+        zeros = np.zeros_like(q)
+        return self._torque(q, zeros, zeros)
+
     def _torque(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
         return self.adaptation.torque(self.state, q, qd, acceleration)

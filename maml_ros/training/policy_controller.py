@@ -45,6 +45,11 @@ class PolicyController:
             residual = self.net(torch.as_tensor(features, dtype=torch.float32)).numpy()
         return nominal + residual
 
+    def hold(self, q: np.ndarray) -> np.ndarray:
+        """The command that holds posture ``q`` at rest (gravity compensation)."""
+        zeros = np.zeros_like(q)
+        return self.command(q, zeros, q, zeros, zeros)
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state['_net'] = None  # rebuilt from the weights where it is used

@@ -8,10 +8,12 @@ runs them on the bare ControlLoop); none may go out while the node is inactive.
 """
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
 
 sys.path.insert(0, str(Path(__file__).parents[1] / 'online'))
 from loop_harness import (  # noqa: E402
@@ -58,6 +60,16 @@ class AdapterHarness(FakeTime):
 
             publisher.publish = record
         self.invariants.watch(node.loop.policy)
+
+    def adapt_service(self) -> Trigger.Response:
+        """Call ``~/adapt`` as the executor would: its coroutine resumed until it answers."""
+        coroutine = self.node._on_adapt(Trigger.Request(), Trigger.Response())
+        while True:
+            try:
+                coroutine.send(None)
+            except StopIteration as answered:
+                return answered.value
+            time.sleep(0.001)  # the adaptation runs in another thread
 
     def transition(self, *names: str) -> None:
         """Lifecycle transitions by name ('deactivate', 'cleanup', 'configure', ...)."""

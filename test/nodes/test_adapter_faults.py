@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import Trigger
 
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
@@ -40,7 +40,11 @@ def test_stale_joint_states_stop_commands_until_fresh_data_arrive(make_harness):
     assert harness.joint_state(last)
     commands = run(harness, 10, feed=False)
     assert all(c is not None for c in commands[:5])
-    assert all(c is None for c in commands[5:])  # 50 ms without data: silence
+    # 50 ms without data: one stop command (gravity compensation of the posture), then silence.
+    policy = harness.node.loop.policy
+    np.testing.assert_allclose(commands[5], policy.hold(np.array(last.position)))
+    assert np.abs(commands[5]).max() > 1.0  # holding the Panda's posture takes torque
+    assert all(c is None for c in commands[6:])
     level, message, values = node_status(harness.node)
     assert level == DiagnosticStatus.ERROR and message == 'joint states stale'
     assert values['joint_states_stale'] == 'True'
@@ -58,12 +62,12 @@ def adapt_with(harness, replace_adapt=None) -> object:
     if replace_adapt is not None:
         original = learner.adapt
         learner.adapt = lambda *args, **kwargs: replace_adapt(original(*args, **kwargs))
-    response = harness.node._on_adapt(Trigger.Request(), Trigger.Response())
-    assert response.success, response.message
-    assert harness.node.loop.policy.wait(30.0)
+    response = harness.adapt_service()  # answers with the outcome
+    outcome = harness.node.loop.policy.last_outcome
+    assert response.success == outcome.accepted and response.message == f'adaptation {outcome}'
     if replace_adapt is not None:
         del learner.adapt
-    return harness.node.loop.policy.last_outcome
+    return outcome
 
 
 @pytest.mark.parametrize('corrupt, reason', [
@@ -214,6 +218,57 @@ def test_joint_state_trigger_ticks_once_per_fresh_joint_state(make_harness):
     assert max(abs(b - a).max() for a, b in zip(harness.commands, harness.commands[1:],
                                                 strict=False)) <= step + 1e-9
     harness.transition('deactivate')
+    assert len(harness.commands) == 21  # the stop command ...
     harness.now += harness.period
     assert harness.joint_state(harness.state())
-    assert len(harness.commands) == 20  # inactive: nothing out
+    assert len(harness.commands) == 21  # ... then, inactive, nothing
+
+
+def test_no_joint_states_after_activation_is_reported_once_naming_the_topic(make_harness):
+    harness = make_harness()
+    harness.transition('deactivate', 'activate')  # activated on the harness's clock
+    harness.now += 2.9
+    harness.node._every_second()
+    assert harness.node.problems.counts['no_joint_states'] == 0
+    harness.now += 0.2  # 3.1 s since activation, not a joint state
+    harness.node._every_second()
+    harness.now += 1.0
+    harness.node._every_second()
+    problems = harness.node.problems
+    assert problems.counts['no_joint_states'] == 1  # once per activation
+    assert '/joint_states' in problems.last and 'joint_state_broadcaster' in problems.last
+    harness.transition('deactivate', 'activate')
+    assert harness.joint_state(harness.state())  # they do arrive this time
+    harness.now += 5.0
+    harness.node._every_second()
+    assert problems.counts['no_joint_states'] == 1
+
+
+def test_diagnostics_say_why_in_every_lifecycle_state(ros_context, executor, tmp_path):
+    missing = tmp_path / 'missing.safetensors'
+    node = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('checkpoint', value=str(missing)), Parameter('adaptation_process', value=False)])
+    probe = rclpy.create_node('probe', context=ros_context)
+    received = []
+    probe.create_subscription(
+        DiagnosticArray, '/diagnostics',
+        lambda msg: received.extend(s for s in msg.status if s.name == 'maml_ros adapter'), 10)
+    try:
+        for n in (node, probe):
+            executor.add_node(n)
+        assert spin_until(executor, lambda: received, 5.0)  # unconfigured, yet publishing
+        assert received[-1].level == DiagnosticStatus.ERROR
+        assert received[-1].message.startswith('unconfigured: ') and str(missing) in \
+            received[-1].message
+        node.checkpoint = ''  # the shipped one: configure, and stay inactive
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        received.clear()
+        assert spin_until(executor, lambda: received, 5.0)
+        values = {kv.key: kv.value for kv in received[-1].values}
+        assert received[-1].level == DiagnosticStatus.OK
+        assert received[-1].message == 'inactive: not commanding'
+        assert values['lifecycle_state'] == 'inactive'
+        assert values['checkpoint'] == node.get_parameter('active_checkpoint').value
+    finally:
+        for n in (node, probe):
+            n.destroy_node()

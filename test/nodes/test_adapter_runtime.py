@@ -39,7 +39,10 @@ def test_a_shorter_watchdog_timeout_set_while_running_stops_commands_sooner(make
     drive(harness, 10)
     assert harness.node.set_parameters([Parameter('watchdog_timeout', value=0.025)])[0].successful
     assert harness.tick() is not None  # the last joint state is 20 ms old
-    assert harness.tick() is None  # 30 ms: stale under the new timeout (0.1 s before)
+    assert harness.node.loop.stops_sent == 0
+    harness.tick()  # 30 ms: stale under the new timeout (0.1 s before): the stop command ...
+    assert harness.node.loop.stops_sent == 1
+    assert harness.tick() is None  # ... and silence
 
 
 def test_inner_lr_scales_the_adaptation(make_harness):

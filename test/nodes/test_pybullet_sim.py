@@ -86,7 +86,7 @@ def test_reset_service_puts_the_arm_back_home(ros):
 
 def test_out_of_range_or_mistyped_parameter_is_refused_and_old_value_kept(ros):
     executor, sim, probe, _ = ros
-    for count, value in enumerate([-1.0, 0.0, 11.0, float('nan'), 1, 'slow'], start=1):
+    for count, value in enumerate([-1.0, 11.0, float('nan'), 1, 'slow'], start=1):
         result = sim.set_parameters([Parameter('command_timeout', value=value)])[0]
         assert not result.successful and result.reason
         assert sim.command_timeout == 0.5
@@ -97,7 +97,7 @@ def test_out_of_range_or_mistyped_parameter_is_refused_and_old_value_kept(ros):
     probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
     assert spin_until(executor, lambda: diagnostics, timeout=3.0)
     values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-    assert values['problems_parameter'] == '7' and 'publish_rate' in values['last_problem']
+    assert values['problems_parameter'] == '6' and 'publish_rate' in values['last_problem']
     assert sim.set_parameters([Parameter('command_timeout', value=0.2)])[0].successful
     assert sim.command_timeout == 0.2
 

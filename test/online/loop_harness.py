@@ -8,23 +8,37 @@ and checks every command (:class:`SafetyInvariants`):
 - finite and within the command limits of the URDF;
 - within ``max_command_rate x period`` of the previous command, or of rest
   (zero effort) for the first command after a start or stale data;
-- none while the joint states are stale, and one at every tick otherwise;
+- one at every tick while the joint states are fresh; none while they are
+  stale, except one stop command (finite, within the limits) on the first
+  stale tick after commands;
 - computed from the last joint state the loop accepted, never from a
   message it dropped.
 """
 
 import collections
+import copy
 import time
 
 import numpy as np
+import torch
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import JointState
 
+from maml_ros.maml import MAML
+from maml_ros.maml.policy import PolicyNet
 from maml_ros.online.adaptive_policy import AdaptivePolicy
 from maml_ros.online.control_loop import ControlLoop, LoopSettings
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
 from maml_ros.ros.trajectory import trajectory_arrays
-from maml_ros.sim import PANDA_ARM_JOINTS, PANDA_HOME, InverseDynamicsModel, RobotConfig
+from maml_ros.sim import (
+    PANDA_ARM_JOINTS,
+    PANDA_HOME,
+    DynamicsRanges,
+    InverseDynamicsModel,
+    RobotConfig,
+)
+from maml_ros.training.formulation import Formulation
+from maml_ros.training.models import TrainedModels
 
 JOINTS = list(PANDA_ARM_JOINTS)
 LIMITS = InverseDynamicsModel.shared(RobotConfig()).description.limits
@@ -76,14 +90,19 @@ class SafetyInvariants:
     def check(self, *, now: float, active: bool, published: bool, inputs: int) -> None:
         """After a tick at ``now``: ``published`` says whether a command went out."""
         stale = self.fresh_at is None or now - self.fresh_at > self.timeout()
+        if published and active and stale:  # the stop command, once, computed from no input
+            assert not self.after_gap, 'a second command while the joint states are stale'
+            self.check_limits(self.commands[-1])
+            assert len(self.policy_inputs) == inputs
+            self.after_gap = True
+            return
         assert published == (active and not stale), (
             f'published={published} while active={active}, stale={stale}')
         if not published:
             self.after_gap = True
             return
         command = self.commands[-1]
-        assert np.all(np.isfinite(command))
-        assert np.all(command >= -LIMITS.effort - 1e-9) and np.all(command <= LIMITS.effort + 1e-9)
+        self.check_limits(command)
         previous = np.zeros(len(JOINTS)) if self.after_gap else self.commands[-2]
         step = self.max_rate() * self.period
         assert np.all(np.abs(command - previous) <= step + 1e-9), (command, previous, step)
@@ -91,6 +110,12 @@ class SafetyInvariants:
         assert len(self.policy_inputs) == inputs + 1
         for used, accepted in zip(self.policy_inputs[-1], self.accepted, strict=True):
             np.testing.assert_array_equal(used, accepted)
+
+
+    @staticmethod
+    def check_limits(command: np.ndarray) -> None:
+        assert np.all(np.isfinite(command))
+        assert np.all(command >= -LIMITS.effort - 1e-9) and np.all(command <= LIMITS.effort + 1e-9)
 
 
 class FakeTime:
@@ -177,3 +202,14 @@ class LoopHarness(FakeTime):
         self.invariants.check(now=self.now, active=True, published=tick is not None,
                               inputs=inputs)
         return tick.command if tick is not None else None
+
+
+def untrained_models(interface: str) -> TrainedModels:
+    """A policy for ``interface`` whose network outputs zero: the nominal controller."""
+    formulation = Formulation(robot=RobotConfig(command_interface=interface))
+    net = PolicyNet(input_dim=formulation.feature_dim, output_dim=7, hidden=(8,))
+    torch.nn.init.zeros_(net.head.weight)
+    torch.nn.init.zeros_(net.head.bias)
+    return TrainedModels(formulation=formulation, learner=MAML(net, inner_lr=0.1),
+                         pooled=copy.deepcopy(net),
+                         ranges=DynamicsRanges(), baselines={'finetune_lr': 0.1, 'ridge': 1.0})

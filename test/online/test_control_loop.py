@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from loop_harness import untrained_models
 
 from maml_ros.online.adaptive_policy import AdaptivePolicy
 from maml_ros.online.control_loop import MAX_STAMP_LEAD, ControlLoop, Level, LoopSettings
 from maml_ros.sim import Dynamics, SimRobot
 from maml_ros.training.evaluation import EvalSettings, run_loop
-from maml_ros.training.models import TrainedModels
 
 HEAVY = Dynamics(payload_mass=1.8, actuator_gain=0.85, joint_friction=0.2)
 PERIOD = 0.01
@@ -28,13 +28,16 @@ def make_loop(models, clock, **settings):
                        stamp_clock=clock)
 
 
-def drive(loop, robot, clock, ticks):
-    """``ticks`` control periods of the loop closed around ``robot``: the commands sent."""
+def drive(loop, robot, clock, ticks, fed: list | None = None):
+    """``ticks`` control periods of the loop closed around ``robot``: the commands sent
+    (``fed`` gets the positions the loop was given)."""
     commands = []
     for _ in range(ticks):
         clock.now += PERIOD
         q, qd = robot.measured_state()
         assert loop.joint_state(q, qd, clock.now, clock.now) == ''
+        if fed is not None:
+            fed.append(q)
         tick = loop.step(clock.now)
         commands.append(tick.command)
         robot.step(tick.command)
@@ -56,9 +59,16 @@ def test_stale_states_stop_commands_and_the_restart_ramps_in_again(models, robot
     robot.reset()
     clock = Clock()
     loop = make_loop(models, clock, watchdog_timeout=0.05, max_command_rate=300.0)
-    drive(loop, robot, clock, 20)
-    clock.now += 0.06  # no joint state for longer than the watchdog allows
-    assert loop.step(clock.now) is None
+    fed = []
+    drive(loop, robot, clock, 20, fed)
+    q = fed[-1]
+    clock.now += 0.06  # no joint state for longer than the watchdog allows:
+    stop = loop.step(clock.now)  # one stop command, gravity compensation of the posture ...
+    assert stop.stop and loop.stops_sent == 1
+    np.testing.assert_allclose(stop.command, np.clip(loop.policy.hold(q), loop.command_space.lower,
+                                                      loop.command_space.upper))
+    clock.now += PERIOD
+    assert loop.step(clock.now) is None  # ... then silence
     assert loop.status(clock.now).level == Level.ERROR
     commands = drive(loop, robot, clock, 3)
     assert np.all(np.abs(commands[0]) <= 300.0 * PERIOD + 1e-9)
@@ -118,21 +128,6 @@ def test_evaluation_adapts_exactly_as_the_robot_does_on_the_same_support(models,
         assert torch.equal(tensor, policy.active_state()[name]), name
 
 
-def untrained_models(interface: str) -> TrainedModels:
-    """A policy for ``interface`` whose network outputs zero: the nominal controller."""
-    from maml_ros.maml import MAML
-    from maml_ros.maml.policy import PolicyNet
-    from maml_ros.sim import DynamicsRanges, RobotConfig
-    from maml_ros.training.formulation import Formulation
-
-    formulation = Formulation(robot=RobotConfig(command_interface=interface))
-    net = PolicyNet(input_dim=formulation.feature_dim, output_dim=7, hidden=(8,))
-    torch.nn.init.zeros_(net.head.weight)
-    torch.nn.init.zeros_(net.head.bias)
-    return TrainedModels(formulation=formulation, learner=MAML(net, inner_lr=0.1), pooled=net,
-                         ranges=DynamicsRanges(), baselines={'finetune_lr': 0.1, 'ridge': 1.0})
-
-
 @pytest.mark.parametrize('interface', ['effort', 'velocity', 'position'])
 def test_every_command_interface_ramps_in_from_rest_within_its_limits_and_rates(interface):
     """Per-joint rates (a slow wrist) and each interface's own limits and rest command."""
@@ -146,12 +141,19 @@ def test_every_command_interface_ramps_in_from_rest_within_its_limits_and_rates(
     space = loop.command_space
     with SimRobot(config=models.formulation.robot, dynamics=HEAVY) as robot:
         robot.reset()
+        fed = []
         for gap in (False, True):
-            if gap:  # joint states stop: silence, then a fresh ramp-in from rest
+            if gap:  # joint states stop: the stop command, silence, a fresh ramp-in from rest
                 clock.now += 0.06
+                stop = loop.step(clock.now)
+                if interface == 'effort':  # gravity compensation of the posture
+                    np.testing.assert_allclose(stop.command, loop.policy.hold(fed[-1]))
+                else:  # zero velocity, or the measured position
+                    np.testing.assert_array_equal(stop.command, space.rest(fed[-1]))
+                clock.now += PERIOD
                 assert loop.step(clock.now) is None
             q = robot.measured_state()[0]
-            commands = drive(loop, robot, clock, 40)
+            commands = drive(loop, robot, clock, 40, fed)
             rest = q if interface == 'position' else np.zeros(7)  # hold still, do nothing
             assert np.all(np.abs(commands[0] - rest) <= rate * PERIOD + 1e-9)
             assert np.all(np.abs(np.diff(commands, axis=0)) <= rate * PERIOD + 1e-9)

@@ -5,10 +5,13 @@ from maml_ros.ros.problems import Problems
 
 class Logger:
     def __init__(self):
-        self.lines = []
+        self.lines, self.debug_lines = [], []
 
     def warn(self, line):
         self.lines.append(line)
+
+    def debug(self, line):
+        self.debug_lines.append(line)
 
 
 def test_counts_every_problem_and_logs_each_kind_at_most_once_per_period(monkeypatch):
@@ -21,6 +24,7 @@ def test_counts_every_problem_and_logs_each_kind_at_most_once_per_period(monkeyp
     problems.report('reference', 'no points')
     assert problems.counts == {'joint_state': 5, 'reference': 1}
     assert logger.lines == ['joint_state: NaN position', 'reference: no points']
+    assert logger.debug_lines == ['joint_state: NaN position'] * 4  # the others, at debug
     clock[0] += 1.0
     problems.report('joint_state', 'duplicate names')
     assert logger.lines[-1] == ('joint_state: duplicate names '
