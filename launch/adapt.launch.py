@@ -31,13 +31,15 @@ def nodes(context: LaunchContext) -> list:
     config, checkpoint, level = value('config'), value('checkpoint'), value('log_level')
 
     def options(name: str) -> dict:
-        return {'package': 'maml_ros', 'executable': name, 'name': name, 'output': 'screen',
-                'parameters': node_parameters(name, config=config, checkpoint=checkpoint),
-                'ros_arguments': log_level_arguments(name, level)}
+        # With a namespace, launch_ros writes the overrides for this node by name: a '/**'
+        # section would lose to the parameter file's section of the node.
+        return {'package': 'maml_ros', 'executable': name, 'name': name, 'namespace': '',
+                'output': 'screen', 'ros_arguments': log_level_arguments(name, level),
+                'parameters': node_parameters(name, config=config, checkpoint=checkpoint)}
 
     return [Node(**options('pybullet_sim'), condition=IfCondition(value('use_sim'))),
             Node(**options('meta_trainer')),
-            LifecycleNode(**options('adapter'), namespace='')]
+            LifecycleNode(**options('adapter'))]
 
 
 def generate_launch_description() -> LaunchDescription:

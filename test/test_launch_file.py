@@ -54,6 +54,9 @@ def test_every_launched_executable_is_a_console_script_of_this_package():
     nodes = launched_nodes()
     options = options_dict()
     assert options['package'].value == 'maml_ros'
+    # A namespace makes launch_ros name the node in its overrides: a '/**' section would lose
+    # to the parameter file's section of the node.
+    assert options['namespace'].value == ''
     assert options['executable'].id == options['name'].id == 'name'  # executable = node name
     assert {n['name'] for n in nodes} == {'pybullet_sim', 'meta_trainer', 'adapter'}
     assert {n['name'] for n in nodes} <= console_scripts()

@@ -15,9 +15,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import yaml
 
 from maml_ros.resources import default_config
 from maml_ros.ros.launch_params import node_parameters
@@ -27,16 +30,16 @@ DEFAULT_CONFIG = default_config()
 NODES = ('pybullet_sim', 'meta_trainer', 'adapter')
 
 
-def node_command(node: str, config: Path) -> list[str]:
+def node_command(node: str, config: Path, folder: Path) -> list[str]:
     """How to start one node (``python -m maml_ros.nodes.<node>``) with the parameters the
-    launch file gives it."""
+    launch file gives it; overrides go into a file of ``folder`` under the node's name."""
     arguments = []
     for parameters in node_parameters(node, config=str(config)):
-        if isinstance(parameters, str):
-            arguments += ['--params-file', parameters]
-        else:
-            for name, value in parameters.items():
-                arguments += ['-p', f'{name}:={value}']
+        if not isinstance(parameters, str):
+            path = folder / f'{node}.yaml'
+            path.write_text(yaml.safe_dump({node: {'ros__parameters': parameters}}))
+            parameters = str(path)
+        arguments += ['--params-file', parameters]
     return [sys.executable, '-m', f'maml_ros.nodes.{node}', '--ros-args', *arguments]
 
 
@@ -52,7 +55,9 @@ class Bringup:
                  env: dict[str, str] | None = None) -> None:
         if not config.is_file():
             raise FileNotFoundError(f'parameter file {config} does not exist')
-        self.processes = {node: subprocess.Popen(node_command(node, config), env=env)
+        self._overrides = tempfile.TemporaryDirectory(prefix='maml_ros_bringup_')
+        folder = Path(self._overrides.name)
+        self.processes = {node: subprocess.Popen(node_command(node, config, folder), env=env)
                           for node in nodes}
 
     def exited(self) -> dict[str, int]:
@@ -72,6 +77,7 @@ class Bringup:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self._overrides.cleanup()
 
 
 def main(args: list[str] | None = None) -> int:

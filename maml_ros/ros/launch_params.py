@@ -4,7 +4,9 @@ One rule for which checkpoint runs: a choice made explicitly (the
 ``checkpoint`` launch argument, or a parameter file) wins over the shipped
 default. The launch argument is passed only when it is set, after the
 parameter file, to both ``meta_trainer`` and the adapter, so that they agree;
-an empty argument leaves the file's value (or the default) alone.
+an empty argument leaves the file's value (or the default) alone. Overrides
+must name the node (rcl lets a file's section of the node win over ``/**``
+sections and ``-p`` arguments, whatever their order).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from maml_ros.cli.bringup import DEFAULT_CONFIG, Bringup
+from maml_ros.cli.bringup import DEFAULT_CONFIG, Bringup, node_command
+from maml_ros.nodes.meta_trainer import MetaTrainerNode
 
 
 def test_nodes_run_in_their_own_processes_and_stop_together(private_ros_domain):
@@ -41,3 +42,18 @@ def test_nodes_run_in_their_own_processes_and_stop_together(private_ros_domain):
             time.sleep(0.1)
         bringup.stop()  # ... and the rest is stopped cleanly, without SIGKILL
     assert bringup.exited() == {'pybullet_sim': 0, 'adapter': 0}
+
+
+def test_meta_trainer_trains_with_the_parameter_file_it_was_started_with(private_ros_domain,
+                                                                          tmp_path):
+    """The file's own ``meta_trainer.config: ""`` must not win over bringup's override."""
+    command = node_command('meta_trainer', DEFAULT_CONFIG, tmp_path)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = MetaTrainerNode(context=context, cli_args=command[command.index('--ros-args'):])
+        assert node.get_parameter('config').value == str(DEFAULT_CONFIG)
+        assert node.config == DEFAULT_CONFIG
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
