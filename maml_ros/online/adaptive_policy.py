@@ -180,7 +180,7 @@ class AdaptivePolicy:
         pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context('spawn'),
             initializer=_start_worker, initargs=(self.models, self.method, torch.get_num_threads()))
-        pool.submit(int)  # start the worker now, not at the first adaptation
+        self._started = pool.submit(int)  # start the worker now, not at the first adaptation
         return pool
 
     def _controller(self, state: dict | PhysicsFit) -> PolicyController | PhysicsController:
@@ -211,6 +211,12 @@ class AdaptivePolicy:
     def adapted(self) -> bool:
         """Whether an adapted policy (not the meta-policy) is active."""
         return self._adapted
+
+    @property
+    def ready(self) -> bool:
+        """Whether an adaptation can start at once (a worker process takes seconds to start and
+        warm up; the first adaptation waits for it, and would report that wait as its time)."""
+        return self._pool is None or self._started.done()
 
     @property
     def busy(self) -> bool:
@@ -256,6 +262,8 @@ class AdaptivePolicy:
             return 'this policy does not adapt'
         if len(transitions) < self.min_transitions:
             return f'only {len(transitions)} support transitions'
+        if not self.ready:
+            return 'the adaptation worker process is still starting'
         if self.worker == 'inline':
             outcome = self.adapt(transitions, inner_steps=inner_steps, lr_scale=lr_scale)
             if on_done is not None:
@@ -327,4 +335,6 @@ class AdaptivePolicy:
         self.reset()
         self.wait(wait)
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # Waiting for the pool's own thread too: left running into the interpreter's exit,
+            # it races the exit hook of concurrent.futures (a traceback, once in a while).
+            self._pool.shutdown(wait=wait > 0, cancel_futures=True)

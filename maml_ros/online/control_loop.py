@@ -272,7 +272,7 @@ class ControlLoop:
     # -- adaptation --------------------------------------------------------------
 
     def _maybe_adapt(self, now: float) -> None:
-        if self.policy.busy or not self.buffer.full:
+        if self.policy.busy or not self.policy.ready or not self.buffer.full:
             return
         first = (not self.policy.adapted and self.settings.auto_adapt
                  and self._last_adaptation == -math.inf)

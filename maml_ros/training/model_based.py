@@ -222,7 +222,7 @@ class ModelPolicy:
         self.pipeline = CommandPipeline(n_joints=self.formulation.n_joints, delay=delay,
                                         retention=retention)
         self.reset()
-        self.busy = False  # identification runs inline
+        self.busy, self.ready = False, True  # identification runs inline
         self.last_outcome: AdaptationOutcome | None = None
 
     def command(self, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray, qd_ref: np.ndarray,
