@@ -63,6 +63,19 @@ def test_every_launched_executable_is_a_console_script_of_this_package():
     assert next(n for n in nodes if n['name'] == 'adapter')['kind'] == 'LifecycleNode'
 
 
+def test_the_simulator_starts_only_with_use_sim():
+    sim = next(call for call in ast.walk(TREE) if isinstance(call, ast.Call)
+               and getattr(call.func, 'id', '') == 'Node'
+               and next(k.value for k in call.keywords if k.arg is None).args[0].value
+               == 'pybullet_sim')
+    condition = next(k.value for k in sim.keywords if k.arg == 'condition')
+    assert condition.func.id == 'IfCondition'
+    assert ast.unparse(condition.args[0]) == "value('use_sim')"
+    others = [call for call in ast.walk(TREE) if isinstance(call, ast.Call)
+              and getattr(call.func, 'id', '') in ('Node', 'LifecycleNode') and call is not sim]
+    assert len(others) == 2 and not any(k.arg == 'condition' for c in others for k in c.keywords)
+
+
 def test_every_node_gets_its_parameters_and_log_level_from_launch_params():
     options = options_dict()
     parameters, ros_arguments = options['parameters'], options['ros_arguments']

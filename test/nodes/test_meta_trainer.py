@@ -5,7 +5,7 @@ from pathlib import Path
 
 import rclpy
 from rclpy.parameter import Parameter
-from ros_testing import spin_until
+from ros_testing import spin_for, spin_until
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -36,13 +36,34 @@ def test_checkpoint_hand_over_from_meta_trainer_to_adapter(ros_context, executor
             node.destroy_node()
 
 
-def test_bad_checkpoint_in_load_mode_is_reported_not_published(ros_context, tmp_path):
+def test_bad_checkpoint_in_load_mode_is_reported_not_published(ros_context, executor,
+                                                                tmp_path):
     bad = tmp_path / 'bad.safetensors'
     bad.write_bytes(b'\x00' * 100)
+    announced: list[String] = []
+    probe = rclpy.create_node('probe', context=ros_context)
+    probe.create_subscription(String, 'meta_trainer/checkpoint', announced.append, CHECKPOINT_QOS)
     trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
         Parameter('mode', value='load'), Parameter('checkpoint', value=str(bad))])
     try:
         assert trainer.state == 'idle' and 'truncated or corrupt' in trainer.error
+        for node in (trainer, probe):
+            executor.add_node(node)
+        spin_for(executor, 1.0)  # a late joiner would get it (transient-local): nothing
+        assert announced == []
+    finally:
+        for node in (trainer, probe):
+            node.destroy_node()
+
+
+def test_auto_mode_loads_an_existing_checkpoint_and_does_not_retrain_it(ros_context, tmp_path):
+    existing = Path(shutil.copy(SHIPPED, tmp_path / 'existing.safetensors'))
+    before = existing.read_bytes(), existing.stat().st_mtime_ns
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='auto'), Parameter('checkpoint', value=str(existing))])
+    try:
+        assert trainer.state == 'ready' and trainer._thread is None
+        assert (existing.read_bytes(), existing.stat().st_mtime_ns) == before
     finally:
         trainer.destroy_node()
 

@@ -115,3 +115,20 @@ def test_the_package_yaml_configures_the_simulated_robot(private_ros_domain):
         sim.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_without_commands_for_command_timeout_it_falls_back_to_zero_effort(ros):
+    executor, sim, probe, _ = ros
+    publisher = probe.create_publisher(Float64MultiArray, 'effort_controller/commands', 10)
+    push = [0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    publisher.publish(Float64MultiArray(data=push))
+    assert spin_until(executor, lambda: sim.robot.command_in_force[1] != 0.0)
+    assert list(sim.robot.command_in_force) == pytest.approx(push)  # applied, until ...
+    spin_for(executor, 0.6)  # ... command_timeout (0.5 s) without a command
+    assert np.all(sim.robot.command_in_force == 0.0)
+    # command_timeout 0: the last command stays in force, like a forward command controller.
+    assert sim.set_parameters([Parameter('command_timeout', value=0.0)])[0].successful
+    publisher.publish(Float64MultiArray(data=push))
+    assert spin_until(executor, lambda: sim.robot.command_in_force[1] != 0.0)
+    spin_for(executor, 1.0)
+    assert list(sim.robot.command_in_force) == pytest.approx(push)

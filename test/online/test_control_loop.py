@@ -75,6 +75,10 @@ def test_stale_states_stop_commands_and_the_restart_ramps_in_again(models, robot
     assert loop.status(clock.now).level == Level.OK
 
 
+def test_the_stamp_lead_tolerance_is_the_documented_second():
+    assert MAX_STAMP_LEAD == 1.0  # README: "more than 1 s ahead of this node's clock"
+
+
 @pytest.mark.parametrize(('stamp', 'reason'), [
     (-1.0, 'not newer'), (0.0, 'not newer'), (MAX_STAMP_LEAD + 0.01, 'ahead of this clock')])
 def test_old_repeated_and_future_stamps_are_dropped_with_the_reason(models, stamp, reason):
