@@ -1,6 +1,7 @@
 # Pip-only set-up for machines without a ROS 2 install.
 #   make demo   the end-to-end demo          make test   lint + the test suite
 #   make bench  the benchmarks               make freeze re-pin constraints.txt
+#   make mutants  mutation testing of the safety-critical code (TESTING.md)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= 57
 export ROS_LOG_DIR ?= $(CURDIR)/.ros_log
 
-.PHONY: venv lint test demo bench freeze clean
+.PHONY: venv lint test demo bench mutants freeze clean
 
 venv: $(STAMP)
 
@@ -44,9 +45,15 @@ bench: venv
 	$(PY) bench/sample_efficiency.py
 	$(PY) bench/continual_adaptation.py
 
+# Scope and tests: [mutmut] in setup.cfg. Not in CI (tens of minutes); TESTING.md has the score.
+mutants: venv
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-mutants.txt -c constraints.txt
+	$(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
+
 freeze: venv
 	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^maml' ; } > constraints.tmp
 	mv constraints.tmp constraints.txt
 
 clean:
-	rm -rf $(VENV) build install log .ros_log .pytest_cache *.egg-info
+	rm -rf $(VENV) build install log .ros_log .pytest_cache *.egg-info mutants

@@ -230,8 +230,8 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             return
         self.commands.publish(Float64MultiArray(data=command.tolist()))
         self.commands.wait_for_all_acked(ACK_TIMEOUT)
-        self.get_logger().info(f'{why}: sent the stop command ({self.stop_command} for '
-                               f'{self.interface}) and stopped commanding')
+        self.get_logger().info(f'{why}: sent the stop command ({self.loop.stop_description}) '
+                               'and stopped commanding')
 
 
     def _on_joint_state(self, msg: JointState) -> None:
@@ -292,8 +292,8 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             return
         if tick.stop:
             self.get_logger().warn('joint states stale: sent the stop command '
-                                   f'({self.stop_command} for {self.interface}) and stopped '
-                                   'commanding until they are fresh again')
+                                   f'({self.loop.stop_description}) and stopped commanding '
+                                   'until they are fresh again')
         self.commands.publish(Float64MultiArray(data=tick.command.tolist()))
         self.desired.publish(JointState(header=self._latest_header, name=self.joints,
                                         position=tick.q_ref.tolist(),

@@ -254,6 +254,14 @@ class ControlLoop:
         self.stops_sent += 1
         return command
 
+    @property
+    def stop_description(self) -> str:
+        """What :meth:`stop` sends, in words."""
+        interface = self.command_space.interface
+        if interface != 'effort':
+            return 'zero velocity' if interface == 'velocity' else 'the measured position'
+        return 'gravity compensation' if self.stop_command == 'gravity' else 'zero effort'
+
     def pause(self) -> None:
         """No command this tick (inactive, or stale data): no transition spans the gap, and the
         next command ramps in from rest."""

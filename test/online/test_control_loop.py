@@ -164,3 +164,84 @@ def test_every_command_interface_ramps_in_from_rest_within_its_limits_and_rates(
             assert np.all(commands >= space.lower - 1e-9) and np.all(commands <= space.upper + 1e-9)
     if interface == 'position':  # rest is where the joint is: far from zero at home
         assert np.abs(rest).max() > 1.0
+
+
+def test_status_reports_each_figure_and_its_level(models, robot):
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock, support_size=30, auto_adapt=False, watchdog_timeout=0.05)
+    drive(loop, robot, clock, 12)
+    status = loop.status(clock.now)
+    assert (status.level, status.message) == (Level.OK, 'collecting')
+    values = status.values
+    assert values['state'] == 'collecting' and values['support_fill'] == '11/30'
+    assert values['commands_sent'] == '12' and values['stops_sent'] == '0'
+    assert values['joint_states_stale'] == 'False' and values['support_chain_breaks'] == '0'
+    assert 'support_loss_before' not in values and 'tracking_rmse_adapted' not in values
+    drive(loop, robot, clock, 120)  # past the ramp-in: tracking is scored
+    assert loop.status(clock.now).values['tracking_rmse_meta_policy'] == \
+        f"{loop.tracking_rmse()['meta_policy']:.6g}"
+    assert loop.adapt(clock.now) == ''  # inline: done
+    values = loop.status(clock.now).values
+    outcome = loop.policy.last_outcome
+    assert values['state'] == 'adapted' and values['last_adaptation'] == 'accepted'
+    assert values['support_loss_before'] == f'{outcome.loss_before:.6g}'
+    assert values['support_loss_after'] == f'{outcome.loss_after:.6g}'
+    assert values['adaptation_ms'] == f'{outcome.duration_ms:.1f}'
+    clock.now += 0.06  # stale
+    assert loop.step(clock.now).stop
+    status = loop.status(clock.now)
+    assert (status.level, status.message) == (Level.ERROR, 'joint states stale')
+    assert status.values['joint_states_stale'] == 'True' and status.values['stops_sent'] == '1'
+
+
+def test_a_rejected_adaptation_is_a_warning(models, robot):
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock, support_size=30, auto_adapt=False, inner_lr=1e4)
+    drive(loop, robot, clock, 40)
+    assert loop.adapt(clock.now) == ''
+    status = loop.status(clock.now)
+    assert not loop.policy.last_outcome.accepted
+    assert status.level == Level.WARN and status.message == 'collecting; last adaptation rejected'
+    assert status.values['last_adaptation'] == f'rejected: {loop.policy.last_outcome.reason}'
+
+
+def test_ticks_driven_by_joint_states_run_at_most_twice_a_period(models, robot):
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock)
+    drive(loop, robot, clock, 1)
+    assert not loop.tick_due(clock.now + 0.49 * PERIOD)
+    assert loop.tick_due(clock.now + 0.51 * PERIOD)
+
+
+def test_applied_settings_take_effect_at_once(models, robot):
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock, support_size=100)
+    drive(loop, robot, clock, 20)
+    loop.apply(LoopSettings(support_size=10, max_command_rate=1.0, watchdog_timeout=0.015))
+    assert loop.buffer.capacity == 10 and len(loop.buffer) == 10
+    before = loop.step(clock.now + PERIOD).command  # the last state is 10 ms old: fresh
+    after = drive(loop, robot, clock, 1)[0]
+    assert np.abs(after - before).max() <= 1.0 * PERIOD + 1e-9
+    clock.now += 0.02  # 20 ms: stale under the new timeout
+    assert loop.step(clock.now).stop
+
+
+def test_reset_and_a_new_policy_start_the_adaptation_over(models, robot):
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock, support_size=20)
+    drive(loop, robot, clock, 21)
+    assert loop.policy.adapted
+    loop.reset_adaptation()
+    assert not loop.policy.adapted and len(loop.buffer) == 0
+    drive(loop, robot, clock, 21)  # adapts again once the support is full
+    assert loop.policy.adapted
+    old = loop.policy
+    loop.switch_policy(AdaptivePolicy(models=models, worker='inline'))
+    assert loop.policy is not old and not loop.policy.adapted and len(loop.buffer) == 0
+    drive(loop, robot, clock, 21)
+    assert loop.policy.adapted

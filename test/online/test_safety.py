@@ -61,3 +61,18 @@ def test_watchdog_is_stale_without_data_and_after_the_timeout():
     assert watchdog.stale(1.2)
     with pytest.raises(ValueError):
         Watchdog(timeout=0.0)
+
+
+def test_reset_restarts_the_rate_limit_from_a_command_clamped_to_the_limits():
+    safety = SafetyFilter(lower=np.array([-1.0, -2.0]), upper=np.array([1.0, 2.0]),
+                          max_rate=10.0, period=0.01)  # 0.1 per command
+    safety.reset(np.array([5.0, -5.0]))  # outside the limits: clamped to them
+    np.testing.assert_allclose(safety(np.zeros(2)), [0.9, -1.9])
+    safety.reset(None)  # from the first command: no previous one to limit against
+    np.testing.assert_allclose(safety(np.array([0.7, -1.5])), [0.7, -1.5])
+
+
+def test_joint_states_exactly_timeout_old_are_still_fresh():
+    watchdog = Watchdog(timeout=0.5)
+    watchdog.feed(1.0)
+    assert not watchdog.stale(1.5) and watchdog.stale(1.5000001)

@@ -61,3 +61,18 @@ def test_break_chain_and_clear():
     assert buffer.record(2 * PERIOD, state(2), np.zeros(2))
     buffer.clear()
     assert len(buffer) == 0 and buffer.transitions().states.shape == (0, 4)
+
+
+def test_capacity_must_be_at_least_one():
+    buffer = SupportBuffer(capacity=1, n_joints=2, control_period=PERIOD)
+    buffer.resize(1)
+    assert buffer.capacity == 1
+    with pytest.raises(ValueError, match='capacity must be >= 1'):
+        buffer.resize(0)
+
+
+def test_an_empty_buffer_gives_empty_arrays_of_the_right_width():
+    buffer = SupportBuffer(capacity=5, n_joints=2, control_period=PERIOD)
+    assert buffer.record(0.0, state(0), np.zeros(2)) is False  # no previous state: no pair
+    t = buffer.transitions()
+    assert t.states.shape == t.next_states.shape == (0, 4) and t.commands.shape == (0, 2)
