@@ -72,6 +72,11 @@ def test_reset_restarts_the_rate_limit_from_a_command_clamped_to_the_limits():
     np.testing.assert_allclose(safety(np.array([0.7, -1.5])), [0.7, -1.5])
 
 
+def test_a_watchdog_needs_a_positive_timeout():
+    with pytest.raises(ValueError, match='timeout must be > 0, got 0'):
+        Watchdog(timeout=0)
+
+
 def test_joint_states_exactly_timeout_old_are_still_fresh():
     watchdog = Watchdog(timeout=0.5)
     watchdog.feed(1.0)

@@ -76,3 +76,30 @@ def test_an_empty_buffer_gives_empty_arrays_of_the_right_width():
     assert buffer.record(0.0, state(0), np.zeros(2)) is False  # no previous state: no pair
     t = buffer.transitions()
     assert t.states.shape == t.next_states.shape == (0, 4) and t.commands.shape == (0, 2)
+
+
+@pytest.mark.parametrize('arguments', [
+    {'capacity': 0}, {'n_joints': 0}, {'control_period': 0.0}, {'tolerance': 0.0},
+    {'tolerance': 1.0}])
+def test_impossible_settings_are_refused_and_the_smallest_possible_ones_accepted(arguments):
+    smallest = {'capacity': 1, 'n_joints': 1, 'control_period': 1e-6, 'tolerance': 0.01}
+    SupportBuffer(**smallest)
+    with pytest.raises(ValueError, match='need capacity >= 1, n_joints >= 1'):
+        SupportBuffer(**{**smallest, **arguments})
+
+
+def test_an_interval_off_by_exactly_the_tolerance_still_pairs():
+    buffer = SupportBuffer(capacity=10, n_joints=2, control_period=0.5, tolerance=0.5)
+    buffer.record(0.0, state(0), np.zeros(2))
+    assert buffer.record(0.75, state(1), np.zeros(2))  # |0.75 - 0.5| = 0.5 * 0.5: kept
+    assert not buffer.record(1.625, state(2), np.zeros(2))  # 0.875 later: too late
+    assert not buffer.record(1.625, state(3), np.zeros(2))  # not newer
+    assert buffer.broken == 2  # each break counted
+
+
+def test_integer_data_is_stored_as_float():
+    buffer = SupportBuffer(capacity=10, n_joints=2, control_period=PERIOD)
+    buffer.record(0.0, [0, 1, 2, 3], [1, 2])
+    buffer.record(PERIOD, [4, 5, 6, 7], [3, 4])
+    t = buffer.transitions()
+    assert t.states.dtype == t.commands.dtype == t.next_states.dtype == np.float64
