@@ -161,7 +161,9 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         method = self.adaptation
         if method == 'auto':
             method = 'maml_physics' if models.physics is not None else 'maml'
-        warm_up(models, method)  # the first adaptation after a switch is not slower
+        # The first adaptation after a switch is not slower: warm up where it will run (a
+        # worker process warms itself up).
+        warm_up(models, None if self.worker == 'process' else method)
         return AdaptivePolicy(models=models, method=method, worker=self.worker)
 
     def _running(self, path: str) -> None:
