@@ -32,6 +32,7 @@ setup(
             'maml-ros-bringup = maml_ros.cli.bringup:main',
             'maml-ros-demo = maml_ros.cli.demo:main',
             'maml-ros-train = maml_ros.cli.train:main',
+            'maml-ros-check-robot = maml_ros.cli.check_robot:main',
             'maml-ros-evaluate = maml_ros.cli.evaluate:main',
             'maml-ros-sinusoid = maml_ros.cli.sinusoid:main',
         ],

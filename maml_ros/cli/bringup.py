@@ -5,7 +5,10 @@ Starts each node in its own process with the same parameter YAML, as
 must not share one interpreter lock), and stops them all on Ctrl-C or as soon
 as one of them exits. Ctrl-C or SIGTERM stops them all, once.
 
-    maml-ros-bringup [--config PATH] [--no-sim]
+    maml-ros-bringup [--config PATH] [--checkpoint PATH] [--no-sim]
+
+``--checkpoint`` is the launch file's ``checkpoint:=``: it goes to
+``meta_trainer`` and the adapter and wins over the parameter file.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ DEFAULT_CONFIG = default_config()
 NODES = ('pybullet_sim', 'meta_trainer', 'adapter')
 
 
-def node_command(node: str, config: Path, folder: Path) -> list[str]:
+def node_command(node: str, config: Path, folder: Path, checkpoint: str = '') -> list[str]:
     """How to start one node (``python -m maml_ros.nodes.<node>``) with the parameters the
     launch file gives it; overrides go into a file of ``folder`` under the node's name."""
     arguments = []
-    for parameters in node_parameters(node, config=str(config)):
+    for parameters in node_parameters(node, config=str(config), checkpoint=checkpoint):
         if not isinstance(parameters, str):
             path = folder / f'{node}.yaml'
             path.write_text(yaml.safe_dump({node: {'ros__parameters': parameters}}))
@@ -49,15 +52,17 @@ class Bringup:
     :param nodes: node module names under ``maml_ros.nodes``.
     :param config: the parameter YAML every node gets.
     :param env: environment for the processes (default: this one).
+    :param checkpoint: the checkpoint to run (the launch argument); empty: the file's.
     """
 
     def __init__(self, *, nodes: Sequence[str], config: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, checkpoint: str | Path = '') -> None:
         if not config.is_file():
             raise FileNotFoundError(f'parameter file {config} does not exist')
         self._overrides = tempfile.TemporaryDirectory(prefix='maml_ros_bringup_')
         folder = Path(self._overrides.name)
-        self.processes = {node: subprocess.Popen(node_command(node, config, folder), env=env)
+        self.processes = {node: subprocess.Popen(node_command(node, config, folder,
+                                                              str(checkpoint)), env=env)
                           for node in nodes}
 
     def exited(self) -> dict[str, int]:
@@ -83,6 +88,8 @@ class Bringup:
 def main(args: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument('--checkpoint', default='',
+                        help='checkpoint to run (wins over the parameter file)')
     parser.add_argument('--no-sim', action='store_true', help='a real robot: no pybullet_sim')
     options = parser.parse_args(args)
     if os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE') is None:
@@ -91,7 +98,7 @@ def main(args: list[str] | None = None) -> int:
     nodes = [node for node in NODES if not (options.no_sim and node == 'pybullet_sim')]
     stop_on_signals()
     try:
-        bringup = Bringup(nodes=nodes, config=options.config)
+        bringup = Bringup(nodes=nodes, config=options.config, checkpoint=options.checkpoint)
     except FileNotFoundError as error:
         print(f'maml-ros-bringup: {error}', file=sys.stderr)
         return 2

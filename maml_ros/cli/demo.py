@@ -8,7 +8,7 @@ collects support, adapts, and keeps tracking with the adapted policy. The
 demo prints the tracking RMSE before and after, the support size and the
 adaptation time (from ``/diagnostics``), and plots the tracking error.
 
-    maml-ros-demo [--config PATH] [--after SECONDS] [--plot demo.png]
+    maml-ros-demo [--config PATH] [--checkpoint PATH] [--after SECONDS] [--plot demo.png]
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from maml_ros.stop_signals import ignore_signals, stop_on_signals
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--config', type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument('--checkpoint', default='',
+                        help='checkpoint to run (wins over the parameter file)')
     parser.add_argument('--after', type=float, default=10.0,
                         help='seconds of tracking after the adaptation (default 10)')
     parser.add_argument('--timeout', type=float, default=120.0,
@@ -109,7 +111,8 @@ def main(args: list[str] | None = None) -> int:
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
                                            'ROS_LOG_DIR')})
     stop_on_signals()
-    bringup = Bringup(nodes=['pybullet_sim', 'adapter'], config=options.config, env=env)
+    bringup = Bringup(nodes=['pybullet_sim', 'adapter'], config=options.config, env=env,
+                      checkpoint=options.checkpoint)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('maml_ros_demo')
     monitor = Monitor(node)

@@ -1,7 +1,10 @@
 """``maml-ros-train``: meta-train a policy across randomized simulations of a robot.
 
     maml-ros-train --config config/adapt.yaml --out runs/panda.safetensors \\
-        [--device cuda] [--workers N] [--seed S]
+        [--device cuda] [--workers N] [--seed S] [--force]
+
+It first checks the robot as ``maml-ros-check-robot`` does and refuses to train
+one that fails (``--force`` trains anyway).
 
 Writes the checkpoint, ``<out>.csv`` (validation log) and ``<out>.png``
 (learning curves). Settings come from the ``meta_trainer`` section of the
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from maml_ros.sim.robot_check import check_robot
 from maml_ros.training.config import load_train_config
 from maml_ros.training.meta_train import meta_train
 
@@ -27,6 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--device', choices=['cpu', 'cuda'], help='where meta-steps run')
     parser.add_argument('--workers', type=int, help='rollout worker processes')
     parser.add_argument('--seed', type=int)
+    parser.add_argument('--force', action='store_true',
+                        help='train even when the robot check fails')
     parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE',
                         help='override one training setting (YAML value syntax)')
     return parser.parse_args(argv)
@@ -52,6 +58,12 @@ def main(args: list[str] | None = None) -> int:
             print('maml-ros-train: --device cuda but no CUDA device is available',
                   file=sys.stderr)
             return 2
+    report = check_robot(config.robot, ranges=config.ranges, reference=config.reference)
+    print('\n'.join(report.lines()))
+    if not report.passed and not options.force:
+        print('maml-ros-train: the robot check failed (above); fix the configuration, or '
+              'train anyway with --force', file=sys.stderr)
+        return 1
     meta_train(config, out=options.out)
     return 0
 

@@ -54,6 +54,7 @@ from maml_ros.ros.problems import Problems, ReportsRejectedParameters
 from maml_ros.ros.qos import CHECKPOINT_QOS, JOINT_STATE_QOS
 from maml_ros.ros.spin import spin_node
 from maml_ros.ros.trajectory import trajectory_arrays
+from maml_ros.sim.robot_check import require_robot
 from maml_ros.training.models import TrainedModels
 
 NO_JOINT_STATES_WARNING = 3.0  # s after activation without a joint state: a warning
@@ -155,9 +156,16 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         """The checkpoint at ``path`` as a warmed-up policy.
 
         :raises CheckpointError: for a bad checkpoint.
-        :raises ValueError: for ``adaptation: maml_physics`` and a checkpoint without one.
+        :raises ValueError: for ``adaptation: maml_physics`` and a checkpoint without one,
+            or a robot that fails the robot check (``RobotCheckError``).
         """
         models = TrainedModels.load(path, joints=self.joints, command_interface=self.interface)
+        form = models.formulation
+        report = require_robot(form.robot, ranges=models.ranges,
+                               natural_frequency=form.natural_frequency)
+        for finding in report.findings:
+            if finding.status == 'WARN':
+                self.get_logger().warn(f'robot check: {finding.message}')
         method = self.adaptation
         if method == 'auto':
             method = 'maml_physics' if models.physics is not None else 'maml'

@@ -6,6 +6,8 @@ thread, progress in the log); ``auto`` loads it when it exists and trains it
 otherwise. The path of the ready checkpoint is published on ``~/checkpoint``
 (transient-local: late subscribers such as the adapter get it too);
 ``~/train`` retrains. ``/diagnostics`` says idle, training or ready.
+Training starts only for a robot that passes the robot check
+(``maml-ros-check-robot``), unless ``force`` is set.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.params import ParamSpec, declare_parameters
 from maml_ros.ros.qos import CHECKPOINT_QOS
 from maml_ros.ros.spin import StartupError, spin_node
+from maml_ros.sim.robot_check import require_robot
 from maml_ros.training.config import load_train_config
 from maml_ros.training.meta_train import meta_train
 from maml_ros.training.models import TrainedModels
@@ -39,6 +42,8 @@ PARAMETERS = [
     ParamSpec('workers', 0, 'rollout worker processes; 0: one per CPU', 0, 256,
               read_only=True),
     ParamSpec('device', 'cpu', 'where meta-steps run: cpu or cuda', read_only=True),
+    ParamSpec('force', False, 'train even when the robot check (maml-ros-check-robot) fails',
+              read_only=True),
 ]
 
 
@@ -86,7 +91,9 @@ class MetaTrainerNode(Node):
         try:
             config = load_train_config(self.config, workers=workers,
                                        device=self.get_parameter('device').value)
-        except (OSError, ValueError) as error:
+            if not self.get_parameter('force').value:
+                require_robot(config.robot, ranges=config.ranges, reference=config.reference)
+        except (OSError, ValueError) as error:  # RobotCheckError is a ValueError
             self.state, self.error = 'idle', str(error)
             self.get_logger().error(f'cannot train: {error}')
             return False

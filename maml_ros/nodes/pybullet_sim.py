@@ -35,10 +35,9 @@ from maml_ros.sim import (
     PANDA_ARM_JOINTS,
     PANDA_HOME,
     Dynamics,
-    RobotConfig,
     SimRobot,
 )
-from maml_ros.training.config import TRAINING_RANGES
+from maml_ros.training.config import INERTIA_SOURCES, ROBOT_KEYS, TRAINING_RANGES, robot_config
 
 PARAMETERS = [
     ParamSpec('urdf', 'franka_panda/panda.urdf',
@@ -55,6 +54,8 @@ PARAMETERS = [
     ParamSpec('publish_rate', 100.0, 'joint states per second; the physics advances '
               '1/publish_rate per message (Hz)', 1.0, 1000.0, read_only=True),
     ParamSpec('physics_period', 0.001, 'physics time step (s)', 1e-4, 0.01, read_only=True),
+    ParamSpec('inertia', 'collision', f'link inertias from {list(INERTIA_SOURCES)}',
+              read_only=True),
     ParamSpec('command_timeout', 0.1, 'seconds without a command before zero effort '
               '(or holding position); 0: keep the last command, like a forward command '
               'controller', 0.0, 10.0),
@@ -76,11 +77,8 @@ class PybulletSimNode(ReportsRejectedParameters, Node):
         declare_parameters(self, PARAMETERS)
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.joints = list(value('joints'))
-        config = RobotConfig(urdf_path=value('urdf'), joints=tuple(self.joints),
-                             payload_link=value('payload_link'), home=tuple(value('home')),
-                             command_interface=value('command_interface'),
-                             control_period=1.0 / value('publish_rate'),
-                             physics_period=value('physics_period'))
+        config = robot_config({name: value(name) for name in ROBOT_KEYS if name != 'control_period'}
+                              | {'control_period': 1.0 / value('publish_rate')})
         self.robot = SimRobot(config=config, gui=value('gui'))
         self.robot.set_dynamics(self._dynamics(value))
         self.robot.reset()

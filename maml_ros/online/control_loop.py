@@ -126,7 +126,8 @@ class ControlLoop:
         self.stop_command = stop_command
         robot = policy.models.formulation.robot
         self.limits = InverseDynamicsModel.shared(robot).description.limits
-        self.command_space = CommandSpace.of(self.limits, robot.command_interface, period)
+        self.command_space = CommandSpace.of(self.limits, robot.command_interface, period
+                                             ).with_scale(policy.models.formulation.exploration_scale)
         self.policy, self.settings, self.period = policy, settings, period
         self.stamp_clock, self.on_adapted = stamp_clock, on_adapted
         n = len(self.limits.effort)

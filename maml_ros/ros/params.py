@@ -129,7 +129,7 @@ ADAPTER_PARAMETERS = [
     ParamSpec('inner_lr', LOOP.inner_lr, 'inner learning rate; learned rates (and the physics '
               'step) are scaled by inner_lr / the checkpoint inner_lr', 0.0, 10.0),
     ParamSpec('exploration_std', LOOP.exploration_std, 'exploration noise while collecting, a '
-              'fraction of the command limit', 0.0, 0.2),
+              'share of the checkpoint\'s per-joint exploration scale', 0.0, 0.2),
     ParamSpec('readapt_period', LOOP.readapt_period, 'seconds between re-adaptations on the '
               'sliding window; 0: adapt once', 0.0, 3600.0),
     ParamSpec('max_command_rate', LOOP.max_command_rate, 'largest command change per second '

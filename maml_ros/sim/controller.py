@@ -13,14 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from maml_ros.sim.dynamics import DynamicsRanges
+from maml_ros.sim.gains import derive_gains
 from maml_ros.sim.model import InverseDynamicsModel, RobotConfig
-
-# Computed-torque gains for the Panda at 100 Hz effort control: a critically
-# damped error response at 12 rad/s (about 2 Hz). Commands are held for 10 ms
-# and arrive up to a few control steps late; measured with actuator gain 1.2,
-# 12 rad/s stays stable with 4 steps of latency, where 15 rad/s diverges at 4
-# and 20 rad/s at 3 (the training range is 0-2 steps).
-DEFAULT_NATURAL_FREQUENCY = 12.0  # rad/s
 
 
 @runtime_checkable
@@ -53,8 +48,11 @@ class NominalController:
     ``qdd_ref`` is zero).
 
     :param config: the robot (URDF, joints, command interface).
-    :param position_gain: ``kp`` (1/s^2), scalar or per joint; default 12^2.
-    :param velocity_gain: ``kd`` (1/s), scalar or per joint; default 2 * 12 (critical).
+    :param position_gain: ``kp`` (1/s^2), scalar or per joint; default: derived from the
+        robot and ``ranges`` (:mod:`maml_ros.sim.gains`).
+    :param velocity_gain: ``kd`` (1/s), scalar or per joint; default: derived likewise.
+    :param ranges: the robots the derived gains must keep stable (default: the
+        default randomization ranges).
     """
 
     def __init__(
@@ -63,13 +61,16 @@ class NominalController:
         config: RobotConfig | None = None,
         position_gain: float | np.ndarray | None = None,
         velocity_gain: float | np.ndarray | None = None,
+        ranges: DynamicsRanges | None = None,
     ) -> None:
         self.config = config if config is not None else RobotConfig()
-        omega = DEFAULT_NATURAL_FREQUENCY
-        self.position_gain = np.asarray(omega**2 if position_gain is None else position_gain,
-                                        dtype=float)
-        self.velocity_gain = np.asarray(2 * omega if velocity_gain is None else velocity_gain,
-                                        dtype=float)
+        if position_gain is None or velocity_gain is None:
+            derived = derive_gains(self.config, ranges if ranges is not None
+                                   else DynamicsRanges())
+        self.position_gain = np.asarray(derived.position_gain if position_gain is None
+                                        else position_gain, dtype=float)
+        self.velocity_gain = np.asarray(derived.velocity_gain if velocity_gain is None
+                                        else velocity_gain, dtype=float)
         if np.any(self.position_gain < 0) or np.any(self.velocity_gain < 0):
             raise ValueError('position_gain and velocity_gain must be >= 0')
         with np.errstate(divide='ignore', invalid='ignore'):

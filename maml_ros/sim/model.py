@@ -10,6 +10,12 @@ Choices that silently change results (each one met in practice):
   everywhere), so ``use_urdf_inertia`` stays off for it.
 - Every link gets PyBullet's default 0.04 linear/angular damping, which inverse
   dynamics does not see; it is set to 0 and damping is modelled explicitly.
+- PyBullet applies a URDF's ``<dynamics damping=...>`` (not its ``friction``),
+  explicitly, at every physics step: on a light joint it diverges (the xArm6
+  declares 1 N*m*s/rad on a 0.0001 kg*m^2 wrist: the nominal robot could not
+  hold its home posture). It is set to 0 too; what the URDF declares stays in
+  :attr:`RobotDescription.urdf_damping` and ``urdf_friction`` for the checks,
+  and the randomization ranges say how much damping and friction to simulate.
 - ``calculateInverseDynamics`` and ``calculateMassMatrix`` keep the masses of
   their first call, so the nominal model is a separate client whose masses are
   never changed.
@@ -115,6 +121,10 @@ class RobotDescription:
     payload_link_index: int
     link_masses: np.ndarray
     link_inertias: np.ndarray
+    #: What the URDF declares per controlled joint (``<dynamics damping friction>``);
+    #: not simulated as such (see the module docstring).
+    urdf_damping: np.ndarray
+    urdf_friction: np.ndarray
 
     @property
     def n_joints(self) -> int:
@@ -154,6 +164,8 @@ def load_robot(config: RobotConfig, *, gui: bool = False) -> tuple[int, int, Rob
     for link in (-1, *range(description.n_links)):
         pybullet.changeDynamics(body, link, linearDamping=0.0, angularDamping=0.0,
                                 physicsClientId=cid)
+        if link >= 0:
+            pybullet.changeDynamics(body, link, jointDamping=0.0, physicsClientId=cid)
     pybullet.setJointMotorControlArray(
         body, description.joint_indices, pybullet.VELOCITY_CONTROL,
         forces=[0.0] * description.n_joints, physicsClientId=cid)
@@ -247,6 +259,8 @@ def _describe(cid: int, body: int, config: RobotConfig) -> RobotDescription:
         payload_link_index=payload_index,
         link_masses=masses,
         link_inertias=np.array([d[2] for d in dyn]),
+        urdf_damping=np.array([info[6] for info in controlled]),
+        urdf_friction=np.array([info[7] for info in controlled]),
     )
 
 
@@ -314,6 +328,17 @@ class InverseDynamicsModel:
             physicsClientId=self._client)
         return np.asarray(tau)[self._dofs]
 
+    def inertia_diagonals(self, postures: np.ndarray) -> np.ndarray:
+        """The mass-matrix diagonal of the controlled joints at each posture (rows)."""
+        rows = []
+        for posture in np.atleast_2d(postures):
+            full_q = self._full_q.copy()
+            full_q[self._dofs] = posture
+            mass = pybullet.calculateMassMatrix(self._body, full_q.tolist(),
+                                                physicsClientId=self._client)
+            rows.append(np.diag(np.asarray(mass))[self._dofs])
+        return np.array(rows)
+
     def inertia_lower_bound(self, samples: int = 256) -> np.ndarray:
         """Per controlled joint, a lower bound of its mass-matrix diagonal over postures.
 
@@ -324,14 +349,8 @@ class InverseDynamicsModel:
         if self._inertia_bound is None:
             d = self.description
             rng = np.random.default_rng(0)
-            lowest = np.full(d.n_joints, np.inf)
-            for _ in range(samples):
-                full_q = self._full_q.copy()
-                full_q[self._dofs] = rng.uniform(d.limits.lower, d.limits.upper)
-                mass = pybullet.calculateMassMatrix(self._body, full_q.tolist(),
-                                                    physicsClientId=self._client)
-                lowest = np.minimum(lowest, np.diag(np.asarray(mass))[self._dofs])
-            self._inertia_bound = 0.8 * lowest
+            postures = [rng.uniform(d.limits.lower, d.limits.upper) for _ in range(samples)]
+            self._inertia_bound = 0.8 * self.inertia_diagonals(np.array(postures)).min(axis=0)
         return self._inertia_bound
 
     def close(self) -> None:

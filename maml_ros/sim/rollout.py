@@ -42,6 +42,8 @@ class RolloutConfig:
     :param steps: control steps per task.
     :param exploration_std: std of the Gaussian noise added to each command, as a
         fraction of the command scale (:class:`~maml_ros.sim.command.CommandSpace`).
+    :param exploration_scale: that scale per joint (a formulation's); default: the robot's
+        command space's (the effort limits, for effort).
     """
 
     robot: RobotConfig = RobotConfig()
@@ -49,6 +51,7 @@ class RolloutConfig:
     reference: ReferenceConfig = ReferenceConfig()
     steps: int = 500
     exploration_std: float = EXPLORATION_STD
+    exploration_scale: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -138,7 +141,7 @@ def run_task(
     config = config if config is not None else RolloutConfig()
     task = task if isinstance(task, Task) else Task(task)
     controller = controller if controller is not None else NominalController(
-        config=config.robot)
+        config=config.robot, ranges=config.ranges)
     own_robot = robot is None
     if not own_robot and robot.config != config.robot:
         raise ValueError('robot was built for another RobotConfig than config.robot')
@@ -164,8 +167,8 @@ def _run(task: Task, config: RolloutConfig, controller: Controller, robot: SimRo
     if reference.positions.shape != (steps + 1, n):
         raise ValueError(f'reference needs shape {(steps + 1, n)}, '
                          f'got {reference.positions.shape}')
-    exploration = robot.command_space.exploration(np.random.default_rng(exploration_seq),
-                                                  config.exploration_std, steps)
+    exploration = robot.command_space.with_scale(config.exploration_scale).exploration(
+        np.random.default_rng(exploration_seq), config.exploration_std, steps)
 
     robot.set_dynamics(dynamics)
     robot.reset(positions=reference.positions[0], seed=noise_seq)

@@ -2,8 +2,9 @@
 
 ``config/adapt.yaml`` holds every node's parameters; training reads the robot
 from the ``/**`` (all nodes) section and its own settings from
-``meta_trainer``: ``training.*``, ``maml.*``, ``policy.*`` and
-``randomization.*`` (each a ``[low, high]`` range).
+``meta_trainer``: ``training.*``, ``maml.*``, ``policy.*``, ``physics.*``,
+``reference.*`` (how reference trajectories are drawn) and ``randomization.*``
+(each a ``[low, high]`` range).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ TRAINING_RANGES = DynamicsRanges(position_noise_std=(0.0, 0.0005),
 
 ROBOT_KEYS = {'urdf': 'urdf_path', 'joints': 'joints', 'payload_link': 'payload_link',
               'home': 'home', 'command_interface': 'command_interface',
-              'control_period': 'control_period', 'physics_period': 'physics_period'}
+              'control_period': 'control_period', 'physics_period': 'physics_period',
+              'inertia': 'use_urdf_inertia'}
+INERTIA_SOURCES = {'collision': False, 'urdf': True}  # the YAML's `inertia` -> use_urdf_inertia
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,7 +152,24 @@ def robot_config(parameters: dict[str, Any]) -> RobotConfig:
         kwargs['joints'] = tuple(kwargs['joints'])
     if 'home' in kwargs:
         kwargs['home'] = tuple(kwargs['home']) if kwargs['home'] else None
+    if 'use_urdf_inertia' in kwargs:
+        source = kwargs['use_urdf_inertia']
+        if source not in INERTIA_SOURCES:
+            raise ValueError(f'inertia must be one of {list(INERTIA_SOURCES)}, got {source!r}')
+        kwargs['use_urdf_inertia'] = INERTIA_SOURCES[source]
     return RobotConfig(**kwargs)
+
+
+def reference_config(settings: dict[str, Any] | None) -> ReferenceConfig:
+    """The ``reference`` group of the training settings (defaults where it is silent)."""
+    settings = dict(settings or {})
+    known = {f.name for f in dataclasses.fields(ReferenceConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f'unknown reference settings {unknown}; expected some of {sorted(known)}')
+    if 'frequency_range' in settings:
+        settings['frequency_range'] = tuple(settings['frequency_range'])
+    return ReferenceConfig(**settings)
 
 
 def _ranges(overrides: dict[str, Any]) -> DynamicsRanges:
@@ -176,4 +196,5 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(robot=robot_config(parameters),
                        ranges=_ranges(parameters.get('randomization') or {}),
+                       reference=reference_config(parameters.get('reference')),
                        **settings)

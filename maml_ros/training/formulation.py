@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maml_ros.sim import InverseDynamicsModel, RobotConfig
-from maml_ros.sim.controller import DEFAULT_NATURAL_FREQUENCY
+from maml_ros.sim import DynamicsRanges, InverseDynamicsModel, RobotConfig
+from maml_ros.sim.command import CommandSpace
+from maml_ros.sim.gains import derive_gains
 
 FEATURES_PER_JOINT = 4
 
@@ -40,20 +41,59 @@ class Formulation:
     """Gains and robot of the residual policy (stored in checkpoints).
 
     :param robot: URDF, joints, command interface and control period.
-    :param position_gain: ``kp`` of the desired acceleration (1/s^2).
-    :param velocity_gain: ``kd`` of the desired acceleration (1/s).
+    :param position_gain: ``kp`` of the desired acceleration (1/s^2), per joint (a scalar
+        applies to every joint); default: derived for ``ranges`` (:mod:`maml_ros.sim.gains`).
+    :param velocity_gain: ``kd`` of the desired acceleration (1/s), likewise.
     :param residual: learn a residual on the nominal command (True) or the
         whole command (a pure inverse model).
+    :param ranges: the robots derived gains must keep stable.
+    :param exploration_scale: the unit of exploration noise per joint, in command units;
+        default: derived from the joints' inertia at home
+        (:meth:`~maml_ros.sim.command.CommandSpace.of`).
     """
 
     robot: RobotConfig = RobotConfig()
-    position_gain: float = DEFAULT_NATURAL_FREQUENCY ** 2
-    velocity_gain: float = 2 * DEFAULT_NATURAL_FREQUENCY
+    position_gain: tuple[float, ...] | float | None = None
+    velocity_gain: tuple[float, ...] | float | None = None
     residual: bool = True
+    ranges: DynamicsRanges = DynamicsRanges()
+    exploration_scale: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.exploration_scale is None:
+            model = InverseDynamicsModel.shared(self.robot)
+            d = model.description
+            space = CommandSpace.of(d.limits, self.robot.command_interface,
+                                    self.robot.control_period,
+                                    inertia=model.inertia_diagonals(d.home)[0])
+            object.__setattr__(self, 'exploration_scale', tuple(space.scale.tolist()))
+        elif len(self.exploration_scale) != self.n_joints:
+            raise ValueError(f'exploration_scale needs {self.n_joints} values, '
+                             f'got {self.exploration_scale!r}')
+        derived = (derive_gains(self.robot, self.ranges)
+                   if self.position_gain is None or self.velocity_gain is None else None)
+        for name in ('position_gain', 'velocity_gain'):
+            value = getattr(self, name)
+            gains = getattr(derived, name) if value is None else value
+            try:
+                gains = np.broadcast_to(np.asarray(gains, dtype=float), (self.n_joints,))
+            except ValueError:
+                raise ValueError(f'{name} needs one value or one per joint ({self.n_joints}), '
+                                 f'got {value!r}') from None
+            if not np.all(np.isfinite(gains)) or np.any(gains < 0):
+                raise ValueError(f'{name} must be finite and >= 0, got {value!r}')
+            object.__setattr__(self, name, tuple(gains.tolist()))
+        object.__setattr__(self, '_kp', np.array(self.position_gain))
+        object.__setattr__(self, '_kd', np.array(self.velocity_gain))
 
     @property
     def n_joints(self) -> int:
         return len(self.robot.joints)
+
+    @property
+    def natural_frequency(self) -> tuple[float, ...]:
+        """``sqrt(kp)`` per joint (rad/s): what :mod:`maml_ros.sim.gains` chooses."""
+        return tuple(np.sqrt(self._kp).tolist())
 
     @property
     def feature_dim(self) -> int:
@@ -62,7 +102,7 @@ class Formulation:
     def desired_acceleration(self, q: np.ndarray, qd: np.ndarray, q_ref: np.ndarray,
                              qd_ref: np.ndarray, qdd_ref: np.ndarray) -> np.ndarray:
         """``qdd_ref + kp (q_ref - q) + kd (qd_ref - qd)``; works row-wise on batches."""
-        return qdd_ref + self.position_gain * (q_ref - q) + self.velocity_gain * (qd_ref - qd)
+        return qdd_ref + self._kp * (q_ref - q) + self._kd * (qd_ref - qd)
 
     def nominal(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
         """The URDF model's command for ``acceleration`` at ``(q, qd)``; rows are samples."""

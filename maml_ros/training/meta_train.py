@@ -149,10 +149,12 @@ class MetaTrainer:
         self.started = time.perf_counter()
         self.generator = torch.Generator().manual_seed(config.seed)
         self.device = torch.device(config.device)
-        self.formulation = Formulation(robot=config.robot, residual=config.residual)
+        self.formulation = Formulation(robot=config.robot, residual=config.residual,
+                                       ranges=config.ranges)
         self.rollout_config = RolloutConfig(
             robot=config.robot, ranges=config.ranges, reference=config.reference,
-            steps=config.steps_per_task, exploration_std=config.exploration_std)
+            steps=config.steps_per_task, exploration_std=config.exploration_std,
+            exploration_scale=self.formulation.exploration_scale)
         self.eval_settings = EvalSettings(support_size=config.support_size,
                                           inner_steps=config.inner_steps,
                                           exploration_std=config.exploration_std,

@@ -24,7 +24,8 @@ from maml_ros.maml.checkpoint import (
     save_checkpoint,
 )
 from maml_ros.maml.policy import PolicyNet
-from maml_ros.sim import DynamicsRanges, RobotConfig
+from maml_ros.sim import DynamicsRanges, InverseDynamicsModel, RobotConfig
+from maml_ros.sim.command import CommandSpace
 from maml_ros.sim.model import urdf_file
 from maml_ros.training.formulation import Formulation
 from maml_ros.training.physics_model import PhysicsResidualModel
@@ -91,8 +92,9 @@ class TrainedModels:
             'randomization': self.ranges.to_dict(),
             'seed': self.info.get('seed', 0),
             'formulation': {
-                'position_gain': self.formulation.position_gain,
-                'velocity_gain': self.formulation.velocity_gain,
+                'position_gain': list(self.formulation.position_gain),
+                'velocity_gain': list(self.formulation.velocity_gain),
+                'exploration_scale': list(self.formulation.exploration_scale),
                 'residual': self.formulation.residual,
                 'payload_link': robot.payload_link,
                 'home': list(robot.home) if robot.home is not None else None,
@@ -137,7 +139,8 @@ class TrainedModels:
                 use_urdf_inertia=form['use_urdf_inertia'])
             formulation = Formulation(robot=robot, position_gain=form['position_gain'],
                                       velocity_gain=form['velocity_gain'],
-                                      residual=form.get('residual', True))
+                                      residual=form.get('residual', True),
+                                      exploration_scale=_exploration_scale(form, robot))
             meta_policy = PolicyNet.from_architecture(meta['model'])
             pooled = PolicyNet.from_architecture(meta['model'])
             settings = meta['maml']
@@ -165,3 +168,13 @@ class TrainedModels:
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _exploration_scale(form: dict, robot: RobotConfig) -> tuple[float, ...]:
+    """The checkpoint's exploration scale; checkpoints from before it was stored explored in
+    shares of the effort limit (the command space without inertia)."""
+    if 'exploration_scale' in form:
+        return tuple(float(v) for v in form['exploration_scale'])
+    limits = InverseDynamicsModel.shared(robot).description.limits
+    return tuple(CommandSpace.of(limits, robot.command_interface,
+                                 robot.control_period).scale.tolist())

@@ -63,10 +63,17 @@ def physical_regressors(regressors: np.ndarray) -> np.ndarray:
 
 def damped_step(psi: Tensor, y: Tensor, prior: Tensor, precision: Tensor) -> Tensor:
     """``argmin |psi theta - y|^2 + (theta - prior)^T diag(precision) (theta - prior)`` for
-    each column of ``y`` ``(..., T, k)``, ``psi`` ``(..., T, P)``: ``(..., P, k)``."""
-    gram = psi.mT @ psi + torch.diag_embed(precision)
-    rhs = psi.mT @ y + (precision * prior)[..., None]
-    return torch.cholesky_solve(rhs, torch.linalg.cholesky(gram))
+    each column of ``y`` ``(..., T, k)``, ``psi`` ``(..., T, P)``: ``(..., P, k)``.
+
+    Solved for ``D theta`` with ``D`` the square root of the normal matrix's diagonal (the
+    same minimum): on a light joint the torque columns are 1000 times smaller than the
+    velocity column, and the unscaled matrix is not positive definite in float32.
+    """
+    scale = (psi.square().sum(-2) + precision).sqrt()  # (..., P)
+    psi = psi / scale.unsqueeze(-2)
+    gram = psi.mT @ psi + torch.diag_embed(precision / scale ** 2)
+    rhs = psi.mT @ y + (precision * prior / scale)[..., None]
+    return torch.cholesky_solve(rhs, torch.linalg.cholesky(gram)) / scale[..., None]
 
 
 class PhysicsResidualModel(nn.Module):

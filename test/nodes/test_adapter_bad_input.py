@@ -254,13 +254,20 @@ def bad_checkpoint(case: str, path: Path) -> str:
     if case == 'unknown format version':
         edited_checkpoint(path, format_version=99)
         return 'unknown checkpoint format version 99'
+    if case == 'gains the robot cannot follow':
+        with safe_open(shipped_checkpoint(), framework='pt') as reader:
+            formulation = json.loads(reader.metadata()['maml_ros'])['formulation']
+        edited_checkpoint(path, formulation={**formulation, 'position_gain': 144.0 ** 2,
+                                             'velocity_gain': 2 * 144.0})
+        return 'the nominal controller cannot drive the nominal robot'
     assert case == 'pickle payload'
     path.write_bytes(pickle.dumps({'weights': CreatesMarker(path.with_name('pwned'))}))
     return 'truncated or corrupt'
 
 
 CHECKPOINT_CASES = ['missing file', 'truncated', 'random bytes', 'other joints',
-                    'other command interface', 'unknown format version', 'pickle payload']
+                    'other command interface', 'unknown format version', 'pickle payload',
+                    'gains the robot cannot follow']
 
 
 def test_unknown_trigger_leaves_the_node_unconfigured(ros_context):

@@ -100,3 +100,20 @@ def test_auto_mode_trains_when_the_checkpoint_is_missing(ros_context, executor, 
     finally:
         for node in (trainer, probe):
             node.destroy_node()
+
+
+def test_training_refuses_a_robot_that_fails_the_robot_check(ros_context, tmp_path):
+    """The same check as maml-ros-check-robot, before any rollout: the reason is in the
+    diagnostics and the checkpoint is not written."""
+    config = tmp_path / 'placeholder_inertia.yaml'
+    config.write_text('/**:\n  ros__parameters:\n    inertia: urdf\n')
+    out = tmp_path / 'never.safetensors'
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='train'), Parameter('checkpoint', value=str(out)),
+        Parameter('config', value=str(config))])
+    try:
+        assert trainer.state == 'idle' and trainer._thread is None
+        assert 'FAIL inertia' in trainer.error and 'placeholders' in trainer.error
+        assert not out.exists()
+    finally:
+        trainer.destroy_node()
