@@ -51,6 +51,7 @@ DELAYS = (0, 1, 2, 3, 4)  # control steps
 RETENTIONS = (0.0, 0.3, 0.5, 0.65, 0.8)  # torque lag kept per step: 0, 8, 14, 23, 45 ms at 100 Hz
 DAMPING_SCALES = (1.0, 0.1, 0.01, 0.001)  # on the robot: cross-validated factors on the damping
 CLAMP = 3.0  # feature inputs beyond this many training stds are held there
+RIDGE = 1e-5  # on the scaled normal matrix's unit diagonal (float32 resolves ~1e-7)
 
 
 def physical_regressors(regressors: np.ndarray) -> np.ndarray:
@@ -67,11 +68,13 @@ def damped_step(psi: Tensor, y: Tensor, prior: Tensor, precision: Tensor) -> Ten
 
     Solved for ``D theta`` with ``D`` the square root of the normal matrix's diagonal (the
     same minimum): on a light joint the torque columns are 1000 times smaller than the
-    velocity column, and the unscaled matrix is not positive definite in float32.
+    velocity column, and the unscaled matrix is not positive definite in float32. On a
+    joint that never slows down both Coulomb columns are the sign of its velocity: a ridge
+    of ``RIDGE`` on the unit diagonal keeps the pair solvable.
     """
     scale = (psi.square().sum(-2) + precision).sqrt()  # (..., P)
     psi = psi / scale.unsqueeze(-2)
-    gram = psi.mT @ psi + torch.diag_embed(precision / scale ** 2)
+    gram = psi.mT @ psi + torch.diag_embed(precision / scale ** 2 + RIDGE)
     rhs = psi.mT @ y + (precision * prior / scale)[..., None]
     return torch.cholesky_solve(rhs, torch.linalg.cholesky(gram)) / scale[..., None]
 

@@ -1,5 +1,7 @@
 """The control loop the robot runs, driven on simulated time against PyBullet (no rclpy)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -245,3 +247,13 @@ def test_reset_and_a_new_policy_start_the_adaptation_over(models, robot):
     assert loop.policy is not old and not loop.policy.adapted and len(loop.buffer) == 0
     drive(loop, robot, clock, 21)
     assert loop.policy.adapted
+
+
+def test_exploration_uses_the_checkpoint_exploration_scale(models):
+    scale = tuple(float(k + 1) for k in range(7))
+    scaled = dataclasses.replace(models, formulation=dataclasses.replace(
+        models.formulation, exploration_scale=scale))
+    loop = make_loop(scaled, Clock())
+    np.testing.assert_array_equal(loop.command_space.scale, scale)
+    noise = loop.command_space.exploration(np.random.default_rng(0), 0.1, 4000)
+    np.testing.assert_allclose(noise.std(0), 0.1 * np.array(scale), rtol=0.06)

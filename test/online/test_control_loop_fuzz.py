@@ -7,9 +7,13 @@ the :class:`ControlLoop` the adapter node runs (no rclpy), in a
 rate limits, none while stale, computed from accepted joint states only).
 Messages come in three families: well-formed ones (must be accepted), ones
 with exactly one known defect (must be dropped), and arbitrary ones (only the
-invariants are checked).
+invariants are checked). The first two reach the boundaries: a value at the
+plausibility limit is well formed and the next float above it a defect; a
+stamp just under ``MAX_STAMP_LEAD`` ahead of the clock is well formed and one
+just over it a defect.
 """
 
+import collections
 import time
 from pathlib import Path
 
@@ -21,6 +25,8 @@ from loop_harness import JOINTS, LIMITS, LoopHarness
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from maml_ros.online.control_loop import MAX_STAMP_LEAD
+from maml_ros.ros.joint_state import MAX_ABS_POSITION, MAX_ABS_VELOCITY
 from maml_ros.training.models import TrainedModels
 
 CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
@@ -29,9 +35,12 @@ MESSAGES = 10_000
 EXTRA_NAMES = ['panda_finger_joint1', 'panda_finger_joint2', 'gripper']
 ANY_NAMES = JOINTS + EXTRA_NAMES + ['', 'PANDA_JOINT1', 'panda_joint8']
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True)
-STAMPS = ['fresh', 'zero', 'same', 'backwards', 'future', 'max']
-DEFECTS = ['short position', 'long velocity', 'nan', 'inf', 'huge', 'missing joint',
-           'duplicate name', 'empty', 'zero', 'same', 'backwards', 'future', 'max']
+STAMPS = ['fresh', 'zero', 'same', 'backwards', 'future', 'max', 'lead under', 'lead over']
+DEFECTS = ['short position', 'long velocity', 'nan', 'inf', 'huge', 'just over the limit',
+           'missing joint', 'duplicate name', 'empty', 'zero', 'same', 'backwards', 'future',
+           'max', 'lead over']
+LIMIT = {'position': MAX_ABS_POSITION, 'velocity': MAX_ABS_VELOCITY}
+STAMP_MARGIN = 1e-3  # s: how far under and over MAX_STAMP_LEAD the boundary stamps are
 
 
 def uniform(draw, n: int, bound: float) -> list[float]:
@@ -45,22 +54,32 @@ def uniform(draw, n: int, bound: float) -> list[float]:
 def good_joint_state(draw):
     names = draw(st.permutations(JOINTS + draw(st.lists(st.sampled_from(EXTRA_NAMES),
                                                         unique=True, max_size=3))))
-    return {'name': names, 'position': uniform(draw, len(names), 2.9),
-            'velocity': uniform(draw, len(names), 3.0), 'stamp': 'fresh'}
+    msg = {'name': names, 'position': uniform(draw, len(names), 2.9),
+           'velocity': uniform(draw, len(names), 3.0),
+           'stamp': draw(st.sampled_from(['fresh'] * 9 + ['lead under']))}
+    if draw(st.integers(0, 9)) == 0:  # a controlled joint's value right at the limit
+        field = draw(st.sampled_from(['position', 'velocity']))
+        msg[field][names.index(draw(st.sampled_from(JOINTS)))] = \
+            draw(st.sampled_from([-1.0, 1.0])) * LIMIT[field]
+        msg['boundary'] = 'at the limit'
+    return msg
 
 
 @st.composite
 def defective_joint_state(draw):
     msg = draw(good_joint_state())
+    msg['stamp'] = 'fresh'
+    msg.pop('boundary', None)  # only the defect may make it a fault
     defect = draw(st.sampled_from(DEFECTS))
     i = msg['name'].index(draw(st.sampled_from(JOINTS)))  # a controlled joint
     if defect == 'short position':
         msg['position'] = msg['position'][:-1]
     elif defect == 'long velocity':
         msg['velocity'] = msg['velocity'] + [0.0]
-    elif defect in ('nan', 'inf', 'huge'):
+    elif defect in ('nan', 'inf', 'huge', 'just over the limit'):
         field = draw(st.sampled_from(['position', 'velocity']))
-        msg[field][i] = {'nan': np.nan, 'inf': -np.inf, 'huge': 1e7}[defect]
+        msg[field][i] = {'nan': np.nan, 'inf': -np.inf, 'huge': 1e7,
+                         'just over the limit': np.nextafter(LIMIT[field], np.inf)}[defect]
     elif defect == 'missing joint':
         for field in ('name', 'position', 'velocity'):
             del msg[field][i]
@@ -70,6 +89,8 @@ def defective_joint_state(draw):
         msg = {'name': [], 'position': [], 'velocity': [], 'stamp': 'fresh'}
     else:
         msg['stamp'] = defect
+    if defect in ('just over the limit', 'lead over'):
+        msg['boundary'] = defect
     return msg
 
 
@@ -128,11 +149,19 @@ class Fuzzer:
         self.last_stamp = harness.stamp  # of the last accepted joint state
         self.messages = 0
         self.verdicts = {True: 0, False: 0}
+        self.boundaries = collections.Counter()  # boundary cases delivered, by kind
 
     def stamp(self, kind: str) -> Time:
-        seconds = {'fresh': max(self.harness.stamp, self.last_stamp + 1e-3),
+        now = self.harness.stamp
+        if kind == 'lead under' and self.last_stamp > now:
+            kind = 'fresh'  # a lead is outstanding: stamps must still increase
+        # Fresh stamps creep by a microsecond past a lead; ticks move the clock 10 ms.
+        seconds = {'fresh': max(now, self.last_stamp + 1e-6),
                    'zero': 0.0, 'same': self.last_stamp, 'backwards': self.last_stamp - 0.5,
-                   'future': time.time() + 30.0}.get(kind)
+                   'future': time.time() + 30.0,
+                   'lead under': now + MAX_STAMP_LEAD - STAMP_MARGIN,
+                   'lead over': max(now, self.last_stamp) + MAX_STAMP_LEAD + STAMP_MARGIN,
+                   }.get(kind)
         if seconds is None:  # 'max'
             return Time(sec=2**31 - 1, nanosec=999_999_999)
         sec = int(seconds)
@@ -148,8 +177,11 @@ class Fuzzer:
         if kind == 'joint_state':
             state = JointState(name=msg['name'], position=msg['position'],
                                velocity=msg['velocity'])
+            lead = msg['stamp'] == 'lead under' and self.last_stamp <= self.harness.stamp
             state.header.stamp = self.stamp(msg['stamp'])
             accepted = self.harness.joint_state(state)
+            for boundary in ['lead under'] * lead + [msg.get('boundary')] * ('boundary' in msg):
+                self.boundaries[boundary] += 1
             if accepted:
                 self.last_stamp = state.header.stamp.sec + state.header.stamp.nanosec * 1e-9
         else:
@@ -167,6 +199,9 @@ class Fuzzer:
 
 def test_ten_thousand_random_messages_never_get_anything_unsafe_out():
     harness = LoopHarness(TrainedModels.load(CHECKPOINT))
+    # Stamp leads measured on the fake clock: the boundary cases do not depend on how fast
+    # this machine runs.
+    harness.loop.stamp_clock = lambda: harness.stamp
     fuzzer = Fuzzer(harness)
 
     @settings(max_examples=460, deadline=None, derandomize=True, database=None,
@@ -178,7 +213,11 @@ def test_ten_thousand_random_messages_never_get_anything_unsafe_out():
 
     run()
     print(f'{fuzzer.messages} messages, {len(harness.commands)} commands, verdicts checked '
-          f'{fuzzer.verdicts}, problems {dict(harness.problems)}')
+          f'{fuzzer.verdicts}, boundaries {dict(fuzzer.boundaries)}, '
+          f'problems {dict(harness.problems)}')
     assert fuzzer.messages >= MESSAGES
+    assert set(fuzzer.boundaries) == {'lead under', 'lead over', 'at the limit',
+                                      'just over the limit'}
+    assert min(fuzzer.boundaries.values()) >= 20, fuzzer.boundaries
     assert min(fuzzer.verdicts.values()) > 1000  # both families were exercised
     assert len(harness.commands) > 1000

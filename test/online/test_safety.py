@@ -53,6 +53,39 @@ def test_every_output_is_finite_within_limits_and_rate(commands, rate):
         previous = command
 
 
+@st.composite
+def limits_and_rates(draw):
+    """Per joint: limits that need not contain zero (a position command of a joint whose
+    range is all negative) and a rate of its own."""
+    joints = draw(st.integers(1, 4))
+    bounds = st.floats(-100.0, 100.0)
+    pairs = [sorted(draw(st.tuples(bounds, bounds))) for _ in range(joints)]
+    rates = draw(st.lists(st.floats(0.1, 1e4), min_size=joints, max_size=joints))
+    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]), np.array(rates)
+
+
+@settings(max_examples=300, deadline=None)
+@given(limits_and_rates(), st.data())
+def test_asymmetric_limits_and_per_joint_rates_hold_for_every_output(setup, data):
+    lower, upper, rate = setup
+    safety = SafetyFilter(lower=lower, upper=upper, max_rate=rate, period=0.01)
+    proposals = data.draw(st.lists(st.lists(st.floats(allow_nan=True, allow_infinity=True),
+                                            min_size=len(lower), max_size=len(lower)),
+                                   min_size=1, max_size=20))
+    previous = None
+    for proposed in proposals:
+        command = safety(np.array(proposed))
+        assert np.all(np.isfinite(command))
+        assert np.all(command >= lower) and np.all(command <= upper)
+        if previous is None:  # nothing to hold yet: a non-finite entry takes the rest value
+            rest = np.clip(0.0, lower, upper)
+            bad = ~np.isfinite(np.array(proposed))
+            np.testing.assert_array_equal(command[bad], rest[bad])
+        else:
+            assert np.all(np.abs(command - previous) <= rate * 0.01 * (1 + 1e-12) + 1e-12)
+        previous = command
+
+
 def test_watchdog_is_stale_without_data_and_after_the_timeout():
     watchdog = Watchdog(timeout=0.1)
     assert watchdog.stale(0.0)

@@ -102,6 +102,17 @@ def test_exploration_noise_is_added_to_the_controller_and_bounded(robot):
     assert np.array_equal(rollout.issued_commands, np.array(recorder.outputs))
 
 
+def test_exploration_follows_a_given_per_joint_scale(robot):
+    scale = (0.0,) * 6 + (1.0,)  # only the wrist explores, by at most 2.5 * 0.012 N*m
+    config = dataclasses.replace(CONFIG, exploration_std=0.012, exploration_scale=scale)
+    recorder = Recording(NominalController())
+    rollout = run_task(Task(2, Dynamics()), config=config, controller=recorder, robot=robot)
+    noise = rollout.issued_commands - np.clip(recorder.outputs, -robot.limits.effort,
+                                              robot.limits.effort)
+    assert np.all(noise[:, :6] == 0.0)
+    assert 0 < np.max(np.abs(noise[:, 6])) <= 2.5 * 0.012 + 1e-12
+
+
 def test_evaluation_reports_the_rmse_of_true_positions(robot):
     task = Task(8, Dynamics(position_noise_std=0.05))  # large noise on measurements only
     rmse = evaluate_tracking(NominalController(), task=task, config=CONFIG, robot=robot)

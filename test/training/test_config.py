@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from maml_ros.sim import ReferenceConfig
 from maml_ros.training.config import load_train_config, node_parameters
 
 CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'adapt.yaml'
@@ -16,6 +17,18 @@ def test_shipped_yaml_gives_the_panda_training_config():
     assert config.robot.control_period == 0.01
     assert config.adapt_params is None
     assert config.ranges.payload_mass == (0.0, 2.0)
+    assert config.robot.use_urdf_inertia is False
+    assert config.reference == ReferenceConfig()  # the file spells out the defaults
+
+
+def test_inertia_source_and_reference_settings_come_from_the_file(tmp_path):
+    path = tmp_path / 'p.yaml'
+    path.write_text('/**:\n  ros__parameters:\n    inertia: urdf\n'
+                    'meta_trainer:\n  ros__parameters:\n    reference:\n'
+                    '      {max_amplitude: 0.3, frequency_range: [0.1, 0.2]}\n')
+    config = load_train_config(path)
+    assert config.robot.use_urdf_inertia is True
+    assert config.reference == ReferenceConfig(max_amplitude=0.3, frequency_range=(0.1, 0.2))
 
 
 def test_command_line_overrides_win_over_the_file():
@@ -43,6 +56,11 @@ def test_robot_comes_from_the_wildcard_section_and_node_section_wins(tmp_path):
     ('meta_trainer:\n  ros__parameters:\n    training: {support_size: 400, query_size: 200}\n',
      'exceed'),
     ('meta_trainer: 3\n', 'ros__parameters'),
+    ('/**:\n  ros__parameters:\n    inertia: cad\n', "inertia must be one of"),
+    ('meta_trainer:\n  ros__parameters:\n    reference: {speed: 1}\n',
+     r"unknown reference settings \['speed'\]"),
+    ('meta_trainer:\n  ros__parameters:\n    reference: {velocity_fraction: 2}\n',
+     'velocity_fraction'),
     ('- a list\n', 'not a ROS 2 parameter file'),
 ])
 def test_bad_settings_are_refused_with_a_reason(tmp_path, text, message):

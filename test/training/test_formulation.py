@@ -3,8 +3,18 @@
 import numpy as np
 import pytest
 
-from maml_ros.sim import Dynamics, NominalController, RobotConfig, RolloutConfig, Task, run_task
+from maml_ros.resources import shipped_checkpoint
+from maml_ros.sim import (
+    Dynamics,
+    InverseDynamicsModel,
+    NominalController,
+    RobotConfig,
+    RolloutConfig,
+    Task,
+    run_task,
+)
 from maml_ros.training.formulation import Formulation
+from maml_ros.training.models import TrainedModels
 
 
 @pytest.fixture(scope='module')
@@ -62,3 +72,31 @@ def test_pure_inverse_model_learns_the_whole_command(nominal_rollout):
     features, targets = formulation.hindsight(r.states, r.issued_commands, r.next_states)
     assert formulation.feature_dim == 21 and features.shape == (200, 21)
     np.testing.assert_array_equal(targets, r.issued_commands)
+
+
+def test_gains_and_exploration_are_derived_per_joint_and_kept_by_checkpoints():
+    """The wrist's exploration is the torque that changes its speed by its velocity limit
+    in one period (far below its effort limit); heavy joints keep the effort limit."""
+    formulation = Formulation()
+    model = InverseDynamicsModel.shared(formulation.robot)
+    limits, home = model.description.limits, model.description.home
+    wrist = model.inertia_diagonals(home)[0][6] * limits.velocity[6] / 0.01
+    assert formulation.exploration_scale[6] == pytest.approx(wrist)
+    assert formulation.exploration_scale[6] < 0.2 * limits.effort[6]
+    assert formulation.exploration_scale[:4] == tuple(limits.effort[:4])
+    assert formulation.position_gain == (100.0,) * 7  # sim/gains.py: 10 rad/s
+    assert formulation.natural_frequency == (10.0,) * 7
+
+
+def test_a_checkpoint_from_before_the_derivation_keeps_its_gains_and_exploration():
+    models = TrainedModels.load(shipped_checkpoint())
+    form = models.formulation
+    limits = InverseDynamicsModel.shared(form.robot).description.limits
+    assert form.position_gain == (144.0,) * 7
+    assert form.exploration_scale == tuple(limits.effort)
+
+
+@pytest.mark.parametrize('gain', [[1.0, 2.0], -1.0, float('nan')])
+def test_bad_gains_are_refused(gain):
+    with pytest.raises(ValueError, match='position_gain'):
+        Formulation(position_gain=gain, velocity_gain=20.0)

@@ -9,7 +9,12 @@ from maml_ros.sim import Dynamics, NominalController, RolloutConfig, Task, run_t
 from maml_ros.training.actuator import CommandPipeline
 from maml_ros.training.evaluation import EvalSettings, evaluate_task
 from maml_ros.training.physics_adaptation import PhysicsAdaptation
-from maml_ros.training.physics_model import DELAYS, RETENTIONS, PhysicsResidualModel
+from maml_ros.training.physics_model import (
+    DELAYS,
+    RETENTIONS,
+    PhysicsResidualModel,
+    damped_step,
+)
 
 N, P = 3, 6  # joints, physical terms
 
@@ -119,3 +124,25 @@ def test_the_shipped_physics_model_beats_the_urdf_on_a_robot_with_the_reality_ga
     assert result['maml_physics']['accepted'] == 1.0
     assert result['maml_physics']['rmse'] < 0.5 * result['nominal']['rmse']
     assert result['maml_physics']['identified']['delay_steps'] == 1
+
+
+def test_the_fit_is_solvable_for_a_light_joint_that_never_slows_down():
+    """The xArm6's wrist: torque columns 1000 times smaller than the velocity column, and
+    both Coulomb columns the sign of a velocity that never crosses zero (the unscaled float32
+    normal matrix was not positive definite and training stopped)."""
+    rng = np.random.default_rng(0)
+    rows = 196
+    qd = rng.uniform(1.0, 3.0, rows)
+    psi = np.stack([rng.normal(0, 1e-3, rows), rng.normal(0, 1e-3, rows), qd,
+                    np.tanh(qd / 0.02), np.tanh(qd / 0.2), np.ones(rows)], -1)
+    y = psi @ np.array([900.0, 50.0, 0.2, 0.3, 0.1, 0.05]) + rng.normal(0, 1e-3, rows)
+    precision = np.full(6, 1e-6)
+    theta = damped_step(torch.tensor(psi, dtype=torch.float32),
+                        torch.tensor(y[:, None], dtype=torch.float32),
+                        torch.zeros(6), torch.tensor(precision, dtype=torch.float32))
+    assert torch.all(torch.isfinite(theta))
+    # What the fit predicts is as good as the float64 solution's (theta itself is not
+    # identifiable: the two Coulomb columns are one).
+    exact = np.linalg.solve(psi.T @ psi + np.diag(precision), psi.T @ y)
+    residual = np.sqrt(np.mean((psi @ theta.double().numpy()[:, 0] - y) ** 2))
+    assert residual < 1.5 * np.sqrt(np.mean((psi @ exact - y) ** 2))
