@@ -247,10 +247,11 @@ class ControlLoop:
         if self._ramp_in or self._latest is None:
             return None
         q = self._latest[0]
-        command = self.command_space.rest(q)
-        if self.stop_command == 'gravity' and self.command_space.interface == 'effort':
-            command = np.clip(self.policy.hold(q), self.command_space.lower,
-                              self.command_space.upper)
+        space = self.command_space
+        hold = self.stop_command == 'gravity' and space.interface == 'effort'
+        # Clamped like every command: a joint measured past its limit is held at the limit.
+        command = np.clip(self.policy.hold(q) if hold else space.rest(q), space.lower,
+                          space.upper)
         self.pause()
         self.stops_sent += 1
         return command

@@ -5,9 +5,11 @@ with :mod:`maml_ros.ros.joint_state` / :mod:`maml_ros.ros.trajectory`, hand it
 to the loop) without rclpy, runs the loop one tick at a time on a fake clock,
 and checks every command (:class:`SafetyInvariants`):
 
-- finite and within the command limits of the URDF;
+- finite and within the command limits of the URDF (of the loop's command
+  interface: effort, velocity or position);
 - within ``max_command_rate x period`` of the previous command, or of rest
-  (zero effort) for the first command after a start or stale data;
+  (zero effort or velocity, the measured position clamped into the limits) for
+  the first command after a start or stale data;
 - one at every tick while the joint states are fresh; none while they are
   stale, except one stop command (finite, within the limits) on the first
   stale tick after commands;
@@ -37,11 +39,13 @@ from maml_ros.sim import (
     InverseDynamicsModel,
     RobotConfig,
 )
+from maml_ros.sim.command import CommandSpace
 from maml_ros.training.formulation import Formulation
 from maml_ros.training.models import TrainedModels
 
 JOINTS = list(PANDA_ARM_JOINTS)
 LIMITS = InverseDynamicsModel.shared(RobotConfig()).description.limits
+EFFORT = CommandSpace.of(LIMITS, 'effort', 0.01)
 
 
 def stamp(seconds: float) -> Time:
@@ -63,10 +67,12 @@ class SafetyInvariants:
     :param timeout: the watchdog timeout (s).
     :param max_rate: a callable giving the current ``max_command_rate``.
     :param period: the control period (s).
+    :param space: the commands' limits and rest (default: the Panda's efforts).
     """
 
-    def __init__(self, *, timeout, max_rate, period) -> None:
+    def __init__(self, *, timeout, max_rate, period, space: CommandSpace = EFFORT) -> None:
         self.timeout, self.max_rate, self.period = timeout, max_rate, period
+        self.space = space
         self.commands: list[np.ndarray] = []
         self.accepted: tuple[np.ndarray, np.ndarray] | None = None  # the last accepted state
         self.policy_inputs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -103,7 +109,8 @@ class SafetyInvariants:
             return
         command = self.commands[-1]
         self.check_limits(command)
-        previous = np.zeros(len(JOINTS)) if self.after_gap else self.commands[-2]
+        previous = np.clip(self.space.rest(self.accepted[0]), self.space.lower,
+                           self.space.upper) if self.after_gap else self.commands[-2]
         step = self.max_rate() * self.period
         assert np.all(np.abs(command - previous) <= step + 1e-9), (command, previous, step)
         self.after_gap = False
@@ -112,10 +119,10 @@ class SafetyInvariants:
             np.testing.assert_array_equal(used, accepted)
 
 
-    @staticmethod
-    def check_limits(command: np.ndarray) -> None:
+    def check_limits(self, command: np.ndarray) -> None:
         assert np.all(np.isfinite(command))
-        assert np.all(command >= -LIMITS.effort - 1e-9) and np.all(command <= LIMITS.effort + 1e-9)
+        assert np.all(command >= self.space.lower - 1e-9)
+        assert np.all(command <= self.space.upper + 1e-9)
 
 
 class FakeTime:
@@ -163,7 +170,8 @@ class LoopHarness(FakeTime):
         self.last_problem = ''
         self.invariants = SafetyInvariants(
             timeout=lambda: self.loop.settings.watchdog_timeout,
-            max_rate=lambda: self.loop.settings.max_command_rate, period=self.loop.period)
+            max_rate=lambda: self.loop.settings.max_command_rate, period=self.loop.period,
+            space=self.loop.command_space)
         self.invariants.watch(self.loop.policy)
 
     def _problem(self, kind: str, reason: str) -> None:

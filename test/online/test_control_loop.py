@@ -9,7 +9,7 @@ from loop_harness import untrained_models
 
 from maml_ros.online.adaptive_policy import AdaptivePolicy
 from maml_ros.online.control_loop import MAX_STAMP_LEAD, ControlLoop, Level, LoopSettings
-from maml_ros.sim import Dynamics, SimRobot
+from maml_ros.sim import PANDA_HOME, Dynamics, SimRobot
 from maml_ros.training.evaluation import EvalSettings, run_loop
 
 HEAVY = Dynamics(payload_mass=1.8, actuator_gain=0.85, joint_friction=0.2)
@@ -257,3 +257,18 @@ def test_exploration_uses_the_checkpoint_exploration_scale(models):
     np.testing.assert_array_equal(loop.command_space.scale, scale)
     noise = loop.command_space.exploration(np.random.default_rng(0), 0.1, 4000)
     np.testing.assert_allclose(noise.std(0), 0.1 * np.array(scale), rtol=0.06)
+
+
+def test_the_stop_command_is_clamped_into_the_limits_like_every_command():
+    """A position robot measured past a limit (joint 4 above its 0 rad upper limit) is held
+    at the limit, not commanded where it was measured."""
+    clock = Clock()
+    loop = make_loop(untrained_models('position'), clock)
+    q = np.array(PANDA_HOME)
+    q[3] = 0.3
+    clock.now += PERIOD
+    assert loop.joint_state(q, np.zeros(7), clock.now, clock.now) == ''
+    assert loop.step(clock.now) is not None
+    stop = loop.stop()
+    assert stop[3] == loop.command_space.upper[3] == loop.limits.upper[3]
+    np.testing.assert_array_equal(np.delete(stop, 3), np.delete(q, 3))

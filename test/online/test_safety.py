@@ -33,8 +33,32 @@ def test_wrong_length_and_bad_settings_are_refused():
         make_filter()(np.zeros(3))
     with pytest.raises(ValueError, match='max_rate'):
         make_filter(rate=0.0)
-    with pytest.raises(ValueError, match='lower <= upper'):
+    with pytest.raises(ValueError, match=r'^lower and upper limits must have one value per '
+                       r'joint, lower <= upper$'):
         SafetyFilter(lower=LIMIT, upper=-LIMIT, max_rate=1.0, period=0.01)
+    with pytest.raises(ValueError, match=r'^max_rate must be finite and > 0, got 0\.0$'):
+        make_filter(rate=0.0)
+    with pytest.raises(ValueError, match=r'^period must be > 0, got 0$'):
+        SafetyFilter(lower=-LIMIT, upper=LIMIT, max_rate=1.0, period=0)
+    for lower, upper in [([-np.inf, -1.0], [1.0, 1.0]), ([-1.0, -1.0], [1.0, np.inf])]:
+        with pytest.raises(ValueError, match=r'^command limits must be finite$'):
+            SafetyFilter(lower=lower, upper=upper, max_rate=1.0, period=0.01)
+
+
+def test_a_joint_whose_lower_limit_equals_its_upper_one_is_held_there():
+    safety = SafetyFilter(lower=[2.0, -1.0], upper=[2.0, 1.0], max_rate=1e4, period=0.01)
+    np.testing.assert_array_equal(safety(np.array([np.nan, 0.5])), [2.0, 0.5])
+
+
+def test_integer_limits_and_commands_give_float_commands():
+    """Commands go out as Float64MultiArray: integer inputs must not make integer output."""
+    safety = SafetyFilter(lower=np.array([-5, -5]), upper=np.array([5, 5]), max_rate=50,
+                          period=0.01)
+    first = safety(np.array([3, -3]))
+    assert first.dtype == np.float64
+    second = safety(np.array([4, -4]))
+    assert second.dtype == np.float64
+    np.testing.assert_array_equal(second, [3.5, -3.5])  # 0.5 per tick: not an integer step
 
 
 @settings(max_examples=300, deadline=None)
