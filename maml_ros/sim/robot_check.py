@@ -11,6 +11,10 @@ finding per problem, each with what to change:
 - what the URDF declares as joint damping and friction, which the simulator
   replaces by the randomization ranges (a warning where the URDF says more);
 - the gains: :func:`~maml_ros.sim.gains.derive_gains` finds a stable one per joint;
+- the passive torques: the largest friction plus ripple the ranges draw against
+  the nominal controller's stiffness (``kp`` times the joint's smallest
+  inertia): a warning where they could hold a joint more than
+  :data:`PASSIVE_ERROR_LIMIT` off its reference before adaptation;
 - the references: on the heaviest robot the ranges allow, the torque they ask
   for stays inside the effort limits (effort interface);
 - closed loop, on the nominal simulated robot without noise: the nominal
@@ -45,6 +49,7 @@ HOLD_SECONDS = 3.0
 TRACKING_SEEDS = (0, 1, 2)  # reference trajectories tracked (5 s each)
 SATURATION_LIMIT = 0.01  # largest fraction of ticks with a command at an effort limit
 REFERENCE_EFFORT_FRACTION = 0.9  # of the effort limit the references may ask for
+PASSIVE_ERROR_LIMIT = 0.5  # rad: friction and ripple against the nominal stiffness
 Status = Literal['PASS', 'WARN', 'FAIL']
 
 
@@ -150,6 +155,8 @@ def check_robot(config: RobotConfig, *, ranges: DynamicsRanges | None = None,
         gains = dataclasses.replace(gains, natural_frequency=np.asarray(natural_frequency))
     findings.append(_gain_finding(config, gains, derived=natural_frequency is None))
     if config.command_interface == 'effort':
+        findings += _passive_torque_findings(config, ranges, gains)
+    if config.command_interface == 'effort':
         findings.append(_reference_effort_finding(config, ranges, reference))
     if closed_loop and all(f.status != 'FAIL' for f in findings):
         findings += _closed_loop_findings(config, ranges, reference, gains)
@@ -247,6 +254,24 @@ def _gain_finding(config: RobotConfig, gains: TrackingGains, *, derived: bool) -
         return Finding('gains', 'PASS', text)
     return Finding('gains', 'WARN', f'{text}: stable only with less delay or a smaller '
                    'loop gain than that (retrain to get derived gains)')
+
+
+def _passive_torque_findings(config: RobotConfig, ranges: DynamicsRanges,
+                             gains: TrackingGains) -> list[Finding]:
+    """Friction and ripple the nominal controller leaves to adaptation, per joint."""
+    model = InverseDynamicsModel.shared(config)
+    n = model.description.n_joints
+    passive = ranges.bounds('joint_friction', n)[1] + ranges.bounds('torque_ripple', n)[1]
+    stiffness = gains.position_gain * model.inertia_lower_bound() / 0.8
+    error = passive / np.maximum(stiffness, 1e-12)
+    swamped = [k for k in range(n) if error[k] > PASSIVE_ERROR_LIMIT]
+    return [Finding('passive torques', 'WARN', f'{model.description.joint_names[k]}: friction '
+                    f'and ripple up to {passive[k]:.3g} N*m against the nominal stiffness of '
+                    f'{stiffness[k]:.3g} N*m/rad (kp times its smallest inertia, '
+                    f'{stiffness[k] / gains.position_gain[k]:.2g} kg*m^2) can hold it '
+                    f'{error[k]:.2g} rad off before adaptation; give this joint smaller '
+                    'randomization.joint_friction and torque_ripple (per-joint ranges) if the '
+                    'real one has less') for k in swamped]
 
 
 def _reference_effort_finding(config: RobotConfig, ranges: DynamicsRanges,

@@ -128,3 +128,16 @@ def test_check_robot_cli_fails_with_the_reason_and_training_refuses(tmp_path, ca
 def test_check_robot_cli_refuses_an_unknown_inertia_source(tmp_path, capsys):
     assert cli.main(['--config', str(_config_with(tmp_path, inertia='cad'))]) == 2
     assert "inertia must be one of ['collision', 'urdf'], got 'cad'" in capsys.readouterr().err
+
+
+def test_passive_torques_that_swamp_a_light_joint_are_flagged():
+    """The Panda's wrist (0.004 kg*m^2) under the default friction and ripple ranges: the
+    joint issue 18 found wandering; per-joint ranges sized to it clear the warning."""
+    warnings = [f for f in check_robot(RobotConfig(), closed_loop=False).findings
+                if f.check == 'passive torques']
+    assert [f.message.split(':')[0] for f in warnings] == ['panda_joint7']
+    assert warnings[0].status == 'WARN' and '1.4 rad off' in warnings[0].message
+    wrist = (0.3,) * 6 + (0.03,)
+    sized = DynamicsRanges(joint_friction=(0.0, wrist), torque_ripple=(0.0, wrist))
+    report = check_robot(RobotConfig(), ranges=sized, closed_loop=False)
+    assert all(f.check != 'passive torques' for f in report.findings)
