@@ -28,10 +28,16 @@ from maml_ros.training.models import TrainedModels
 from maml_ros.training.physics_model import (
     DAMPING_SCALES,
     DELAYS,
+    PHYSICAL_TERMS,
     RETENTIONS,
     PhysicsResidualModel,
     physical_regressors,
 )
+
+# Terms a passive robot cannot have negative (the command they add opposes motion or gravity).
+PASSIVE_TERMS = [PHYSICAL_TERMS.index(t) for t in ('payload', 'viscous', 'coulomb_sharp',
+                                                    'coulomb_soft')]
+PINNED = 1e8  # the damping that holds a term at zero
 
 
 def window_arrays(identification: SystemIdentification, states: np.ndarray,
@@ -139,7 +145,7 @@ class PhysicsAdaptation:
                     design[train], commands[train], delay, lag, prior, damping), delay, lag,
                     each=True).mean(-1) for train, test in folds)
                 scale = DAMPING_SCALES[int(held_out.argmin())]
-            theta = model.refit(design, commands, delay, lag, prior, learned * scale)
+            theta = passive_refit(model, design, commands, delay, lag, prior, learned * scale)
             return PhysicsFit.from_choice(theta, delay, lag, control_period=self.period)
 
     def residual(self, fit: PhysicsFit, support: tuple[Tensor, Tensor],
@@ -160,6 +166,31 @@ class PhysicsAdaptation:
         scale = self.model.output_scale.double().numpy()
         return np.einsum('jp,jp->j', design.numpy()[0], fit.theta) * scale
 
+
+
+def passive_refit(model: PhysicsResidualModel, design: Tensor, commands: Tensor, delay: Tensor,
+                  lag: Tensor, prior: Tensor, precision: Tensor) -> Tensor:
+    """:meth:`~PhysicsResidualModel.refit`, with the payload, damping and friction held at
+    zero where the step made them negative, the other terms refitted (an active set).
+
+    A negative friction pushes a joint along its motion: on the xArm6's last joint (0.0002
+    kg*m^2, barely excited by its support) an unconstrained step identified -0.12 N*m and
+    ran it 2-6 rad off; ``sysid`` constrains the same signs.
+    """
+    theta = model.refit(design, commands, delay, lag, prior, precision)
+    prior, precision = prior.clone(), precision.expand_as(theta).clone()
+    for _ in PASSIVE_TERMS:
+        negative = theta[..., PASSIVE_TERMS] < 0
+        if not negative.any():
+            break
+        passive_prior = prior[..., PASSIVE_TERMS]
+        passive_prior[negative] = 0.0
+        prior[..., PASSIVE_TERMS] = passive_prior
+        passive_precision = precision[..., PASSIVE_TERMS]
+        passive_precision[negative] = PINNED
+        precision[..., PASSIVE_TERMS] = passive_precision
+        theta = model.refit(design, commands, delay, lag, prior, precision)
+    return theta
 
 
 def adapt_physics(models: TrainedModels, active: PhysicsFit, transitions: Transitions, *,

@@ -8,7 +8,11 @@ from maml_ros.online.support_buffer import Transitions
 from maml_ros.sim import Dynamics, NominalController, RolloutConfig, Task, run_task
 from maml_ros.training.actuator import CommandPipeline
 from maml_ros.training.evaluation import EvalSettings, evaluate_task
-from maml_ros.training.physics_adaptation import PhysicsAdaptation
+from maml_ros.training.physics_adaptation import (
+    PASSIVE_TERMS,
+    PhysicsAdaptation,
+    passive_refit,
+)
 from maml_ros.training.physics_model import (
     DELAYS,
     RETENTIONS,
@@ -146,3 +150,27 @@ def test_the_fit_is_solvable_for_a_light_joint_that_never_slows_down():
     exact = np.linalg.solve(psi.T @ psi + np.diag(precision), psi.T @ y)
     residual = np.sqrt(np.mean((psi @ theta.double().numpy()[:, 0] - y) ** 2))
     assert residual < 1.5 * np.sqrt(np.mean((psi @ exact - y) ** 2))
+
+
+def test_a_negative_friction_or_payload_is_held_at_zero_and_the_rest_refitted():
+    """Commands that a negative Coulomb friction would explain best (as the barely excited
+    wrist of the xArm6 did): the physical fit keeps friction, damping and payload >= 0."""
+    model = PhysicsResidualModel(n_joints=1, features=0)
+    rng = np.random.default_rng(0)
+    steps = 200
+    qd = rng.uniform(-1.0, 1.0, steps)
+    tau = rng.normal(0.0, 1.0, steps)
+    physical = np.stack([tau, rng.normal(0, 0.1, steps), qd, np.tanh(qd / 0.02),
+                         np.tanh(qd / 0.2), np.ones(steps)], -1)[:, None, :]
+    commands = 1.1 * tau - 0.3 * np.tanh(qd / 0.02)  # "anti-friction"
+    design = model.design(torch.tensor(physical, dtype=torch.float32),
+                          torch.zeros(steps, 3)).double()
+    commands = torch.tensor(commands[:, None])
+    delay, lag = torch.tensor(0), torch.tensor([0])
+    prior, precision = model.prior.detach().double(), model.log_precision.exp().detach().double()
+    with torch.no_grad():
+        free = model.refit(design, commands, delay, lag, prior, precision)
+        held = passive_refit(model, design, commands, delay, lag, prior, precision)
+    assert free[0, 3] < -0.1  # the unconstrained step takes the anti-friction
+    assert torch.all(held[0, PASSIVE_TERMS] > -1e-6)
+    assert held[0, 0] == pytest.approx(1.1, abs=0.05)  # the torque term still fits
