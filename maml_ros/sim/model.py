@@ -299,7 +299,7 @@ class InverseDynamicsModel:
         prefix = d.controlled_dofs == tuple(range(d.n_joints))
         self._tail = self._full_q[d.n_joints:].tolist() if prefix else None
         self._zeros = [0.0] * (len(self._full_q) - d.n_joints)
-        self._inertia_bound: np.ndarray | None = None
+        self._smallest_inertia: np.ndarray | None = None
 
     @classmethod
     def shared(cls, config: RobotConfig) -> InverseDynamicsModel:
@@ -339,19 +339,20 @@ class InverseDynamicsModel:
             rows.append(np.diag(np.asarray(mass))[self._dofs])
         return np.array(rows)
 
-    def inertia_lower_bound(self, samples: int = 256) -> np.ndarray:
-        """Per controlled joint, a lower bound of its mass-matrix diagonal over postures.
-
-        The minimum over random postures inside the limits (fixed seed), times 0.8
-        for postures between the samples. Used only to keep explicitly integrated
-        passive torques stable.
-        """
-        if self._inertia_bound is None:
+    def smallest_inertia(self, samples: int = 256) -> np.ndarray:
+        """Per controlled joint, the smallest mass-matrix diagonal over random postures inside
+        the limits (fixed seed)."""
+        if self._smallest_inertia is None:
             d = self.description
             rng = np.random.default_rng(0)
             postures = [rng.uniform(d.limits.lower, d.limits.upper) for _ in range(samples)]
-            self._inertia_bound = 0.8 * self.inertia_diagonals(np.array(postures)).min(axis=0)
-        return self._inertia_bound
+            self._smallest_inertia = self.inertia_diagonals(np.array(postures)).min(axis=0)
+        return self._smallest_inertia
+
+    def inertia_lower_bound(self) -> np.ndarray:
+        """:meth:`smallest_inertia` times 0.8, for postures between the samples. Used only to
+        keep explicitly integrated passive torques stable."""
+        return 0.8 * self.smallest_inertia()
 
     def close(self) -> None:
         """Disconnect the client (idempotent)."""

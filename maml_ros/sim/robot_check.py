@@ -105,7 +105,7 @@ class RobotReport:
                f'{1 / self.config.control_period:g} Hz)']
         d = self.description
         if d is not None:
-            inertia = InverseDynamicsModel.shared(self.config).inertia_lower_bound() / 0.8
+            inertia = InverseDynamicsModel.shared(self.config).smallest_inertia()
             out.append(f'  {"joint":<16}{"limits (rad)":>18}{"rad/s":>7}{"N*m":>7}'
                        f'{"min inertia":>13}{"w (rad/s)":>10}')
             for k, name in enumerate(d.joint_names):
@@ -262,13 +262,14 @@ def _passive_torque_findings(config: RobotConfig, ranges: DynamicsRanges,
     model = InverseDynamicsModel.shared(config)
     n = model.description.n_joints
     passive = ranges.bounds('joint_friction', n)[1] + ranges.bounds('torque_ripple', n)[1]
-    stiffness = gains.position_gain * model.inertia_lower_bound() / 0.8
+    inertia = model.smallest_inertia()
+    stiffness = gains.position_gain * inertia
     error = passive / np.maximum(stiffness, 1e-12)
     swamped = [k for k in range(n) if error[k] > PASSIVE_ERROR_LIMIT]
     return [Finding('passive torques', 'WARN', f'{model.description.joint_names[k]}: friction '
                     f'and ripple up to {passive[k]:.3g} N*m against the nominal stiffness of '
                     f'{stiffness[k]:.3g} N*m/rad (kp times its smallest inertia, '
-                    f'{stiffness[k] / gains.position_gain[k]:.2g} kg*m^2) can hold it '
+                    f'{inertia[k]:.2g} kg*m^2) can hold it '
                     f'{error[k]:.2g} rad off before adaptation; give this joint smaller '
                     'randomization.joint_friction and torque_ripple (per-joint ranges) if the '
                     'real one has less') for k in swamped]
