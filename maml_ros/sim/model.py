@@ -12,7 +12,7 @@ Choices that silently change results (each one met in practice):
   dynamics does not see; it is set to 0 and damping is modelled explicitly.
 - PyBullet applies a URDF's ``<dynamics damping=...>`` (not its ``friction``),
   explicitly, at every physics step: on a light joint it diverges (the xArm6
-  declares 1 N*m*s/rad on a 0.0001 kg*m^2 wrist: the nominal robot could not
+  declares 1 N*m*s/rad on a 0.0002 kg*m^2 wrist: the nominal robot could not
   hold its home posture). It is set to 0 too; what the URDF declares stays in
   :attr:`RobotDescription.urdf_damping` and ``urdf_friction`` for the checks,
   and the randomization ranges say how much damping and friction to simulate.
