@@ -40,7 +40,7 @@ from maml_ros.sim.dynamics import Dynamics, DynamicsRanges
 from maml_ros.sim.gains import TrackingGains, derive_gains
 from maml_ros.sim.model import InverseDynamicsModel, RobotConfig, RobotDescription, load_robot
 from maml_ros.sim.quiet_pybullet import pybullet
-from maml_ros.sim.reference import ReferenceConfig, random_reference
+from maml_ros.sim.reference import ReferenceConfig, ReferenceTrajectory, random_reference
 from maml_ros.sim.robot import SimRobot
 from maml_ros.sim.rollout import RolloutConfig, Task, run_task
 
@@ -307,42 +307,41 @@ def _reference_effort_finding(config: RobotConfig, ranges: DynamicsRanges,
 
 def _closed_loop_findings(config: RobotConfig, ranges: DynamicsRanges,
                           reference: ReferenceConfig, gains: TrackingGains) -> list[Finding]:
+    """Rollouts of the nominal controller on the nominal robot (no noise, no exploration):
+    holding home, then tracking :data:`TRACKING_SEEDS`' references."""
     controller = NominalController(config=config, position_gain=gains.position_gain,
                                    velocity_gain=gains.velocity_gain)
-    findings = []
+    rollout_config = RolloutConfig(robot=config, ranges=ranges, reference=reference,
+                                   exploration_std=0.0)
+    hold_steps = round(HOLD_SECONDS / config.control_period)
     with SimRobot(config=config) as robot:
         d = robot.description
-        hold_steps = round(HOLD_SECONDS / config.control_period)
-        still = np.zeros(d.n_joints)
-        drift, saturated = 0.0, 0
-        for _ in range(hold_steps):
-            q, qd = robot.true_state()
-            command = controller.command(q, qd, d.home, still, still)
-            saturated += _at_limit(config, d, command)
-            robot.step(command)
-            drift = max(drift, float(np.max(np.abs(robot.true_state()[0] - d.home))))
-        findings.append(_closed_loop_finding(
-            'hold home', f'{HOLD_SECONDS:g} s: drift {drift:.2g} rad', drift,
-            saturated / hold_steps, config))
-        rollout_config = RolloutConfig(robot=config, ranges=ranges, reference=reference,
-                                       exploration_std=0.0)
-        rmse, saturated, ticks = [], 0, 0
-        for seed in TRACKING_SEEDS:
-            rollout = run_task(Task(seed, Dynamics()), config=rollout_config,
-                               controller=controller, robot=robot)
-            rmse.append(rollout.tracking_rmse)
-            saturated += sum(_at_limit(config, d, c) for c in rollout.issued_commands)
-            ticks += rollout.steps
-        findings.append(_closed_loop_finding(
-            'track', f'{len(rmse)} references of {rollout_config.steps * config.control_period:g}'
-            f' s: RMSE {_values(np.array(rmse), "{:.2g}")} rad', max(rmse), saturated / ticks,
-            config))
-    return findings
+        home = np.tile(d.home, (hold_steps + 1, 1))
+        still = ReferenceTrajectory(positions=home, velocities=np.zeros_like(home),
+                                    accelerations=np.zeros_like(home),
+                                    control_period=config.control_period)
+        hold = run_task(Task(0, Dynamics()), robot=robot, controller=controller,
+                        config=dataclasses.replace(rollout_config, steps=hold_steps),
+                        reference=still)
+        tracks = [run_task(Task(seed, Dynamics()), config=rollout_config, controller=controller,
+                           robot=robot) for seed in TRACKING_SEEDS]
+    drift = float(np.max(np.abs(hold.true_next_states[:, :d.n_joints] - d.home)))
+    rmse = np.array([rollout.tracking_rmse for rollout in tracks])
+    return [
+        _closed_loop_finding('hold home', f'{HOLD_SECONDS:g} s: drift {drift:.2g} rad', drift,
+                             _saturation(config, d, [hold]), config),
+        _closed_loop_finding('track', f'{len(rmse)} references of '
+                             f'{rollout_config.steps * config.control_period:g} s: RMSE '
+                             f'{_values(rmse, "{:.2g}")} rad', float(rmse.max()),
+                             _saturation(config, d, tracks), config)]
 
 
-def _at_limit(config: RobotConfig, d: RobotDescription, command: np.ndarray) -> bool:
-    return config.command_interface == 'effort' and bool(
-        np.any(np.abs(command) >= d.limits.effort * (1 - 1e-9)))
+def _saturation(config: RobotConfig, d: RobotDescription, rollouts: list) -> float:
+    """The fraction of ticks with an effort command at a limit (0 for other interfaces)."""
+    if config.command_interface != 'effort':
+        return 0.0
+    commands = np.concatenate([rollout.issued_commands for rollout in rollouts])
+    return float(np.mean(np.any(np.abs(commands) >= d.limits.effort * (1 - 1e-9), axis=1)))
 
 
 def _closed_loop_finding(check: str, summary: str, error: float, saturation: float,
