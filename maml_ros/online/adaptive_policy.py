@@ -159,7 +159,7 @@ class AdaptivePolicy:
         self._pipeline = CommandPipeline(n_joints=models.formulation.n_joints) \
             if self._physics is not None else None  # the commands sent, for the lag inversion
         if initial_state is None and self._physics is not None:
-            initial_state = self._physics.initial()
+            initial_state = self._physics.initial(adapted=bool(models.info.get('adapted')))
         elif initial_state is None:
             start = models.pooled if method != 'maml' else models.meta_policy
             initial_state = start.state_dict()
@@ -238,7 +238,7 @@ class AdaptivePolicy:
         physics model, the active fit as its prior (delay and lag are found again)."""
         models = copy.deepcopy(self.models)
         state = self.active_state()
-        if isinstance(state, PhysicsFit):
+        if isinstance(state, PhysicsFit) and state.adapted:
             with torch.no_grad():
                 models.physics.prior.copy_(torch.as_tensor(state.theta))
             models.info = {**models.info, 'identified': state.physical()}

@@ -64,6 +64,7 @@ class TrainConfig:
     :param validation_every: meta-steps between validations.
     :param physics_features: residual features of the physics model (0: physics alone).
     :param physics_hidden: hidden widths of its feature network.
+    :param physics_harmonics: position harmonics per joint in its residual (0: none).
     :param physics_iterations: its meta-steps (Adam).
     :param physics_lr: their step size.
     :param workers: rollout worker processes (None: CPU count).
@@ -101,6 +102,7 @@ class TrainConfig:
     validation_every: int = 250
     physics_features: int = 16
     physics_hidden: tuple[int, ...] = (64, 64)
+    physics_harmonics: int = 6
     physics_iterations: int = 1500
     physics_lr: float = 3e-3
     workers: int | None = None

@@ -215,7 +215,8 @@ class MetaTrainer:
         support, query = self.windows
         model = PhysicsResidualModel(n_joints=self.formulation.n_joints,
                                      features=config.physics_features,
-                                     hidden=config.physics_hidden)
+                                     hidden=config.physics_hidden,
+                                     harmonics=config.physics_harmonics)
         model.fit_normalization(support.inputs, support.commands)
         with tqdm(total=config.physics_iterations, desc='physics model',
                   disable=not self.progress) as bar:

@@ -29,6 +29,7 @@ from maml_ros.training.physics_model import (
     DAMPING_SCALES,
     DELAYS,
     PHYSICAL_TERMS,
+    PINNED,
     RETENTIONS,
     PhysicsResidualModel,
     physical_regressors,
@@ -37,7 +38,6 @@ from maml_ros.training.physics_model import (
 # Terms a passive robot cannot have negative (the command they add opposes motion or gravity).
 PASSIVE_TERMS = [PHYSICAL_TERMS.index(t) for t in ('payload', 'viscous', 'coulomb_sharp',
                                                     'coulomb_soft')]
-PINNED = 1e8  # the damping that holds a term at zero
 
 
 def window_arrays(identification: SystemIdentification, states: np.ndarray,
@@ -54,19 +54,24 @@ def window_arrays(identification: SystemIdentification, states: np.ndarray,
 
 @dataclass(frozen=True)
 class PhysicsFit:
-    """One adaptation's result: parameters per joint (:data:`PHYSICAL_TERMS`, then the
-    feature weights), the delay (control steps), the lag per joint (retention per step)."""
+    """One adaptation's result: parameters per joint (:data:`PHYSICAL_TERMS`, the harmonics'
+    sine then cosine weights, the feature weights), the delay (control steps), the lag per
+    joint (retention per step), and the model's wavenumbers per joint ``(n, M)``.
+    ``adapted``: fitted on a robot (the next adaptation starts from it), not the URDF model
+    a robot runs before its first adaptation."""
 
     theta: np.ndarray
     delay: int
     retention: np.ndarray
     control_period: float
+    wavenumbers: np.ndarray
+    adapted: bool = True
 
     @classmethod
     def from_choice(cls, theta: Tensor, delay: Tensor, lag: Tensor, *,
-                    control_period: float) -> PhysicsFit:
+                    control_period: float, wavenumbers: np.ndarray) -> PhysicsFit:
         return cls(theta.detach().double().numpy(), DELAYS[int(delay)],
-                   np.array(RETENTIONS)[lag.numpy()], control_period)
+                   np.array(RETENTIONS)[lag.numpy()], control_period, wavenumbers)
 
     def physical(self) -> dict[str, Any]:
         """What the physical part says about the robot, per joint (None where the torque
@@ -79,11 +84,22 @@ class PhysicsFit:
 
         lag = [round(-1e3 * self.control_period / math.log(r), 1) if r > 0 else 0.0
                for r in self.retention]
-        return {'actuator_gain': per_torque(np.ones_like(a), 4),
-                'payload_kg': per_torque(self.theta[:, 1], 3),
-                'viscous_damping': per_torque(self.theta[:, 2], 4),
-                'coulomb_friction': per_torque(self.theta[:, 3] + self.theta[:, 4], 4),
-                'delay_steps': self.delay, 'torque_lag_ms': lag}
+        physical = {'actuator_gain': per_torque(np.ones_like(a), 4),
+                    'payload_kg': per_torque(self.theta[:, 1], 3),
+                    'viscous_damping': per_torque(self.theta[:, 2], 4),
+                    'coulomb_friction': per_torque(self.theta[:, 3] + self.theta[:, 4], 4),
+                    'delay_steps': self.delay, 'torque_lag_ms': lag}
+        harmonics = self.wavenumbers.shape[1]
+        if harmonics:  # the strongest harmonic of each joint: amplitude and period
+            first = len(PHYSICAL_TERMS)
+            amplitude = np.hypot(self.theta[:, first:first + harmonics],
+                                 self.theta[:, first + harmonics:first + 2 * harmonics])
+            strongest = amplitude.argmax(1)
+            rows = np.arange(len(a))
+            physical['ripple_nm'] = per_torque(amplitude[rows, strongest], 4)
+            physical['ripple_period_rad'] = [
+                round(float(2 * math.pi / k), 4) for k in self.wavenumbers[rows, strongest]]
+        return physical
 
 
 class PhysicsAdaptation:
@@ -100,10 +116,22 @@ class PhysicsAdaptation:
         self.identification = SystemIdentification(formulation)
         self.period = formulation.robot.control_period
 
-    def initial(self) -> PhysicsFit:
-        """The meta-learned prior: the model before any data of this robot."""
-        return PhysicsFit(self.model.prior.detach().double().numpy(), 0,
-                          np.zeros(self.formulation.n_joints), self.period)
+    def initial(self, *, adapted: bool = False) -> PhysicsFit:
+        """What a robot commands with before its first adaptation: the URDF model (torque
+        coefficient 1, nothing else, no delay or lag), the controller the training data were
+        collected with. The first adaptation starts from the meta-learned prior. (A stiffer
+        start, the prior itself, made robots beyond the training ranges oscillate while they
+        collected their support.)
+
+        :param adapted: the model's prior is a fit adapted on this robot (a checkpoint saved
+            by the adapter): command with it, and build on it.
+        """
+        theta = self.model.prior.detach().double().numpy()
+        if not adapted:
+            theta = np.zeros_like(theta)
+            theta[:, 0] = 1.0
+        return PhysicsFit(theta, 0, np.zeros(self.formulation.n_joints), self.period,
+                          self.model.wavenumbers(), adapted=adapted)
 
     def _design(self, physical: np.ndarray, inputs: np.ndarray) -> Tensor:
         """``Phi`` in float64: the step's normal equations are solved in double precision."""
@@ -121,7 +149,8 @@ class PhysicsAdaptation:
 
     def fit(self, support: tuple[Tensor, Tensor], start: PhysicsFit | None = None
             ) -> PhysicsFit:
-        """One Gauss-Newton step on the support, from the prior or from ``start``.
+        """One Gauss-Newton step on the support, from the prior or from ``start`` (where it is
+        an adapted fit).
 
         The step picks the delay and lags; then a two-fold cross-validation (fit on the first
         half of the support, predict the second, and back; all joints together) picks the
@@ -132,21 +161,23 @@ class PhysicsAdaptation:
         """
         design, commands = support
         model = self.model
-        prior = model.prior if start is None else torch.as_tensor(start.theta, dtype=design.dtype)
+        prior = model.prior if start is None or not start.adapted else torch.as_tensor(
+            start.theta, dtype=design.dtype)
         with torch.no_grad():
             _, delay, lag = model.adapt(design, commands, prior)
             learned = model.log_precision.exp().to(design.dtype)
             scale = 1.0  # too few transitions to hold any out: the learned damping
             half = design.shape[0] // 2
             if half > 2 * max(DELAYS):
-                damping = learned * torch.tensor(DAMPING_SCALES, dtype=design.dtype)[:, None, None]
                 folds = ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half)))
+                damping = learned * torch.tensor(DAMPING_SCALES, dtype=design.dtype)[:, None, None]
                 held_out = sum(model.loss(design[test], commands[test], model.refit(
                     design[train], commands[train], delay, lag, prior, damping), delay, lag,
                     each=True).mean(-1) for train, test in folds)
                 scale = DAMPING_SCALES[int(held_out.argmin())]
             theta = passive_refit(model, design, commands, delay, lag, prior, learned * scale)
-            return PhysicsFit.from_choice(theta, delay, lag, control_period=self.period)
+            return PhysicsFit.from_choice(theta, delay, lag, control_period=self.period,
+                                          wavenumbers=self.model.wavenumbers())
 
     def residual(self, fit: PhysicsFit, support: tuple[Tensor, Tensor],
                  scale: np.ndarray | None = None) -> float:
