@@ -7,9 +7,12 @@ exploration, adapts with K gradient steps, then keeps tracking without
 exploration; the score is the tracking RMSE (rad) of those 500 ticks,
 averaged over robots.
 
+- ``maml_physics``: the physics model (the adapter's default; per support size, its one
+  step is exact, so no steps sweep);
 - ``maml``: the meta-policy with its learned inner rates;
 - ``pretrained_finetune``: the pooled network, SGD at the validated step size;
 - ``no_adaptation``: the pooled network as is (one value);
+- ``nominal``: URDF computed torque (one value);
 - ``sysid``: the least-squares identified model (per support size; no steps);
 - ``true_model``: computed torque with the true parameters (the floor; one value).
 
@@ -51,8 +54,10 @@ def evaluate_robot(payload) -> dict[str, float]:
             return evaluate_method(models, method, dynamics, seed=seed, robot=robot,
                                    settings=EvalSettings(**settings))['rmse']
 
-        results = {method: rmse(method) for method in ('no_adaptation', 'true_model')}
-        results.update({f'sysid/{size}': rmse('sysid', support_size=size) for size in SUPPORT})
+        results = {method: rmse(method) for method in ('nominal', 'no_adaptation', 'true_model')}
+        for method in ('sysid', 'maml_physics'):
+            results.update({f'{method}/{size}': rmse(method, support_size=size)
+                            for size in SUPPORT})
         for method in METHODS:
             for size in SUPPORT:
                 for steps in STEPS:
@@ -68,14 +73,18 @@ def plot(path: Path, mean: dict[str, float], robots: int) -> None:
                      label=f'{method}, 5 steps')
         by_steps.plot(STEPS, [mean[f'{method}/200/{k}'] for k in STEPS], 'o-', color=color,
                       label=f'{method}, 200 transitions')
-    by_size.plot(SUPPORT, [mean[f'sysid/{n}'] for n in SUPPORT], 's-', color='tab:green',
-                 label='sysid (least squares)')
-    by_steps.axhline(mean['sysid/200'], color='tab:green', ls='-.', label='sysid, 200 transitions')
+    for method, color, label in (('sysid', 'tab:green', 'sysid (least squares)'),
+                                 ('maml_physics', 'tab:red', 'maml_physics (one exact step)')):
+        by_size.plot(SUPPORT, [mean[f'{method}/{n}'] for n in SUPPORT], 's-', color=color,
+                     label=label, lw=2.5 if method == 'maml_physics' else 1.5)
+        by_steps.axhline(mean[f'{method}/200'], color=color, ls='-.',
+                         label=f'{method}, 200 transitions')
     for axis in (by_size, by_steps):
+        axis.axhline(mean['nominal'], color='tab:purple', ls='--', label='nominal (URDF)')
         axis.axhline(mean['no_adaptation'], color='gray', ls='--', label='no_adaptation')
         axis.axhline(mean['true_model'], color='black', ls=':', label='true_model (floor)')
         axis.grid(alpha=0.3)
-        axis.legend()
+        axis.legend(fontsize=7)
     by_size.set_xscale('log')
     by_size.minorticks_off()
     by_size.set_xticks(SUPPORT, [str(n) for n in SUPPORT])
@@ -109,10 +118,11 @@ def main(args: list[str] | None = None) -> None:
     with multiprocessing.get_context('spawn').Pool(options.workers) as pool:
         per_robot = pool.map(evaluate_robot, payloads, chunksize=1)
     mean = {key: float(np.mean([r[key] for r in per_robot])) for key in per_robot[0]}
-    print(f'no_adaptation: {mean["no_adaptation"]:.4f} rad; true_model: '
-          f'{mean["true_model"]:.4f} rad')
-    print('sysid by support size: ' + ', '.join(f'{n}: {mean[f"sysid/{n}"]:.4f}'
-                                                for n in SUPPORT))
+    print(f'nominal: {mean["nominal"]:.4f} rad; no_adaptation: {mean["no_adaptation"]:.4f} rad; '
+          f'true_model: {mean["true_model"]:.4f} rad')
+    for method in ('sysid', 'maml_physics'):
+        print(f'{method} by support size: ' + ', '.join(f'{n}: {mean[f"{method}/{n}"]:.4f}'
+                                                        for n in SUPPORT))
     for method in METHODS:
         print(f'\n{method}: tracking RMSE (rad), rows support size, columns inner steps')
         print(f'{"support":>8}' + ''.join(f'{k:>9}' for k in STEPS))

@@ -45,6 +45,8 @@ from maml_ros.sim.reference import ReferenceConfig, random_sines
 
 MAX_STAMP_LEAD = 1.0  # joint states stamped further ahead of the stamp clock are faults (s)
 RAMP_SECONDS = 1.0  # after a ramp-in (and the built-in reference's fade-in): not scored
+SETTLE_SECONDS = 1.0  # after the policy changes: the recovery from the last one's error is
+# not scored (as the evaluation's settle_steps)
 
 
 @dataclass(kw_only=True)
@@ -149,6 +151,7 @@ class ControlLoop:
         self._ramped_in_at = math.inf  # when the last ramp-in started
         # Squared tracking error sums and counts of the initial policy and the adapted one.
         self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
+        self._scored_adapted, self._switched_at = False, -math.inf  # the policy scored, since
 
     # -- settings --------------------------------------------------------------
 
@@ -230,8 +233,10 @@ class ControlLoop:
         self.policy.sent(safe)
         self.stats.command(self.stamp_clock() - stamp)
         self.commands_sent += 1
-        if now - self._ramped_in_at >= RAMP_SECONDS:
-            total = self._tracking['adapted' if self.policy.adapted else 'meta_policy']
+        if self.policy.adapted != self._scored_adapted:
+            self._scored_adapted, self._switched_at = self.policy.adapted, now
+        if now - self._ramped_in_at >= RAMP_SECONDS and now - self._switched_at >= SETTLE_SECONDS:
+            total = self._tracking['adapted' if self._scored_adapted else 'meta_policy']
             total[0] += float(np.sum((q - q_ref) ** 2))
             total[1] += q.size
         self.buffer.record(stamp, np.concatenate([q, qd]), safe)
@@ -319,7 +324,8 @@ class ControlLoop:
 
     def tracking_rmse(self) -> dict[str, float]:
         """Tracking RMSE (rad, measured positions) of the initial and the adapted policy,
-        leaving out the first ``RAMP_SECONDS`` after each ramp-in."""
+        leaving out the first ``RAMP_SECONDS`` after each ramp-in and the first
+        ``SETTLE_SECONDS`` after the policy changes (an adaptation, a reset)."""
         return {policy: math.sqrt(squares / count)
                 for policy, (squares, count) in self._tracking.items() if count}
 

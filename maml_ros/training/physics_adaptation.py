@@ -29,7 +29,6 @@ from maml_ros.training.physics_model import (
     DAMPING_SCALES,
     DELAYS,
     PHYSICAL_TERMS,
-    PINNED,
     RETENTIONS,
     PhysicsResidualModel,
     physical_regressors,
@@ -38,6 +37,7 @@ from maml_ros.training.physics_model import (
 # Terms a passive robot cannot have negative (the command they add opposes motion or gravity).
 PASSIVE_TERMS = [PHYSICAL_TERMS.index(t) for t in ('payload', 'viscous', 'coulomb_sharp',
                                                     'coulomb_soft')]
+PINNED = 1e8  # the damping that holds a term at zero
 
 
 def window_arrays(identification: SystemIdentification, states: np.ndarray,
@@ -152,10 +152,11 @@ class PhysicsAdaptation:
         """One Gauss-Newton step on the support, from the prior or from ``start`` (where it is
         an adapted fit).
 
-        The step picks the delay and lags; then a two-fold cross-validation (fit on the first
-        half of the support, predict the second, and back; all joints together) picks the
-        factor of :data:`DAMPING_SCALES` on the learned damping: a robot the prior does not
-        describe (beyond the training ranges) gets less of its pull. (Measured on 20 robots
+        The step picks the delay and lags (:meth:`~PhysicsResidualModel.choose`); then a
+        two-fold cross-validation (fit on the first half of the support, predict the second,
+        and back; all joints together) picks the factor of :data:`DAMPING_SCALES` on the
+        learned damping: a robot the prior does not describe (beyond the training ranges) gets
+        less of its pull. (Measured on 20 robots
         in range, picking per joint, or picking per joint whether to use the features, did
         worse: 0.045 and 0.044 rad against 0.039.)
         """
@@ -163,8 +164,8 @@ class PhysicsAdaptation:
         model = self.model
         prior = model.prior if start is None or not start.adapted else torch.as_tensor(
             start.theta, dtype=design.dtype)
+        delay, lag = model.choose(design, commands, prior)
         with torch.no_grad():
-            _, delay, lag = model.adapt(design, commands, prior)
             learned = model.log_precision.exp().to(design.dtype)
             scale = 1.0  # too few transitions to hold any out: the learned damping
             half = design.shape[0] // 2

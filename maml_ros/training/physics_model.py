@@ -53,10 +53,8 @@ PHYSICAL_TERMS = ('torque', 'payload', 'viscous', 'coulomb_sharp', 'coulomb_soft
 DELAYS = (0, 1, 2, 3, 4)  # control steps
 RETENTIONS = (0.0, 0.3, 0.5, 0.65, 0.8)  # torque lag kept per step: 0, 8, 14, 23, 45 ms at 100 Hz
 DAMPING_SCALES = (1.0, 0.1, 0.01, 0.001)  # on the robot: cross-validated factors on the damping
-HARMONICS = 6  # per joint: the learned wavenumbers start log-spaced over WAVENUMBERS
-WAVENUMBERS = (2.0, 32.0)  # rad^-1: periods from 3 rad of joint travel down to 0.2 rad
+WAVENUMBERS = (2.0, 32.0)  # rad^-1: where the harmonics start, log-spaced (periods 3 to 0.2 rad)
 CLAMP = 3.0  # feature inputs beyond this many training stds are held there
-PINNED = 1e8  # the damping that holds a term at its prior
 RIDGE = 1e-5  # on the scaled normal matrix's unit diagonal (float32 resolves ~1e-7)
 
 
@@ -184,25 +182,30 @@ class PhysicsResidualModel(nn.Module):
         rows = torch.arange(first, steps) - delay[..., None]  # (..., T')
         return commands.gather(-1, rows.unsqueeze(-2).expand(*commands.shape[:-1], -1))
 
-    def solve(self, design: Tensor, commands: Tensor, start: Tensor | None = None,
-              precision: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def solve(self, design: Tensor, commands: Tensor, start: Tensor | None = None, *,
+              physical_only: bool = False) -> tuple[Tensor, Tensor]:
         """The Gauss-Newton step from the prior for every candidate lag and delay.
 
         :param design: ``Phi`` ``(..., T, n, P)``.
         :param commands: ``(..., T, n)`` the commands sent.
         :param start: where the step starts and the damping pulls to instead of the prior
             (the active parameters, to build on what the robot has learned).
-        :param precision: the damping ``(n, P)`` instead of the learned one.
+        :param physical_only: fit the physical terms alone, the residual held at its prior
+            (its prediction moved to the target): ``theta`` has the physical terms only.
         :returns: ``theta`` ``(..., R, D, n, P)`` and the objective ``(..., R, D, n)``.
         """
-        precision = self.log_precision.exp() if precision is None else precision
+        precision = self.log_precision.exp()
         prior = self.prior if start is None else start
         joint_major = design.transpose(-3, -2).contiguous()
         psi = torch.stack([self.commands_design(joint_major, r) for r in RETENTIONS],
                           -4)  # (..., R, n, T', P)
-        y = torch.stack([self.sent(commands, d) for d in DELAYS], -1)  # (..., n, T', D)
-        theta = damped_step(psi, y.unsqueeze(-4), prior, precision)  # (..., R, n, P, D)
-        error = ((psi @ theta - y.unsqueeze(-4)) ** 2).sum(-2)  # (..., R, n, D)
+        y = torch.stack([self.sent(commands, d) for d in DELAYS], -1).unsqueeze(-4)
+        if physical_only:
+            k = self.physical
+            y = y - psi[..., k:] @ prior[..., k:, None].to(psi.dtype)  # (..., R, n, T', D)
+            psi, prior, precision = psi[..., :k], prior[..., :k], precision[..., :k]
+        theta = damped_step(psi, y, prior, precision)  # (..., R, n, P, D)
+        error = ((psi @ theta - y) ** 2).sum(-2)  # (..., R, n, D)
         prior_cost = (precision[..., None] * (theta - prior[..., None]) ** 2).sum(-2)
         objective = (error + prior_cost).transpose(-1, -2)
         return theta.permute(*range(theta.dim() - 4), -4, -1, -3, -2), objective
@@ -216,25 +219,22 @@ class PhysicsResidualModel(nn.Module):
         index = delay[..., None, None].expand(*delay.shape, 1, lag.shape[-1])
         return delay, lag.gather(-2, index).squeeze(-2)
 
+    def choose(self, design: Tensor, commands: Tensor, start: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
+        """The delay (index = steps) and each joint's lag index: the physical terms' choice,
+        the residual held at its prior (``start``: see :meth:`solve`). A flexible residual
+        can make a wrong lag fit better: on a robot beyond the training ranges it picked 8 ms
+        on two joints of a robot without lag, and tracked 10 times worse."""
+        with torch.no_grad():
+            return self.select(self.solve(design, commands, start, physical_only=True)[1])
+
     def adapt(self, design: Tensor, commands: Tensor, start: Tensor | None = None
               ) -> tuple[Tensor, Tensor, Tensor]:
-        """``theta`` ``(..., n, P)``, the delay (index = steps) and each joint's lag index
-        (``start``: see :meth:`solve`).
-
-        The delay and lags are the physical terms' choice, the residual held at its prior: a
-        flexible residual can make a wrong lag fit better (on a robot beyond the training
-        ranges it picked 8 ms on two joints of a robot without lag, and tracked 10 times
-        worse). The candidates are compared without gradients and the chosen one solved again
-        with them, residual free (the same minimum as the candidate's): meta-training
-        differentiates one solve, not one per candidate.
-        """
-        precision = self.log_precision.exp()
-        with torch.no_grad():
-            physical_only = precision.clone()
-            physical_only[:, self.physical:] = PINNED
-            delay, lag = self.select(self.solve(design, commands, start, physical_only)[1])
-        return self.refit(design, commands, delay, lag,
-                          self.prior if start is None else start, precision), delay, lag
+        """``theta`` ``(..., n, P)`` solved for the delay and lags of :meth:`choose`, and
+        those (what meta-training differentiates: one solve, not one per candidate)."""
+        delay, lag = self.choose(design, commands, start)
+        return self.refit(design, commands, delay, lag, self.prior if start is None else start,
+                          self.log_precision.exp()), delay, lag
 
     def _chosen(self, design: Tensor, commands: Tensor, delay: Tensor, lag: Tensor
                 ) -> tuple[Tensor, Tensor]:

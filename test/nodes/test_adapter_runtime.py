@@ -78,19 +78,21 @@ def test_a_checkpoint_from_meta_trainer_replaces_the_models_that_run(make_harnes
 
 
 def test_inner_lr_scales_the_physics_step(make_harness):
-    """The physics model's step, scaled by inner_lr: 0 keeps the prior, the default moves off
-    it, and the diagnostics name what was identified."""
+    """The physics model's step, scaled by inner_lr: 0 keeps the model the robot ran before
+    (the URDF's), the default moves off it, and the diagnostics name what was identified."""
     fits = {}
     for inner_lr in (0.0, 0.1):
         harness = make_harness(support_size=30, inner_lr=inner_lr)
+        initial = harness.node.loop.policy.active_state().theta
         drive(harness, 31, q=HOME + 0.05)
         policy = harness.node.loop.policy
         assert policy.wait(30.0) and policy.last_outcome is not None
-        fits[inner_lr] = (policy.active_state().theta, policy.models.physics.prior.detach())
-    unchanged, prior = fits[0.0]
-    assert np.array_equal(unchanged, prior.double().numpy())
-    adapted, prior = fits[0.1]
-    assert not np.allclose(adapted, prior.double().numpy())
+        fits[inner_lr] = (policy.active_state().theta, initial)
+    unchanged, initial = fits[0.0]
+    assert np.array_equal(unchanged, initial)
+    assert np.array_equal(initial[:, 0], np.ones(7)) and not initial[:, 1:].any()  # URDF
+    adapted, initial = fits[0.1]
+    assert not np.allclose(adapted, initial)
     values = node_status(harness.node)[2]
     assert values['identified delay_steps'] in {'0', '1', '2', '3', '4'}
     assert len(values['identified actuator_gain'].split(',')) == 7

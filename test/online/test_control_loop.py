@@ -197,6 +197,29 @@ def test_status_reports_each_figure_and_its_level(models, robot):
     assert status.values['joint_states_stale'] == 'True' and status.values['stops_sent'] == '1'
 
 
+def test_the_adapted_policy_is_scored_from_a_second_after_it_took_over(models, robot):
+    """As the evaluation's settle_steps: the recovery from the meta-policy's error is not
+    the adapted policy's tracking."""
+    robot.reset()
+    clock = Clock()
+    loop = make_loop(models, clock, support_size=30, auto_adapt=False)
+    drive(loop, robot, clock, 120)
+    assert loop.adapt(clock.now) == ''
+    squares = []
+    for _ in range(150):
+        clock.now += PERIOD
+        q, qd = robot.measured_state()
+        assert loop.joint_state(q, qd, clock.now, clock.now) == ''
+        tick = loop.step(clock.now)
+        robot.step(tick.command)
+        squares.append(np.mean((q - tick.q_ref) ** 2))
+    scored = loop.tracking_rmse()['adapted']
+    # 100 ticks of 10 ms (101 where the sum of the clock's steps falls short of 1 s)
+    assert any(scored == pytest.approx(np.sqrt(np.mean(squares[first:])), rel=1e-9)
+               for first in (100, 101))
+    assert scored != pytest.approx(np.sqrt(np.mean(squares)), rel=1e-3)
+
+
 def test_a_rejected_adaptation_is_a_warning(models, robot):
     robot.reset()
     clock = Clock()

@@ -1,8 +1,11 @@
 """The residual formulation: hindsight relabelling and the nominal command."""
 
+import copy
+
 import numpy as np
 import pytest
 
+from maml_ros.maml.checkpoint import Checkpoint, load_checkpoint
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import (
     Dynamics,
@@ -14,7 +17,8 @@ from maml_ros.sim import (
     run_task,
 )
 from maml_ros.training.formulation import Formulation
-from maml_ros.training.models import TrainedModels
+from maml_ros.training.models import PHYSICS, TrainedModels
+from maml_ros.training.physics_model import PhysicsResidualModel
 
 
 @pytest.fixture(scope='module')
@@ -88,12 +92,30 @@ def test_gains_and_exploration_are_derived_per_joint_and_kept_by_checkpoints():
     assert formulation.natural_frequency == (10.0,) * 7
 
 
+def legacy_checkpoint() -> Checkpoint:
+    """The shipped checkpoint as the release before the derived gains wrote it: scalar gains
+    (12 rad/s), no exploration scale, a physics model without harmonics."""
+    checkpoint = load_checkpoint(shipped_checkpoint())
+    meta = copy.deepcopy(checkpoint.metadata)
+    form = meta['formulation']
+    form.update(position_gain=144.0, velocity_gain=24.0)
+    del form['exploration_scale']
+    physics = {key: value for key, value in meta['physics'].items() if key != 'harmonics'}
+    meta['physics'] = physics
+    old = PhysicsResidualModel.from_architecture(physics)
+    tensors = {name: tensor for name, tensor in checkpoint.tensors.items()
+               if not name.startswith(PHYSICS)}
+    tensors |= {PHYSICS + name: tensor for name, tensor in old.state_dict().items()}
+    return Checkpoint(tensors=tensors, metadata=meta)
+
+
 def test_a_checkpoint_from_before_the_derivation_keeps_its_gains_and_exploration():
-    models = TrainedModels.load(shipped_checkpoint())
+    models = TrainedModels.from_checkpoint(legacy_checkpoint())
     form = models.formulation
     limits = InverseDynamicsModel.shared(form.robot).description.limits
     assert form.position_gain == (144.0,) * 7
     assert form.exploration_scale == tuple(limits.effort)
+    assert models.physics.harmonics == 0 and models.physics.wavenumbers().shape == (7, 0)
 
 
 @pytest.mark.parametrize('gain', [[1.0, 2.0], -1.0, float('nan')])
