@@ -72,18 +72,23 @@ def synthetic_task(delay, lag_index, *, steps=120, seed=0):
     return physical, theta, commands
 
 
+@pytest.mark.parametrize('harmonics', [0, 2])
 @pytest.mark.parametrize('delay, lag_index', [(0, [0, 0, 0]), (2, [1, 3, 0]), (4, [4, 2, 1])])
-def test_the_step_finds_the_delay_and_lags_and_recovers_the_parameters(delay, lag_index):
+def test_the_step_finds_the_delay_and_lags_and_recovers_the_parameters(delay, lag_index,
+                                                                       harmonics):
+    """With harmonics, the delay and lags are chosen by the physical terms (the residual at
+    its prior, zero) and the step then fits them all: zero weight on the harmonics."""
     physical, theta, commands = synthetic_task(delay, lag_index)
-    model = PhysicsResidualModel(n_joints=N, features=0).double()
+    model = PhysicsResidualModel(n_joints=N, features=0, harmonics=harmonics).double()
+    inputs = torch.as_tensor(np.random.default_rng(1).uniform(-1, 1, (1, len(physical), 3 * N)))
     with torch.no_grad():
         model.log_precision.fill_(np.log(1e-8))  # an uninformative prior
         fit, found_delay, found_lag = model.adapt(
-            model.design(torch.as_tensor(physical[None]), torch.zeros(1, len(physical), 3 * N)),
-            torch.as_tensor(commands[None]))
+            model.design(torch.as_tensor(physical[None]), inputs), torch.as_tensor(commands[None]))
     assert DELAYS[int(found_delay[0])] == delay
     assert found_lag[0].tolist() == lag_index
-    assert np.allclose(fit[0].numpy(), theta, atol=1e-5)
+    assert np.allclose(fit[0, :, :P].numpy(), theta, atol=1e-5)
+    assert np.allclose(fit[0, :, P:].numpy(), 0.0, atol=1e-4)  # RIDGE's pull
 
 
 def test_a_strong_prior_holds_the_parameters_where_the_data_are_few():
