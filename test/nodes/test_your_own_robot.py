@@ -4,7 +4,7 @@ over DDS until they have adapted.
 
 Whether the adaptation lowers the tracking error is not asserted here: on the xArm6 it
 does not yet (issue 16; BENCHMARKS.md, "Your own robot: the xArm6"): the physics fit
-leaves the payload of the 0.0002 kg*m^2 last joint unidentified."""
+finds the base joint's actuator gain 1.2-5.5 where the robots have 0.8-1.2."""
 
 import math
 
