@@ -32,11 +32,12 @@ linear in ``theta`` lands on the minimum of::
 
 (``s`` the joint's command scale). The delay (0..4 steps, all joints) and the
 lag of each joint are the candidates of :data:`DELAYS` x :data:`RETENTIONS`
-whose fit has the smallest value of that objective. (On the robot the damping
+whose fit of the physical terms alone (the residual at ``theta0``) has the
+smallest value of that objective. (On the robot the damping
 is then scaled by cross-validation: :mod:`~maml_ros.training.physics_adaptation`.)
-Meta-training learns ``theta0``, ``Lambda`` and the feature network ``h`` by differentiating the
-query loss of the adapted model through that step (the step is a linear solve,
-so the meta-gradient is exact).
+Meta-training learns ``theta0``, ``Lambda``, the wavenumbers and the feature
+network ``h`` by differentiating the query loss of the adapted model through
+that step (the step is a linear solve, so the meta-gradient is exact).
 """
 
 from __future__ import annotations
@@ -182,29 +183,27 @@ class PhysicsResidualModel(nn.Module):
         rows = torch.arange(first, steps) - delay[..., None]  # (..., T')
         return commands.gather(-1, rows.unsqueeze(-2).expand(*commands.shape[:-1], -1))
 
-    def solve(self, design: Tensor, commands: Tensor, start: Tensor | None = None, *,
-              physical_only: bool = False) -> tuple[Tensor, Tensor]:
-        """The Gauss-Newton step from the prior for every candidate lag and delay.
+    def solve(self, design: Tensor, commands: Tensor, start: Tensor | None = None
+              ) -> tuple[Tensor, Tensor]:
+        """The step for every candidate lag and delay, fitting the physical terms alone: the
+        residual is held at its prior (its prediction moved to the target).
 
         :param design: ``Phi`` ``(..., T, n, P)``.
         :param commands: ``(..., T, n)`` the commands sent.
         :param start: where the step starts and the damping pulls to instead of the prior
             (the active parameters, to build on what the robot has learned).
-        :param physical_only: fit the physical terms alone, the residual held at its prior
-            (its prediction moved to the target): ``theta`` has the physical terms only.
-        :returns: ``theta`` ``(..., R, D, n, P)`` and the objective ``(..., R, D, n)``.
+        :returns: the physical terms ``(..., R, D, n, 6)`` and the objective
+            ``(..., R, D, n)``.
         """
-        precision = self.log_precision.exp()
+        k = self.physical
         prior = self.prior if start is None else start
         joint_major = design.transpose(-3, -2).contiguous()
         psi = torch.stack([self.commands_design(joint_major, r) for r in RETENTIONS],
                           -4)  # (..., R, n, T', P)
         y = torch.stack([self.sent(commands, d) for d in DELAYS], -1).unsqueeze(-4)
-        if physical_only:
-            k = self.physical
-            y = y - psi[..., k:] @ prior[..., k:, None].to(psi.dtype)  # (..., R, n, T', D)
-            psi, prior, precision = psi[..., :k], prior[..., :k], precision[..., :k]
-        theta = damped_step(psi, y, prior, precision)  # (..., R, n, P, D)
+        y = y - psi[..., k:] @ prior[..., k:, None].to(psi.dtype)  # (..., R, n, T', D)
+        psi, prior, precision = psi[..., :k], prior[..., :k], self.log_precision.exp()[..., :k]
+        theta = damped_step(psi, y, prior, precision)  # (..., R, n, k, D)
         error = ((psi @ theta - y) ** 2).sum(-2)  # (..., R, n, D)
         prior_cost = (precision[..., None] * (theta - prior[..., None]) ** 2).sum(-2)
         objective = (error + prior_cost).transpose(-1, -2)
@@ -226,7 +225,7 @@ class PhysicsResidualModel(nn.Module):
         can make a wrong lag fit better: on a robot beyond the training ranges it picked 8 ms
         on two joints of a robot without lag, and tracked 10 times worse."""
         with torch.no_grad():
-            return self.select(self.solve(design, commands, start, physical_only=True)[1])
+            return self.select(self.solve(design, commands, start)[1])
 
     def adapt(self, design: Tensor, commands: Tensor, start: Tensor | None = None
               ) -> tuple[Tensor, Tensor, Tensor]:
