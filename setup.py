@@ -35,6 +35,7 @@ setup(
             'maml-ros-check-robot = maml_ros.cli.check_robot:main',
             'maml-ros-evaluate = maml_ros.cli.evaluate:main',
             'maml-ros-sinusoid = maml_ros.cli.sinusoid:main',
+            'maml-ros-replay = maml_ros.cli.replay:main',
         ],
     },
 )

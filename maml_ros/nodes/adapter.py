@@ -13,6 +13,10 @@ each checkpoint ``meta_trainer`` announces. An announcement never replaces a
 chosen checkpoint, except the same file rewritten (retrained); the read-only
 ``active_checkpoint`` parameter names the one that runs.
 
+With ``record`` on (or ``~/record``), everything the adapter receives and sends goes
+into a rosbag2 bag as well (:mod:`maml_ros.ros.bag`), with each adaptation's outcome and
+support window: ``maml-ros-replay`` adapts from it offline.
+
 Commands stop with one stop command (:meth:`ControlLoop.stop`: the posture held
 by gravity compensation, zero velocity or the measured position) on
 deactivate, shutdown and stale joint states, because a ros2_control forward
@@ -24,23 +28,26 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from maml_ros.maml.checkpoint import CheckpointError
 from maml_ros.online.adaptive_policy import AdaptationOutcome, AdaptivePolicy, warm_up
 from maml_ros.online.control_loop import STOP_COMMANDS, ControlLoop, LoopSettings
 from maml_ros.resources import shipped_checkpoint
+from maml_ros.ros.bag import COMMANDS, JOINT_STATE, OUTCOME, BagError, BagRecorder, outcome_values
 from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
 from maml_ros.ros.params import (
@@ -92,6 +99,8 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.controller, self.torch_threads = value('controller'), value('torch_threads')
         self.worker = 'process' if value('adaptation_process') else 'thread'
         self.adaptation, self.stop_command = value('adaptation'), value('stop_command')
+        self.record, self.record_dir = value('record'), value('record_dir')
+        self.recorder: BagRecorder | None = None
         self.unconfigured = 'not configured yet'  # why there is no loop
         self._activated_at: float | None = None  # until the first joint state after it
         self._ignored_announcements: set[str] = set()
@@ -142,8 +151,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.create_service(Trigger, f'~/{name}', callback) for name, callback in
             [('adapt', self._on_adapt), ('reset_adaptation', self._on_reset),
              ('save_adapted', self._on_save)]]
+        self._trigger_services.append(self.create_service(SetBool, '~/record', self._on_record))
         self.unconfigured = ''
         self.get_logger().info(f'configured with {path}')
+        self._recording(self.record)
         return TransitionCallbackReturn.SUCCESS
 
     def _refuse(self, reason: str) -> TransitionCallbackReturn:
@@ -205,7 +216,8 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        """Drop the loop, the policy, publishers, subscriptions and services."""
+        """Drop the loop, the policy, publishers, subscriptions and services; close the bag."""
+        self._recording(False)
         self.loop.policy.close()
         for publisher in (self.commands, self.desired):
             self.destroy_publisher(publisher)
@@ -231,6 +243,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             if self.active:
                 self._send_stop('shutting down')
             self.loop.policy.close(wait=10.0)
+        self._recording(False)
         super().destroy_node()
 
     def _send_stop(self, why: str) -> None:
@@ -238,7 +251,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         command = self.loop.stop()
         if command is None:  # nothing sent since the last stop
             return
-        self.commands.publish(Float64MultiArray(data=command.tolist()))
+        self._publish(self.commands, Float64MultiArray(data=command.tolist()))
         self.commands.wait_for_all_acked(ACK_TIMEOUT)
         self.get_logger().info(f'{why}: sent the stop command ({self.loop.stop_description}) '
                                'and stopped commanding')
@@ -246,6 +259,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
 
     def _on_joint_state(self, msg: JointState) -> None:
         now = self.monotonic()
+        self._record('joint_states', msg)  # as received, like ros2 bag record
         self._activated_at = None  # joint states do arrive
         try:
             reason = self.loop.joint_state(*joint_state_arrays(msg, self.joints), now)
@@ -304,10 +318,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.get_logger().warn('joint states stale: sent the stop command '
                                    f'({self.loop.stop_description}) and stopped commanding '
                                    'until they are fresh again')
-        self.commands.publish(Float64MultiArray(data=tick.command.tolist()))
-        self.desired.publish(JointState(header=self._latest_header, name=self.joints,
-                                        position=tick.q_ref.tolist(),
-                                        velocity=tick.qd_ref.tolist()))
+        self._publish(self.commands, Float64MultiArray(data=tick.command.tolist()))
+        self._publish(self.desired, JointState(header=self._latest_header, name=self.joints,
+                                               position=tick.q_ref.tolist(),
+                                               velocity=tick.qd_ref.tolist()))
 
     def _on_adapted(self, outcome: AdaptationOutcome) -> None:
         # rclpy ties a severity to each logging call site: one site per severity.
@@ -316,8 +330,73 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         else:
             self.get_logger().warn(f'adaptation {outcome}')
         loop = self.loop  # None when cleaned up while it ran
-        if outcome.accepted and loop is not None:
-            self.get_logger().debug(f'identified: {loop.policy.identified()}')
+        identified = loop.policy.identified() if outcome.accepted and loop is not None else None
+        if identified is not None:
+            self.get_logger().debug(f'identified: {identified}')
+        if loop is not None:
+            values = outcome_values(outcome, method=str(loop.policy.method),
+                                    identified=identified)
+            self._record('~/adaptation', DiagnosticStatus(
+                level=DiagnosticStatus.OK if outcome.accepted else DiagnosticStatus.WARN,
+                name=self.get_name(), message=f'adaptation {outcome}',
+                values=[KeyValue(key=k, value=v) for k, v in values.items()]))
+
+    # -- recording -------------------------------------------------------------
+
+    def _record_topics(self) -> dict[str, tuple[str, str]]:
+        """What is recorded: the name used here -> (the resolved topic, its type)."""
+        return {'joint_states': (self.resolve_topic_name('joint_states'), JOINT_STATE),
+                'commands': (self.resolve_topic_name(f'{self.controller}/commands'), COMMANDS),
+                '~/desired': (self.resolve_topic_name('~/desired'), JOINT_STATE),
+                '~/adaptation': (self.resolve_topic_name('~/adaptation'), OUTCOME)}
+
+    def _recording(self, on: bool) -> str:
+        """Start (a new bag) or stop recording: '' when done, else why not."""
+        if not on:
+            recorder, self.recorder = self.recorder, None
+            if recorder is not None:
+                recorder.close()
+                self.get_logger().info(f'recorded {recorder.written} messages into '
+                                       f'{recorder.path}')
+            return ''
+        if self.recorder is not None or self.loop is None:  # recording, or at configure
+            return ''
+        folder = Path(self.record_dir or Path(os.environ.get(
+            'ROS_HOME', Path.home() / '.ros')) / 'maml_ros' / 'bags')
+        name = datetime.now(timezone.utc).strftime('support_%Y%m%d_%H%M%S_%f')
+        topics = self._record_topics()
+        self._topics = {name: topic for name, (topic, _) in topics.items()}
+        try:
+            self.recorder = BagRecorder(folder / name, dict(topics.values()))
+        except BagError as error:
+            self.problems.report('record', str(error))
+            return str(error)
+        self.get_logger().info(f'recording into {self.recorder.path}')
+        return ''
+
+    def _record(self, name: str, msg) -> None:
+        recorder = self.recorder  # the adapting thread reads it too
+        if recorder is not None:
+            recorder.write(self._topics[name], self.get_clock().now().nanoseconds,
+                           serialize_message(msg))
+
+    def _publish(self, publisher, msg) -> None:
+        publisher.publish(msg)
+        self._record('commands' if publisher is self.commands else '~/desired', msg)
+
+    def _on_record(self, request, response):
+        """``~/record``: true starts a new bag, false closes it (the ``record`` parameter
+        follows)."""
+        result = self.set_parameters([Parameter('record', value=request.data)])[0]
+        if not result.successful:
+            response.success, response.message = False, result.reason
+        elif self.recorder is not None:
+            response.success, response.message = True, f'recording into {self.recorder.path}'
+        else:
+            response.success = not request.data
+            response.message = 'not recording' if not request.data else \
+                f'could not record: {self.problems.last}'
+        return response
 
 
     async def _on_adapt(self, request, response):
@@ -369,6 +448,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         """Accepted changes (rclpy refused out-of-range ones already) take effect now."""
         changes = {p.name: p.value for p in parameters}
         self.adapted_checkpoint = changes.get('adapted_checkpoint', self.adapted_checkpoint)
+        self.record_dir = changes.get('record_dir', self.record_dir)
+        if 'record' in changes:
+            self.record = changes['record']
+            self._recording(self.record)
         self.settings = dataclasses.replace(self.settings, **{
             name: value for name, value in changes.items() if name in LOOP_PARAMETERS})
         if self.loop is not None:
@@ -386,8 +469,13 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             level, message = DiagnosticStatus.OK, 'inactive: not commanding'
         identified = {f'identified {name}': str(value)
                       for name, value in (self.loop.policy.identified() or {}).items()}
+        recorder = self.recorder
+        recording = {'recording': 'off' if recorder is None else str(recorder.path)}
+        if recorder is not None and recorder.error:
+            level, message = DiagnosticStatus.WARN, f'{message}; recording failed'
+            recording['recording_error'] = recorder.error
         return (level, message, {'lifecycle_state': 'active' if self.active else 'inactive',
-                                 'checkpoint': self.checkpoint_path, **status.values,
+                                 'checkpoint': self.checkpoint_path, **status.values, **recording,
                                  **identified, **self.problems.values()})
 
     def _every_second(self) -> None:

@@ -27,6 +27,7 @@ Nothing here knows ROS: the node converts messages and publishes what
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Callable
@@ -84,6 +85,17 @@ class Level(enum.IntEnum):
     ERROR = 2
 
 
+def stamp_rejection(stamp: float, previous: float, clock: float) -> str:
+    """Why a joint state stamped ``stamp`` is dropped after one stamped ``previous``, received
+    when the stamp clock read ``clock`` ('' when it is not)."""
+    if stamp <= previous:
+        return f'stamp {stamp:.9f} is not newer than the previous one ({previous:.9f})'
+    lead = stamp - clock
+    if lead > MAX_STAMP_LEAD:
+        return f'stamp is {lead:.3g} s ahead of this clock'
+    return ''
+
+
 STOP_COMMANDS = ('gravity', 'zero')  # what the last command of an effort robot holds
 
 
@@ -113,7 +125,8 @@ class ControlLoop:
     :param period: the control period (s).
     :param stamp_clock: now, on the clock joint-state stamps use (s).
     :param seed: seed of the exploration noise.
-    :param on_adapted: called with each adaptation's outcome (from the adapting thread).
+    :param on_adapted: called with each adaptation's outcome (from the adapting thread), its
+        ``window_end`` set.
     :param stop_command: what the stop command of an effort robot holds: ``gravity``, the
         active model's torque that holds the last measured posture at rest; ``zero``.
     """
@@ -167,11 +180,9 @@ class ControlLoop:
     def joint_state(self, q: np.ndarray, qd: np.ndarray, stamp: float, now: float) -> str:
         """Take a joint state (in joint order) stamped ``stamp``, received at ``now``
         (monotonic): '' when accepted, else why it was dropped."""
-        if stamp <= self._last_stamp:
-            return f'stamp {stamp:.9f} is not newer than the previous one ({self._last_stamp:.9f})'
-        lead = stamp - self.stamp_clock()
-        if lead > MAX_STAMP_LEAD:
-            return f'stamp is {lead:.3g} s ahead of this clock'
+        reason = stamp_rejection(stamp, self._last_stamp, self.stamp_clock())
+        if reason:
+            return reason
         self._last_stamp = stamp
         self._latest = (q, qd, stamp)
         self.watchdog.feed(now)
@@ -299,10 +310,14 @@ class ControlLoop:
     def adapt(self, now: float) -> str:
         """Adapt on the support collected so far: '' when started, else why not."""
         previous, self._last_adaptation = self._last_adaptation, now  # before an inline one ends
+        on_done = self.on_adapted
+        if on_done is not None and len(self.buffer):
+            end = float(self.buffer.stamps()[-1])
+            on_done = lambda outcome: self.on_adapted(  # noqa: E731
+                dataclasses.replace(outcome, window_end=end))
         reason = self.policy.start(self.buffer.transitions(),
                                    inner_steps=self.settings.inner_steps,
-                                   inner_lr=self.settings.inner_lr,
-                                   on_done=self.on_adapted)
+                                   inner_lr=self.settings.inner_lr, on_done=on_done)
         if reason:
             self._last_adaptation = previous
         return reason

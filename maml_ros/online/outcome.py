@@ -15,6 +15,9 @@ class AdaptationOutcome:
     :param loss_after: support loss of the adapted policy.
     :param duration_ms: wall-clock time of the adaptation.
     :param transitions: support transitions used.
+    :param window_end: stamp of the newest support state (s), where the control loop knows
+        it: the support is the ``transitions`` transitions up to it (a recorded bag replays
+        the same window).
     """
 
     accepted: bool
@@ -23,6 +26,7 @@ class AdaptationOutcome:
     loss_after: float
     duration_ms: float
     transitions: int
+    window_end: float | None = None
 
     def __str__(self) -> str:
         verdict = 'accepted' if self.accepted else f'rejected: {self.reason}'

@@ -44,7 +44,8 @@ class SupportBuffer:
             raise ValueError('need capacity >= 1, n_joints >= 1, control_period > 0 and '
                              '0 < tolerance < 1')
         self.n_joints, self.control_period, self.tolerance = n_joints, control_period, tolerance
-        self._rows: collections.deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = (
+        # (state, command, next state, the next state's stamp)
+        self._rows: collections.deque[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = (
             collections.deque(maxlen=int(capacity)))
         self._previous: tuple[float, np.ndarray, np.ndarray] | None = None
         #: Ticks that could not be paired with the one before (gaps, repeats).
@@ -77,7 +78,8 @@ class SupportBuffer:
             previous_stamp, previous_state, previous_command = self._previous
             interval = stamp - previous_stamp
             if abs(interval - self.control_period) <= self.tolerance * self.control_period:
-                self._rows.append((previous_state, previous_command, np.array(state, float)))
+                self._rows.append((previous_state, previous_command, np.array(state, float),
+                                   stamp))
                 added = True
             else:
                 self.broken += 1
@@ -100,6 +102,10 @@ class SupportBuffer:
         if not self._rows:
             empty = np.empty((0, 2 * self.n_joints))
             return Transitions(empty, np.empty((0, self.n_joints)), empty.copy())
-        states, commands, next_states = (np.stack(column) for column in zip(*self._rows,
-                                                                            strict=True))
+        states, commands, next_states, _ = (np.stack(column) for column in zip(*self._rows,
+                                                                               strict=True))
         return Transitions(states, commands, next_states)
+
+    def stamps(self) -> np.ndarray:
+        """The stamp of each buffered transition's next state, oldest first."""
+        return np.array([row[3] for row in self._rows], dtype=float)

@@ -138,6 +138,11 @@ ADAPTER_PARAMETERS = [
               '$ROS_HOME/maml_ros/adapted.safetensors (ROS_HOME defaults to ~/.ros)'),
     ParamSpec('watchdog_timeout', LOOP.watchdog_timeout, 'joint states older than this stop '
               'commands (s)', 0.001, 10.0),
+    ParamSpec('record', False, 'record joint states, commands, the reference and each '
+              "adaptation's outcome into a new rosbag2 (MCAP) bag in record_dir while true "
+              '(also ~/record)'),
+    ParamSpec('record_dir', '', 'where recorded bags go (one support_<UTC time> bag per '
+              'recording); empty: $ROS_HOME/maml_ros/bags'),
 ]
 #: The adapter parameters that are :class:`LoopSettings` (runtime-tunable).
 LOOP_PARAMETERS = {field.name for field in fields(LoopSettings)}

@@ -253,6 +253,14 @@ class PhysicsResidualModel(nn.Module):
              lag: Tensor, *, each: bool = False) -> Tensor:
         """Mean squared error, in command-scale units, of the commands ``theta`` predicts
         (``each``: one per joint and leading index of ``theta``, e.g. per candidate)."""
-        psi, y = self._chosen(design, commands, delay, lag)
-        error = ((psi @ theta.unsqueeze(-1)).squeeze(-1) - y).pow(2)
+        prediction, sent = self.predict(design, commands, theta, delay, lag)
+        error = (prediction - sent).pow(2)
         return error.mean(-1) if each else error.mean()
+
+    def predict(self, design: Tensor, commands: Tensor, theta: Tensor, delay: Tensor,
+                lag: Tensor) -> tuple[Tensor, Tensor]:
+        """The commands ``theta`` predicts and the commands sent, joint-major ``(..., n, T')``
+        in command-scale units: rows ``t = MAX_DELAY..T-1``, the command sent at
+        ``t - delay``."""
+        psi, sent = self._chosen(design, commands, delay, lag)
+        return (psi @ theta.unsqueeze(-1)).squeeze(-1), sent

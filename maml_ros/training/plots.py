@@ -71,3 +71,26 @@ def plot_learning_curves(path: Path, rows: list[dict]) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def plot_replay(path: Path, replay, *, joints: list[str], control_period: float) -> None:
+    """The held-out commands sent and those the unadapted model, the adapted one and
+    ``sysid`` predict, per joint (:class:`~maml_ros.training.replay.Replay`)."""
+    held_out = replay.held_out.commands
+    time = np.arange(len(held_out)) * control_period
+    figure, axes = plt.subplots(len(joints), 1, figsize=(10, 1.9 * len(joints)), sharex=True,
+                                squeeze=False)
+    rms = replay.held_out_rms()
+    for joint, (axis,) in enumerate(axes):
+        axis.plot(time, held_out[:, joint], 'k', lw=1.5, label='sent')
+        for label, style in (('unadapted', ':'), ('sysid', '-.'), ('adapted', '--')):
+            prediction = replay.predictions[label]
+            axis.plot(time[prediction.rows], prediction.commands[:, joint], style, lw=1,
+                      label=f'{label} ({rms[label]["per_joint"][joint]:.3g} RMS)')
+        axis.set_ylabel(joints[joint], fontsize=8)
+        axis.legend(loc='upper right', fontsize=7, ncol=4)
+    axes[-1][0].set_xlabel('held-out time (s, the transitions after the support, gaps left out)')
+    figure.suptitle('commands predicted for the held-out transitions vs. sent')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,166 @@
+"""Adapt offline from recorded ticks, and judge the result on what the robot did next.
+
+:func:`replay` splits a bag's transitions by time into a support window and a held-out
+part, adapts on the support exactly as the adapter does
+(:class:`~maml_ros.online.adaptive_policy.AdaptivePolicy`, inline), and compares the
+commands three models predict for the held-out transitions with the commands that were
+sent: the unadapted model (what the robot runs before adapting), the adapted one, and the
+classical identification (``sysid``) fitted on the same support. A model that predicts
+the commands a robot needed is the one whose computed torque tracks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from maml_ros.online.adaptive_policy import AdaptivePolicy
+from maml_ros.online.outcome import AdaptationOutcome
+from maml_ros.online.support_buffer import Transitions
+from maml_ros.ros.bag import BagTicks
+from maml_ros.training.model_based import JointModel, SystemIdentification
+from maml_ros.training.models import TrainedModels
+from maml_ros.training.physics_adaptation import PhysicsAdaptation, PhysicsFit
+from maml_ros.training.physics_model import DELAYS, RETENTIONS
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The commands a model predicts for some of a set of transitions: ``rows`` index the
+    transitions whose command is predicted, ``commands`` ``(len(rows), n)``."""
+
+    rows: np.ndarray
+    commands: np.ndarray
+
+    def rms(self, transitions: Transitions) -> np.ndarray:
+        """Per joint, the RMS difference from the commands sent (command units)."""
+        return np.sqrt(np.mean((self.commands - transitions.commands[self.rows]) ** 2, axis=0))
+
+
+def predict(models: TrainedModels, state: dict | PhysicsFit | JointModel,
+            transitions: Transitions) -> Prediction:
+    """The commands ``state`` (network weights, a physics fit or a ``sysid`` model) says the
+    robot needed for ``transitions``, its delay and lag accounted for."""
+    count = len(transitions)
+    if isinstance(state, JointModel):
+        regressors, _ = SystemIdentification(models.formulation).support(transitions)
+        rows = np.arange(count - state.delay)
+        return Prediction(rows, state.commands(regressors[state.delay:]))
+    if isinstance(state, PhysicsFit):
+        adaptation = PhysicsAdaptation(models.formulation, models.physics)
+        design, commands = adaptation.support(transitions)
+        lag = torch.as_tensor([RETENTIONS.index(r) for r in state.retention])
+        with torch.no_grad():
+            predicted, _ = models.physics.predict(design, commands, torch.as_tensor(state.theta),
+                                                  torch.tensor(state.delay), lag)
+        scale = models.physics.output_scale.double().numpy()
+        rows = np.arange(max(DELAYS), count) - state.delay
+        return Prediction(rows, predicted.numpy().T * scale)
+    features, residual = models.formulation.hindsight(transitions.states, transitions.commands,
+                                                      transitions.next_states)
+    with torch.no_grad():
+        learned = torch.func.functional_call(
+            models.meta_policy, state, torch.as_tensor(features, dtype=torch.float32)).numpy()
+    return Prediction(np.arange(count), transitions.commands - residual + learned)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """One offline adaptation and its judgement.
+
+    :param support: the transitions adapted on; ``support_span``: the stamps of the first
+        and last of their next states (s).
+    :param held_out: the transitions after them.
+    :param outcome: the adaptation's outcome (support loss before and after).
+    :param policy: the policy adapted (its ``active_models()`` is the adapted checkpoint).
+    :param predictions: ``unadapted``, ``adapted`` and ``sysid``, on ``held_out``.
+    :param identified: what the adapted model and ``sysid`` say about the robot.
+    """
+
+    support: Transitions
+    support_span: tuple[float, float]
+    held_out: Transitions
+    outcome: AdaptationOutcome
+    policy: AdaptivePolicy
+    predictions: dict[str, Prediction]
+    identified: dict[str, dict | None]
+
+    def held_out_rms(self) -> dict[str, dict]:
+        """Per model: the RMS command prediction error on the held-out transitions, per
+        joint and over all joints (command units)."""
+        return {label: {'per_joint': prediction.rms(self.held_out).round(4).tolist(),
+                        'all': round(float(np.sqrt(np.mean(prediction.rms(self.held_out) ** 2))),
+                                     4)}
+                for label, prediction in self.predictions.items()}
+
+
+def split(ticks: BagTicks, *, control_period: float, support_size: int, start: float = 0.0,
+          recorded: int | None = None) -> tuple[Transitions, np.ndarray, Transitions]:
+    """The support (and its stamps) and the held-out transitions after it.
+
+    :param support_size: support transitions: the first ones whose state is stamped at least
+        ``start`` seconds after the bag's first.
+    :param recorded: instead, the support window of the adapter's ``recorded``-th
+        adaptation in the bag (from 1): the transitions its buffer held.
+    :raises ValueError: too few transitions, or no such recorded adaptation.
+    """
+    everything, stamps, _ = ticks.transitions(control_period=control_period)
+    if recorded is not None:
+        if not 1 <= recorded <= len(ticks.outcomes):
+            raise ValueError(f'the bag records {len(ticks.outcomes)} adaptations, not '
+                             f'{recorded}')
+        outcome = ticks.outcomes[recorded - 1]
+        if outcome.window_end is None:
+            raise ValueError(f'adaptation {recorded} has no recorded support window')
+        support, support_stamps, _ = ticks.transitions(
+            control_period=control_period, until=outcome.window_end,
+            capacity=outcome.transitions)
+        if len(support) < outcome.transitions:
+            raise ValueError(f'adaptation {recorded} used {outcome.transitions} transitions; '
+                             f'the bag holds {len(support)} of them (recording started later)')
+        end = outcome.window_end
+    else:
+        first = np.flatnonzero(stamps >= ticks.stamps[0] + start)[:support_size]
+        if len(first) < support_size:
+            raise ValueError(f'{len(first)} transitions from {start:g} s on, fewer than the '
+                             f'{support_size} asked for (the bag has {len(everything)})')
+        support, support_stamps = _rows(everything, first), stamps[first]
+        end = support_stamps[-1]
+    return support, support_stamps, _rows(everything, np.flatnonzero(stamps > end))
+
+
+def replay(ticks: BagTicks, models: TrainedModels, *, method: str, support_size: int = 200,
+           start: float = 0.0, recorded: int | None = None, inner_steps: int = 5,
+           inner_lr: float | None = None) -> Replay:
+    """Adapt on a support window of ``ticks`` and predict the held-out commands (module
+    docstring); ``method``, ``inner_steps`` and ``inner_lr`` as the adapter's parameters.
+
+    :raises ValueError: too few transitions (see :func:`split`), or none held out.
+    """
+    period = models.formulation.robot.control_period
+    support, support_stamps, held_out = split(ticks, control_period=period,
+                                              support_size=support_size, start=start,
+                                              recorded=recorded)
+    if not len(held_out):
+        raise ValueError('no transition after the support window to judge the adaptation on')
+    policy = AdaptivePolicy(models=models, method=method, worker='inline')
+    unadapted = policy.active_state()
+    reason = policy.start(support, inner_steps=inner_steps, inner_lr=inner_lr)
+    if reason:
+        raise ValueError(f'cannot adapt: {reason}')
+    identification = SystemIdentification(models.formulation)
+    sysid = identification.fit(identification.support(support))
+    states = {'unadapted': unadapted, 'adapted': policy.active_state(), 'sysid': sysid}
+    return Replay(support=support, support_span=(float(support_stamps[0]),
+                                                 float(support_stamps[-1])),
+                  held_out=held_out, outcome=policy.last_outcome, policy=policy,
+                  predictions={label: predict(models, state, held_out)
+                               for label, state in states.items()},
+                  identified={'adapted': policy.identified(), 'sysid': sysid.physical()})
+
+
+def _rows(transitions: Transitions, rows: np.ndarray) -> Transitions:
+    return Transitions(transitions.states[rows], transitions.commands[rows],
+                       transitions.next_states[rows])
