@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from mcap.exceptions import McapError
+from mcap.exceptions import InvalidMagic, McapError
 from mcap.records import Channel, Message, Schema
 from mcap.stream_reader import StreamReader
 from rosbags.highlevel import AnyReader, AnyReaderError
@@ -212,7 +212,7 @@ def read_ticks(path: Path | str, *, joints: list[str], command_topic: str,
     for topic, msgtype, time_ns, raw in _messages(path, wanted, dropped):
         received = time_ns / NS
         try:
-            msg = TYPESTORE.deserialize_cdr(raw, msgtype)
+            msg = deserialize(raw, msgtype)
         except Exception as error:  # a message cut short, a wrong type
             dropped.add('undecodable', f'{topic}: {error}')
             continue
@@ -248,6 +248,23 @@ def read_ticks(path: Path | str, *, joints: list[str], command_topic: str,
     return BagTicks(times, stamps, states, commands, dropped, outcomes)
 
 
+def deserialize(raw: bytes, msgtype: str):
+    """A CDR-encoded message. Up to 7 bytes after it are alignment padding, not an error:
+    ROS 2's serializer (Fast CDR) aligns an empty sequence of doubles, such as the ``effort``
+    of most joint states, to 8 bytes (``TYPESTORE.deserialize_cdr`` allows 3).
+
+    :raises ValueError: (or ``struct.error``) for data that is not such a message.
+    """
+    if len(raw) < 4 or bytes(raw[:2]) not in {b'\x00\x00', b'\x00\x01'}:
+        raise ValueError('not CDR-encoded')
+    msgdef = TYPESTORE.get_msgdef(msgtype)
+    decode = msgdef.deserialize_cdr_le if raw[1] else msgdef.deserialize_cdr_be
+    message, size = decode(raw[4:], 0, msgdef.cls, TYPESTORE)
+    if len(raw) - 4 - size > 7:
+        raise ValueError(f'{len(raw) - 4 - size} bytes after the {msgtype} message')
+    return message
+
+
 def _messages(path: Path, wanted: dict[str, str], dropped: Dropped
               ) -> Iterator[tuple[str, str, int, bytes]]:
     """``(topic, type, log time ns, data)`` of the ``wanted`` topics (topic -> type), in time
@@ -257,8 +274,10 @@ def _messages(path: Path, wanted: dict[str, str], dropped: Dropped
     try:
         reader = AnyReader([path], default_typestore=TYPESTORE)
         reader.open()
-    except AnyReaderError as error:  # no index (cut off, or never closed): read on foot
-        mcaps = [path] if path.is_file() else sorted(path.glob('*.mcap'))
+    except (AnyReaderError, OSError) as error:  # no index or metadata.yaml (cut off, or
+        # never closed): read the MCAP record by record
+        mcaps = [path] if path.suffix == '.mcap' else sorted(path.glob('*.mcap')) \
+            if path.is_dir() else []
         if not mcaps:
             raise BagError(f'{path} is not a rosbag2 bag: {error}') from error
         yield from sorted(_stream(mcaps, wanted, dropped), key=lambda message: message[2])
@@ -302,6 +321,8 @@ def _stream(files: list[Path], wanted: dict[str, str], dropped: Dropped
                         topic, msgtype = channels[record.channel_id]
                         if wanted.get(topic) == msgtype:
                             yield topic, msgtype, record.log_time, record.data
+            except InvalidMagic as error:
+                raise BagError(f'{file} is not an MCAP file: {error}') from error
             except (McapError, EOFError, ValueError) as error:
                 dropped.add('unreadable', f'{file.name} is cut off after byte {stream.tell()} '
                             f'({type(error).__name__}: {error})')

@@ -1,0 +1,124 @@
+"""Record on the (simulated) robot, replay on the desk: the adapter's bags and maml-ros-replay."""
+
+import json
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from ros_testing import spin_for, spin_until
+from std_srvs.srv import SetBool
+
+from maml_ros.cli.replay import main as replay_main
+from maml_ros.nodes.adapter import AdapterNode
+from maml_ros.nodes.pybullet_sim import PybulletSimNode
+from maml_ros.ros.bag import read_ticks
+from maml_ros.training.models import TrainedModels
+from maml_ros.training.replay import replay
+
+from adapter_harness import node_status
+
+
+def test_a_recorded_run_replays_to_the_same_adapted_model(ros_context, executor, tmp_path,
+                                                          capsys):
+    """The adapter records a run of the simulated demo robot; replaying the recorded support
+    window adapts to exactly the fit the adapter adapted to on the robot, and the adapted
+    checkpoint maml-ros-replay writes runs in the adapter."""
+    sim = PybulletSimNode(context=ros_context, parameter_overrides=[
+        Parameter('dynamics.payload_mass', value=1.5),
+        Parameter('dynamics.actuator_gain', value=0.8)])
+    node = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('adaptation_process', value=False), Parameter('record', value=True),
+        Parameter('record_dir', value=str(tmp_path / 'bags'))])
+    for n in (sim, node):
+        executor.add_node(n)
+    try:
+        assert spin_until(executor, lambda: node.loop.policy.last_outcome is not None, 60.0)
+        spin_for(executor, 1.0)  # what follows the support: the held-out part
+        assert node_status(node)[2]['recording'] == str(node.recorder.path)
+        online = node.loop.policy.active_state()
+        outcome = node.loop.policy.last_outcome
+        bag = node.recorder.path
+    finally:
+        node.destroy_node()  # closes the bag
+        sim.destroy_node()
+    assert outcome.accepted and (bag / 'metadata.yaml').exists()
+
+    models = TrainedModels.load(node.checkpoint_path)
+    ticks = read_ticks(bag, joints=list(models.formulation.robot.joints),
+                       command_topic='/effort_controller/commands',
+                       outcome_topic='/adapter/adaptation')
+    assert len(ticks.outcomes) == 1 and ticks.outcomes[0].transitions == 200
+    recorded = replay(ticks, models, method='maml_physics', recorded=1)
+    assert recorded.outcome.loss_before == outcome.loss_before
+    assert recorded.outcome.loss_after == outcome.loss_after
+    np.testing.assert_array_equal(recorded.policy.active_state().theta, online.theta)
+    assert recorded.policy.active_state().delay == online.delay
+    rms = recorded.held_out_rms()
+    assert rms['adapted']['all'] < 0.5 * rms['unadapted']['all']  # it learned the robot
+
+    adapted = tmp_path / 'adapted.safetensors'
+    report = tmp_path / 'replay.json'
+    assert replay_main([str(bag), '--recorded', '1', '--out', str(adapted),
+                        '--json', str(report), '--plot', str(tmp_path / 'replay.png')]) == 0
+    printed = capsys.readouterr().out
+    assert 'maml_physics adaptation accepted' in printed and 'payload_kg' in printed
+    figures = json.loads(report.read_text())
+    assert figures['held_out_rms'] == rms and figures['support'] == 200
+    assert (tmp_path / 'replay.png').stat().st_size > 10_000
+    runs = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('checkpoint', value=str(adapted)), Parameter('autostart', value=False)])
+    try:
+        runs.trigger_configure()
+        assert runs.loop is not None and runs.loop.policy.active_state().adapted
+        payload = runs.loop.policy.models.info['identified']['payload_kg']
+        assert payload == recorded.identified['adapted']['payload_kg']
+    finally:
+        runs.destroy_node()
+
+
+def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
+    harness = make_harness(record_dir=str(tmp_path))
+    node = harness.node
+    assert node.recorder is None and node_status(node)[2]['recording'] == 'off'
+    response = node._on_record(SetBool.Request(data=True), SetBool.Response())
+    assert response.success and node.get_parameter('record').value
+    path = node.recorder.path
+    assert response.message == f'recording into {path}' and path.parent == tmp_path
+    for _ in range(20):
+        assert harness.joint_state(harness.state())
+        harness.tick()
+    response = node._on_record(SetBool.Request(data=False), SetBool.Response())
+    assert response.success and node.recorder is None
+    ticks = read_ticks(path, joints=list(node.joints), command_topic='/effort_controller/commands')
+    assert len(ticks) == 20
+    np.testing.assert_array_equal(ticks.commands[-1], harness.commands[-1])
+
+
+def test_a_bag_that_cannot_be_written_is_refused_with_the_reason(make_harness, tmp_path):
+    (tmp_path / 'file').write_text('')  # record_dir is a file: no bag can go there
+    harness = make_harness(record_dir=str(tmp_path / 'file'))
+    response = harness.node._on_record(SetBool.Request(data=True), SetBool.Response())
+    assert not response.success and 'cannot create the bag' in response.message
+    assert harness.node.recorder is None
+    values = node_status(harness.node)[2]
+    assert values['recording'] == 'off'
+    assert any('cannot create the bag' in value for value in values.values())
+    for _ in range(3):  # the robot is still controlled
+        assert harness.joint_state(harness.state())
+        assert harness.tick() is not None
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['missing_bag'], 'does not exist'),
+    (['{bag}', '--support-size', '5000'], 'fewer than the 5000 asked for'),
+    (['{bag}', '--recorded', '2'], 'the bag records 0 adaptations, not 2'),
+])
+def test_replay_refuses_what_it_cannot_use(tmp_path, capsys, argv, message, make_harness):
+    harness = make_harness(record_dir=str(tmp_path), record=True)
+    for _ in range(60):
+        assert harness.joint_state(harness.state())
+        harness.tick()
+    bag = harness.node.recorder.path
+    harness.node._recording(False)
+    assert replay_main([arg.format(bag=bag) for arg in argv]) == 2
+    assert message in capsys.readouterr().err
