@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
 from std_srvs.srv import SetBool
@@ -12,23 +13,21 @@ from maml_ros.cli.replay import main as replay_main
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 from maml_ros.ros.bag import read_ticks
-from maml_ros.training.models import TrainedModels
 from maml_ros.training.replay import replay
 
 from adapter_harness import node_status
 
 
-def test_a_recorded_run_replays_to_the_same_adapted_model(ros_context, executor, tmp_path,
-                                                          capsys):
-    """The adapter records a run of the simulated demo robot; replaying the recorded support
-    window adapts to exactly the fit the adapter adapted to on the robot, and the adapted
-    checkpoint maml-ros-replay writes runs in the adapter."""
+def record_run(ros_context, executor, folder, **parameters):
+    """The adapter records a run of a simulated robot until 1 s after its first adaptation:
+    the bag, the adapted state, the outcome."""
     sim = PybulletSimNode(context=ros_context, parameter_overrides=[
         Parameter('dynamics.payload_mass', value=1.5),
         Parameter('dynamics.actuator_gain', value=0.8)])
     node = AdapterNode(context=ros_context, parameter_overrides=[
         Parameter('adaptation_process', value=False), Parameter('record', value=True),
-        Parameter('record_dir', value=str(tmp_path / 'bags'))])
+        Parameter('record_dir', value=str(folder)),
+        *(Parameter(name, value=value) for name, value in parameters.items())])
     for n in (sim, node):
         executor.add_node(n)
     try:
@@ -42,12 +41,24 @@ def test_a_recorded_run_replays_to_the_same_adapted_model(ros_context, executor,
         node.destroy_node()  # closes the bag
         sim.destroy_node()
     assert outcome.accepted and (bag / 'metadata.yaml').exists()
+    return bag, online, outcome
 
-    models = TrainedModels.load(node.checkpoint_path)
+
+def recorded_ticks(bag, models):
     ticks = read_ticks(bag, joints=list(models.formulation.robot.joints),
                        command_topic='/effort_controller/commands',
                        outcome_topic='/adapter/adaptation')
     assert len(ticks.outcomes) == 1 and ticks.outcomes[0].transitions == 200
+    return ticks
+
+
+def test_a_recorded_run_replays_to_the_same_adapted_model(ros_context, executor, tmp_path,
+                                                          capsys, models):
+    """The adapter records a run of the simulated demo robot; replaying the recorded support
+    window adapts to exactly the fit the adapter adapted to on the robot, and the adapted
+    checkpoint maml-ros-replay writes runs in the adapter."""
+    bag, online, outcome = record_run(ros_context, executor, tmp_path / 'bags')
+    ticks = recorded_ticks(bag, models)
     recorded = replay(ticks, models, method='maml_physics', recorded=1)
     assert recorded.outcome.loss_before == outcome.loss_before
     assert recorded.outcome.loss_after == outcome.loss_after
@@ -74,6 +85,16 @@ def test_a_recorded_run_replays_to_the_same_adapted_model(ros_context, executor,
         assert payload == recorded.identified['adapted']['payload_kg']
     finally:
         runs.destroy_node()
+
+
+def test_the_network_adaptation_replays_to_the_same_weights(ros_context, executor, tmp_path,
+                                                             models):
+    bag, online, outcome = record_run(ros_context, executor, tmp_path, adaptation='maml')
+    recorded = replay(recorded_ticks(bag, models), models, method='maml', recorded=1)
+    assert recorded.outcome.loss_after == outcome.loss_after
+    replayed = recorded.policy.active_state()
+    assert replayed.keys() == online.keys()
+    assert all(torch.equal(replayed[name], online[name]) for name in online)
 
 
 def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
