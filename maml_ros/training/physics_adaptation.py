@@ -31,6 +31,7 @@ from maml_ros.training.physics_model import (
     PHYSICAL_TERMS,
     RETENTIONS,
     PhysicsResidualModel,
+    damped_solve,
     physical_regressors,
 )
 
@@ -230,7 +231,8 @@ def passive_refit(model: PhysicsResidualModel, design: Tensor, commands: Tensor,
     kg*m^2, barely excited by its support) an unconstrained step identified -0.12 N*m and
     ran it 2-6 rad off; ``sysid`` constrains the same signs.
     """
-    theta = model.refit(design, commands, delay, lag, prior, precision)
+    gram, rhs = model.normal_equations(design, commands, delay, lag)
+    theta = damped_solve(gram, rhs, prior, precision).squeeze(-1)
     prior, precision = prior.clone(), precision.expand_as(theta).clone()
     for _ in PASSIVE_TERMS:
         negative = theta[..., PASSIVE_TERMS] < 0
@@ -242,7 +244,7 @@ def passive_refit(model: PhysicsResidualModel, design: Tensor, commands: Tensor,
         passive_precision = precision[..., PASSIVE_TERMS]
         passive_precision[negative] = PINNED
         precision[..., PASSIVE_TERMS] = passive_precision
-        theta = model.refit(design, commands, delay, lag, prior, precision)
+        theta = damped_solve(gram, rhs, prior, precision).squeeze(-1)
     return theta
 
 

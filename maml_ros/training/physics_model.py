@@ -75,12 +75,20 @@ def damped_step(psi: Tensor, y: Tensor, prior: Tensor, precision: Tensor) -> Ten
     same minimum): on a light joint the torque columns are 1000 times smaller than the
     velocity column, and the unscaled matrix is not positive definite in float32. On a
     joint that never slows down both Coulomb columns are the sign of its velocity: a ridge
-    of ``RIDGE`` on the unit diagonal keeps the pair solvable.
+    of ``RIDGE`` on the unit diagonal keeps the pair solvable. ``psi^T psi`` is formed once
+    however many priors and dampings the leading dimensions hold (the adapter's
+    cross-validation solves for 8).
     """
-    scale = (psi.square().sum(-2) + precision).sqrt()  # (..., P)
-    psi = psi / scale.unsqueeze(-2)
-    gram = psi.mT @ psi + torch.diag_embed(precision / scale ** 2 + RIDGE)
-    rhs = psi.mT @ y + (precision * prior / scale)[..., None]
+    return damped_solve(psi.mT @ psi, psi.mT @ y, prior, precision)
+
+
+def damped_solve(gram: Tensor, rhs: Tensor, prior: Tensor, precision: Tensor) -> Tensor:
+    """:func:`damped_step` from the normal equations ``psi^T psi``, ``psi^T y`` (to solve them
+    again for other priors and dampings)."""
+    scale = (gram.diagonal(dim1=-2, dim2=-1) + precision).sqrt()  # (..., P)
+    gram = gram / (scale[..., :, None] * scale[..., None, :]) + torch.diag_embed(
+        precision / scale ** 2 + RIDGE)
+    rhs = rhs / scale[..., None] + (precision * prior / scale)[..., None]
     return torch.cholesky_solve(rhs, torch.linalg.cholesky(gram)) / scale[..., None]
 
 
@@ -246,8 +254,15 @@ class PhysicsResidualModel(nn.Module):
               prior: Tensor, precision: Tensor) -> Tensor:
         """The step's ``theta`` for a delay and lags already chosen, with an explicit prior and
         damping ``(..., n, P)`` (leading dimensions: one solve per candidate)."""
+        return damped_solve(*self.normal_equations(design, commands, delay, lag), prior,
+                            precision).squeeze(-1)
+
+    def normal_equations(self, design: Tensor, commands: Tensor, delay: Tensor, lag: Tensor
+                         ) -> tuple[Tensor, Tensor]:
+        """``psi^T psi`` and ``psi^T y`` for a delay and lags already chosen (what
+        :func:`damped_solve` takes)."""
         psi, y = self._chosen(design, commands, delay, lag)
-        return damped_step(psi, y.unsqueeze(-1), prior, precision).squeeze(-1)
+        return psi.mT @ psi, psi.mT @ y.unsqueeze(-1)
 
     def loss(self, design: Tensor, commands: Tensor, theta: Tensor, delay: Tensor,
              lag: Tensor, *, each: bool = False) -> Tensor:
