@@ -251,7 +251,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         command = self.loop.stop()
         if command is None:  # nothing sent since the last stop
             return
-        self._publish(self.commands, Float64MultiArray(data=command.tolist()))
+        self._publish(self.commands, 'commands', Float64MultiArray(data=command.tolist()))
         self.commands.wait_for_all_acked(ACK_TIMEOUT)
         self.get_logger().info(f'{why}: sent the stop command ({self.loop.stop_description}) '
                                'and stopped commanding')
@@ -318,10 +318,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.get_logger().warn('joint states stale: sent the stop command '
                                    f'({self.loop.stop_description}) and stopped commanding '
                                    'until they are fresh again')
-        self._publish(self.commands, Float64MultiArray(data=tick.command.tolist()))
-        self._publish(self.desired, JointState(header=self._latest_header, name=self.joints,
-                                               position=tick.q_ref.tolist(),
-                                               velocity=tick.qd_ref.tolist()))
+        self._publish(self.commands, 'commands', Float64MultiArray(data=tick.command.tolist()))
+        self._publish(self.desired, '~/desired', JointState(
+            header=self._latest_header, name=self.joints, position=tick.q_ref.tolist(),
+            velocity=tick.qd_ref.tolist()))
 
     def _on_adapted(self, outcome: AdaptationOutcome) -> None:
         # rclpy ties a severity to each logging call site: one site per severity.
@@ -363,11 +363,11 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             return ''
         folder = Path(self.record_dir or Path(os.environ.get(
             'ROS_HOME', Path.home() / '.ros')) / 'maml_ros' / 'bags')
-        name = datetime.now(timezone.utc).strftime('support_%Y%m%d_%H%M%S_%f')
+        bag = folder / datetime.now(timezone.utc).strftime('support_%Y%m%d_%H%M%S_%f')
         topics = self._record_topics()
         self._topics = {name: topic for name, (topic, _) in topics.items()}
         try:
-            self.recorder = BagRecorder(folder / name, dict(topics.values()))
+            self.recorder = BagRecorder(bag, dict(topics.values()))
         except BagError as error:
             self.problems.report('record', str(error))
             return str(error)
@@ -380,9 +380,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             recorder.write(self._topics[name], self.get_clock().now().nanoseconds,
                            serialize_message(msg))
 
-    def _publish(self, publisher, msg) -> None:
+    def _publish(self, publisher, name: str, msg) -> None:
+        """Publish ``msg``, and record it as ``name`` (see :meth:`_record_topics`)."""
         publisher.publish(msg)
-        self._record('commands' if publisher is self.commands else '~/desired', msg)
+        self._record(name, msg)
 
     def _on_record(self, request, response):
         """``~/record``: true starts a new bag, false closes it (the ``record`` parameter
