@@ -39,6 +39,7 @@ from maml_ros.training.physics_model import (
 PASSIVE_TERMS = [PHYSICAL_TERMS.index(t) for t in ('payload', 'viscous', 'coulomb_sharp',
                                                     'coulomb_soft')]
 PINNED = 1e8  # the damping that holds a term at zero
+FAMILY_SECONDS = 1.0  # held-out motion it takes to choose the physical terms alone (s)
 
 
 def window_arrays(identification: SystemIdentification, states: np.ndarray,
@@ -173,10 +174,20 @@ class PhysicsAdaptation:
             best = 0  # too few transitions to hold any out: the learned model and damping
             if half > 2 * max(DELAYS):
                 folds = ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half)))
-                held_out = sum(model.loss(design[test], commands[test], model.refit(
-                    design[train], commands[train], delay, lag, priors, damping), delay, lag,
-                    each=True).mean(-1) for train, test in folds)
-                best = int(held_out.argmin())
+                errors = torch.cat([(torch.sub(*model.predict(
+                    design[test], commands[test], model.refit(
+                        design[train], commands[train], delay, lag, priors, damping),
+                    delay, lag)) ** 2).mean(-2) for train, test in folds], -1)  # (C, rows)
+                scales = len(DAMPING_SCALES)
+                best = int(errors[:scales].mean(-1).argmin())
+                alone = scales + int(errors[scales:].mean(-1).argmin())
+                # The physical terms alone when each half spans a second of motion and they
+                # predict better by more than one standard error: on a shorter support the
+                # choice between families is noise, and costs more than one between dampings.
+                gain = errors[best] - errors[alone]
+                if half >= round(FAMILY_SECONDS / self.period) and \
+                        gain.mean() > gain.std() / math.sqrt(gain.numel()):
+                    best = alone
             theta = passive_refit(model, design, commands, delay, lag, priors[best],
                                   damping[best])
             return PhysicsFit.from_choice(theta, delay, lag, control_period=self.period,
