@@ -158,10 +158,12 @@ class PhysicsAdaptation:
         two-fold cross-validation (fit on the first half of the support, predict the second,
         and back; all joints together) picks the model among :meth:`candidates`: the learned
         damping scaled by each factor of :data:`DAMPING_SCALES` (a robot the prior does not
-        describe gets less of its pull), with the learned residual or with the physical terms
-        alone. (Measured on 20 robots in range with the checkpoint before the harmonics,
-        picking per joint, or picking per joint whether to use the features, did worse:
-        0.045 and 0.044 rad against 0.039.)
+        describe gets less of its pull), with the learned residual or, on a support of at
+        least twice :data:`FAMILY_SECONDS`, with the physical terms alone. (Choosing between
+        the two on 50 and 100 transitions made in-range tracking worse: 0.038 and 0.027 rad
+        against 0.027 and 0.022. Measured on 20 robots in range with the checkpoint before
+        the harmonics, picking per joint, or picking per joint whether to use the features,
+        did worse: 0.045 and 0.044 rad against 0.039.)
         """
         design, commands = support
         model = self.model

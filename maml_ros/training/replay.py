@@ -90,10 +90,12 @@ class Replay:
     def held_out_rms(self) -> dict[str, dict]:
         """Per model: the RMS command prediction error on the held-out transitions, per
         joint and over all joints (command units)."""
-        return {label: {'per_joint': prediction.rms(self.held_out).round(4).tolist(),
-                        'all': round(float(np.sqrt(np.mean(prediction.rms(self.held_out) ** 2))),
-                                     4)}
-                for label, prediction in self.predictions.items()}
+        figures = {}
+        for label, prediction in self.predictions.items():
+            rms = prediction.rms(self.held_out)
+            figures[label] = {'per_joint': rms.round(4).tolist(),
+                              'all': round(float(np.sqrt(np.mean(rms ** 2))), 4)}
+        return figures
 
 
 def split(ticks: BagTicks, *, control_period: float, support_size: int, start: float = 0.0,
