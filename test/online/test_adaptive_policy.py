@@ -1,5 +1,6 @@
 """Adaptation on the robot: accepted when it helps, rejected when it does not, never blocking."""
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from maml_ros.online.adaptive_policy import AdaptivePolicy
+from maml_ros.online.adaptive_policy import AdaptivePolicy, rejection
 from maml_ros.online.support_buffer import Transitions
 from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
 from maml_ros.training.adaptation import maml_adapt
@@ -64,6 +65,21 @@ def test_nan_support_data_is_rejected(models, support):
     outcome = adapter.adapt(Transitions(states, support.commands, support.next_states),
                             inner_steps=5)
     assert not outcome.accepted and 'not finite' in outcome.reason
+
+
+def test_a_physics_fit_without_a_positive_torque_coefficient_is_rejected(models, support):
+    """A joint whose fitted torque coefficient is zero or negative would be commanded no
+    torque or the opposite one: rejected even when the support loss fell."""
+    adapter = AdaptivePolicy(models=models, method='maml_physics', worker='inline')
+    fitted = adapter.adapt(support, inner_steps=1)
+    assert fitted.accepted, fitted.reason
+    fit = adapter.active_state()
+    assert rejection(fit, fitted.loss_before, fitted.loss_after) == ''
+    theta = fit.theta.copy()
+    theta[6, 0], theta[2, 0] = 0.0, -0.3
+    reason = rejection(dataclasses.replace(fit, theta=theta), fitted.loss_before,
+                       fitted.loss_after)
+    assert reason.startswith('the torque coefficient of joints [3, 7] is not positive')
 
 
 def test_a_slow_adaptation_does_not_block_commands(models, support, monkeypatch):
