@@ -73,7 +73,7 @@ def main(args: list[str] | None = None) -> int:
     except (BagError, CheckpointError, ValueError) as error:
         print(f'maml-ros-replay: {error}', file=sys.stderr)
         return 2
-    transitions, stamps, broken = ticks.transitions(control_period=robot.control_period)
+    transitions, _, broken = ticks.transitions(control_period=robot.control_period)
     outcome = result.outcome
     print(f'{options.bag}: {len(ticks)} control ticks, {len(transitions)} transitions '
           f'({broken} chain breaks), {len(ticks.outcomes)} recorded adaptations')
@@ -109,7 +109,8 @@ def main(args: list[str] | None = None) -> int:
                     control_period=robot.control_period)
         print(f'plot written to {options.plot}')
     if not outcome.accepted:
-        print('the adaptation was rejected: no checkpoint written', file=sys.stderr)
+        written = ': no checkpoint written' if options.out else ''
+        print(f'the adaptation was rejected ({outcome.reason}){written}', file=sys.stderr)
         return 1
     if options.out:
         result.policy.active_models().save(options.out)
