@@ -104,13 +104,13 @@ def rejection(state: dict | PhysicsFit, before: float, after: float) -> str:
         return 'adapted weights or support loss are not finite'
     if after > before:
         return f'support loss rose from {before:.4g} to {after:.4g}'
-    if isinstance(state, PhysicsFit) and (state.theta[:, 0] <= 0).any():
-        # No actuator turns a command into no torque or the opposite one: the support did not
-        # determine these joints' torque (on 25 transitions such a fit drove a robot 0.83 rad
-        # off where the URDF model tracked 0.07).
-        joints = (np.flatnonzero(state.theta[:, 0] <= 0) + 1).tolist()  # numbered from 1
-        return f'the torque coefficient of joints {joints} is not positive (not identifiable ' \
-               'from this support)'
+    # No actuator turns a command into no torque or the opposite one: the support did not
+    # determine these joints' torque (on 25 transitions such a fit drove a robot 0.83 rad off
+    # where the URDF model tracked 0.07).
+    joints = np.flatnonzero(state.theta[:, 0] <= 0) if isinstance(state, PhysicsFit) else []
+    if len(joints):
+        return f'the torque coefficient of joints {(joints + 1).tolist()} is not positive ' \
+               '(not identifiable from this support)'
     return ''
 
 

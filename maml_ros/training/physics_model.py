@@ -265,12 +265,10 @@ class PhysicsResidualModel(nn.Module):
         return psi.mT @ psi, psi.mT @ y.unsqueeze(-1)
 
     def loss(self, design: Tensor, commands: Tensor, theta: Tensor, delay: Tensor,
-             lag: Tensor, *, each: bool = False) -> Tensor:
-        """Mean squared error, in command-scale units, of the commands ``theta`` predicts
-        (``each``: one per joint and leading index of ``theta``, e.g. per candidate)."""
+             lag: Tensor) -> Tensor:
+        """Mean squared error, in command-scale units, of the commands ``theta`` predicts."""
         prediction, sent = self.predict(design, commands, theta, delay, lag)
-        error = (prediction - sent).pow(2)
-        return error.mean(-1) if each else error.mean()
+        return (prediction - sent).pow(2).mean()
 
     def predict(self, design: Tensor, commands: Tensor, theta: Tensor, delay: Tensor,
                 lag: Tensor) -> tuple[Tensor, Tensor]:
