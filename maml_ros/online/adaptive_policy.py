@@ -18,11 +18,13 @@ evaluation, where the loop runs on simulated time).
 
 from __future__ import annotations
 
+import atexit
 import copy
 import math
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -122,9 +124,18 @@ def _start_worker(models: TrainedModels, method: str | None, threads: int) -> No
     # A terminal's Ctrl-C reaches the whole process group: the node stops this worker itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(10)  # the control loop goes first
+    # It holds nothing to save: the interpreter's teardown (seconds of garbage collection of
+    # torch's modules, at this priority on a busy machine) would only delay the node's exit.
+    atexit.register(_exit_at_once)
     torch.set_num_threads(threads)
     warm_up(models, method)
     _worker_models = models
+
+
+def _exit_at_once() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _adapt_in_worker(method: str, active_state: dict, transitions: Transitions,
