@@ -27,6 +27,7 @@ setup(
     entry_points={
         'console_scripts': [
             'pybullet_sim = maml_ros.nodes.pybullet_sim:main',
+            'mujoco_sim = maml_ros.nodes.mujoco_sim:main',
             'adapter = maml_ros.nodes.adapter:main',
             'meta_trainer = maml_ros.nodes.meta_trainer:main',
             'maml-ros-bringup = maml_ros.cli.bringup:main',

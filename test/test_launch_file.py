@@ -6,24 +6,27 @@ it passes come from :mod:`maml_ros.ros.launch_params`, tested directly)."""
 import ast
 from pathlib import Path
 
+import pytest
 import yaml
 
-from maml_ros.ros.launch_params import log_level_arguments, node_parameters
+from maml_ros.ros.launch_params import (
+    SIMULATORS,
+    launched_nodes,
+    log_level_arguments,
+    node_parameters,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / 'launch' / 'adapt.launch.py'
 TREE = ast.parse(LAUNCH.read_text())
 
 
-def launched_nodes() -> list[dict]:
-    """``{'name', 'kind'}`` of every Node/LifecycleNode(**options('<name>'), ...) call."""
-    nodes = []
-    for call in ast.walk(TREE):
-        if isinstance(call, ast.Call) and getattr(call.func, 'id', '') in ('Node',
-                                                                          'LifecycleNode'):
-            options = next(k.value for k in call.keywords if k.arg is None)
-            nodes.append({'name': options.args[0].value, 'kind': call.func.id})
-    return nodes
+def call_of(function: str) -> ast.Call:
+    """The one call of ``function`` in the launch file."""
+    calls = [call for call in ast.walk(TREE) if isinstance(call, ast.Call)
+             and getattr(call.func, 'id', '') == function]
+    assert len(calls) == 1, ast.unparse(TREE)
+    return calls[0]
 
 
 def options_dict() -> dict[str, ast.expr]:
@@ -45,35 +48,39 @@ def test_launch_file_compiles_and_declares_its_arguments():
     compile(TREE, str(LAUNCH), 'exec')
     declared = {call.args[0].value for call in ast.walk(TREE) if isinstance(call, ast.Call)
                 and getattr(call.func, 'id', '') == 'DeclareLaunchArgument'}
-    assert declared == {'use_sim', 'config', 'checkpoint', 'log_level'}
+    assert declared == {'use_sim', 'simulator', 'config', 'checkpoint', 'log_level'}
     assert any(isinstance(node, ast.FunctionDef) and node.name == 'generate_launch_description'
                for node in TREE.body)
 
 
 def test_every_launched_executable_is_a_console_script_of_this_package():
-    nodes = launched_nodes()
     options = options_dict()
     assert options['package'].value == 'maml_ros'
     # A namespace makes launch_ros name the node in its overrides: a '/**' section would lose
     # to the parameter file's section of the node.
     assert options['namespace'].value == ''
     assert options['executable'].id == options['name'].id == 'name'  # executable = node name
-    assert {n['name'] for n in nodes} == {'pybullet_sim', 'meta_trainer', 'adapter'}
-    assert {n['name'] for n in nodes} <= console_scripts()
-    assert next(n for n in nodes if n['name'] == 'adapter')['kind'] == 'LifecycleNode'
+    names = {name for simulator in SIMULATORS for name in launched_nodes(simulator=simulator)}
+    assert names == {'pybullet_sim', 'mujoco_sim', 'meta_trainer', 'adapter'}
+    assert names <= console_scripts()
+    # One action per launched node; the adapter is the lifecycle node.
+    comprehension = next(node for node in ast.walk(TREE) if isinstance(node, ast.ListComp))
+    assert comprehension.generators[0].iter is call_of('launched_nodes')
+    assert ast.unparse(comprehension.elt) == \
+        "(LifecycleNode if name == 'adapter' else Node)(**options(name))"
 
 
-def test_the_simulator_starts_only_with_use_sim():
-    sim = next(call for call in ast.walk(TREE) if isinstance(call, ast.Call)
-               and getattr(call.func, 'id', '') == 'Node'
-               and next(k.value for k in call.keywords if k.arg is None).args[0].value
-               == 'pybullet_sim')
-    condition = next(k.value for k in sim.keywords if k.arg == 'condition')
-    assert condition.func.id == 'IfCondition'
-    assert ast.unparse(condition.args[0]) == "value('use_sim')"
-    others = [call for call in ast.walk(TREE) if isinstance(call, ast.Call)
-              and getattr(call.func, 'id', '') in ('Node', 'LifecycleNode') and call is not sim]
-    assert len(others) == 2 and not any(k.arg == 'condition' for c in others for k in c.keywords)
+def test_the_launch_arguments_choose_the_nodes():
+    call = call_of('launched_nodes')
+    assert {k.arg: ast.unparse(k.value) for k in call.keywords} == {
+        'simulator': "value('simulator')", 'use_sim': 'use_sim'}
+    condition = call_of('evaluate_condition_expression')  # launch's own true/false/1/0 rule
+    assert ast.unparse(condition.args[1]) == "[LaunchConfiguration('use_sim')]"
+    assert launched_nodes() == ['pybullet_sim', 'meta_trainer', 'adapter']
+    assert launched_nodes(simulator='mujoco') == ['mujoco_sim', 'meta_trainer', 'adapter']
+    assert launched_nodes(simulator='mujoco', use_sim=False) == ['meta_trainer', 'adapter']
+    with pytest.raises(ValueError, match="unknown simulator 'gazebo'; choose from"):
+        launched_nodes(simulator='gazebo')
 
 
 def test_every_node_gets_its_parameters_and_log_level_from_launch_params():
@@ -106,6 +113,6 @@ def test_parameter_file_exists_and_its_node_sections_match_node_names():
     source = LAUNCH.read_text()
     assert "'config', 'adapt.yaml'" in source
     sections = set(yaml.safe_load((REPO / 'config' / 'adapt.yaml').read_text()))
-    names = {n['name'] for n in launched_nodes()}
+    names = {name for simulator in SIMULATORS for name in launched_nodes(simulator=simulator)}
     assert sections - {'/**'} == names
     assert '/**' in sections

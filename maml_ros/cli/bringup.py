@@ -5,10 +5,12 @@ Starts each node in its own process with the same parameter YAML, as
 must not share one interpreter lock), and stops them all on Ctrl-C or as soon
 as one of them exits. Ctrl-C or SIGTERM stops them all, once.
 
-    maml-ros-bringup [--config PATH] [--checkpoint PATH] [--no-sim]
+    maml-ros-bringup [--config PATH] [--checkpoint PATH] [--simulator pybullet|mujoco]
+        [--no-sim]
 
 ``--checkpoint`` is the launch file's ``checkpoint:=``: it goes to
-``meta_trainer`` and the adapter and wins over the parameter file.
+``meta_trainer`` and the adapter and wins over the parameter file;
+``--simulator`` is its ``simulator:=`` and ``--no-sim`` its ``use_sim:=false``.
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ from pathlib import Path
 import yaml
 
 from maml_ros.resources import default_config
-from maml_ros.ros.launch_params import node_parameters
+from maml_ros.ros.launch_params import SIMULATORS, launched_nodes, node_parameters
 from maml_ros.stop_signals import ignore_signals, stop_on_signals
 
 DEFAULT_CONFIG = default_config()
-NODES = ('pybullet_sim', 'meta_trainer', 'adapter')
 
 
 def node_command(node: str, config: Path, folder: Path, checkpoint: str = '') -> list[str]:
@@ -90,12 +91,14 @@ def main(args: list[str] | None = None) -> int:
     parser.add_argument('--config', type=Path, default=DEFAULT_CONFIG)
     parser.add_argument('--checkpoint', default='',
                         help='checkpoint to run (wins over the parameter file)')
-    parser.add_argument('--no-sim', action='store_true', help='a real robot: no pybullet_sim')
+    parser.add_argument('--simulator', choices=SIMULATORS, default='pybullet',
+                        help='the engine that simulates the robot (default: pybullet)')
+    parser.add_argument('--no-sim', action='store_true', help='a real robot: no simulator')
     options = parser.parse_args(args)
     if os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE') is None:
         print('maml-ros-bringup: ROS_AUTOMATIC_DISCOVERY_RANGE is not set; DDS discovery '
               'may leave this machine (set it to LOCALHOST to keep it here)', file=sys.stderr)
-    nodes = [node for node in NODES if not (options.no_sim and node == 'pybullet_sim')]
+    nodes = launched_nodes(simulator=options.simulator, use_sim=not options.no_sim)
     stop_on_signals()
     try:
         bringup = Bringup(nodes=nodes, config=options.config, checkpoint=options.checkpoint)

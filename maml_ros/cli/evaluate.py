@@ -1,13 +1,16 @@
 """``maml-ros-evaluate``: closed-loop tracking of every method on held-out robots.
 
     maml-ros-evaluate --checkpoint PATH [--dynamics name=value,...] [--tasks N]
-        [--support 200 [25 50 ...]] [--steps 5] [--seed S] [--json OUT] [--plot OUT]
+        [--support 200 [25 50 ...]] [--steps 5] [--seed S] [--engine pybullet|mujoco]
+        [--json OUT] [--plot OUT]
 
 With ``--dynamics`` it evaluates those exact dynamics; otherwise ``--tasks``
 robots drawn inside the training ranges and as many beyond them (seeded),
 reported apart. Several ``--support`` sizes sweep them (the same robots for
 each). Prints a table of tracking RMSE (rad) per method and group: its ratio
-to ``true_model`` and on how many robots it beats ``sysid``.
+to ``true_model`` and on how many robots it beats ``sysid``. ``--engine mujoco``
+simulates the evaluated robots with MuJoCo (its own joint, friction and actuator
+models) instead of PyBullet, which the checkpoint was trained in: sim-to-sim.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import yaml
 
 from maml_ros.maml.checkpoint import CheckpointError
-from maml_ros.sim import Dynamics, InverseDynamicsModel
+from maml_ros.sim import ENGINES, Dynamics, InverseDynamicsModel
 from maml_ros.training.evaluation import METHODS, EvalSettings, evaluate_tasks, summarize
 from maml_ros.training.models import TrainedModels
 
@@ -53,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--methods', nargs='+', choices=METHODS,
                         help='default: all (maml_physics where the checkpoint has one)')
     parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--engine', choices=ENGINES, default='pybullet',
+                        help='the physics engine of the evaluated robots (default: pybullet, '
+                        "training's)")
     parser.add_argument('--workers', type=int)
     parser.add_argument('--json', type=Path, help='write the results here')
     parser.add_argument('--plot', type=Path, help='write a PNG of tracking before/after here')
@@ -112,7 +118,8 @@ def main(args: list[str] | None = None) -> int:
                              'maml_physics out of --methods')
         groups = robot_groups(models, options)
         sweep = {size: EvalSettings(support_size=size, inner_steps=options.steps,
-                                    track_steps=options.track_steps, methods=tuple(methods))
+                                    track_steps=options.track_steps, methods=tuple(methods),
+                                    engine=options.engine)
                  for size in options.support}
     except (CheckpointError, ValueError) as error:
         print(f'maml-ros-evaluate: {error}', file=sys.stderr)
@@ -130,7 +137,8 @@ def main(args: list[str] | None = None) -> int:
     settings = sweep[options.support[0]]
     output = {**report[main_group]['summary'], 'groups': report,
               'settings': {'support': options.support, 'steps': options.steps,
-                           'seed': options.seed, 'checkpoint': str(options.checkpoint)}}
+                           'seed': options.seed, 'checkpoint': str(options.checkpoint),
+                           'engine': options.engine}}
     if options.json:
         options.json.parent.mkdir(parents=True, exist_ok=True)
         options.json.write_text(json.dumps(output, indent=2))

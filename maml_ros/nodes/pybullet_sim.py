@@ -1,156 +1,32 @@
-"""``pybullet_sim``: the robot in simulation, on ros2_control's topics.
+"""``pybullet_sim``: the robot simulated by PyBullet (the engine training uses), on
+ros2_control's topics.
 
-Advances the PyBullet robot by one period per tick at ``publish_rate`` and
-publishes ``/joint_states`` (stamped, measured with the robot's sensor noise).
-Commands arrive as ``std_msgs/Float64MultiArray`` on
-``<controller>/commands`` in the order of ``joints``, as a ros2_control
-forward command controller takes them; malformed ones are dropped and
-counted, and so are refused parameter changes (``/diagnostics``, 1 Hz).
-Until the first command arrives (after start-up or ``~/reset``) the physics
-does not advance: the arm waits at home like a robot with its brakes on.
-Once commanded, without a command for ``command_timeout`` it gets zero
-effort (or holds its position); with ``command_timeout: 0`` it keeps applying
-the last command, like a ros2_control forward command controller. ``~/reset``
-puts it back at home.
+The node's contract (joint states, commands, ``command_timeout``, ``~/reset``,
+``dynamics.*``, ``/diagnostics``) is :mod:`maml_ros.ros.sim_node`'s; its own
+parameter is ``gui``.
 """
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.node import Node
-from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import Trigger
-
-from maml_ros.ros.diagnostics import diagnostic_array
-from maml_ros.ros.params import ParamSpec, declare_parameters
-from maml_ros.ros.problems import Problems, ReportsRejectedParameters
+from maml_ros.ros.params import ParamSpec
+from maml_ros.ros.sim_node import SimNode
 from maml_ros.ros.spin import spin_node
-from maml_ros.sim import (
-    COMMAND_INTERFACES,
-    FACTOR_NAMES,
-    PANDA_ARM_JOINTS,
-    PANDA_HOME,
-    Dynamics,
-    SimRobot,
-)
-from maml_ros.training.config import INERTIA_SOURCES, ROBOT_KEYS, TRAINING_RANGES, robot_config
+from maml_ros.sim import RobotConfig, SimRobot, make_robot
 
-PARAMETERS = [
-    ParamSpec('urdf', 'franka_panda/panda.urdf',
-              'URDF file, absolute or relative to pybullet_data', read_only=True),
-    ParamSpec('joints', list(PANDA_ARM_JOINTS), 'controlled joints, in command order',
-              read_only=True),
-    ParamSpec('payload_link', 'panda_hand', 'link that carries the payload', read_only=True),
-    ParamSpec('home', list(PANDA_HOME), 'start and reset posture of the joints (rad)',
-              read_only=True),
-    ParamSpec('command_interface', 'effort', f'one of {list(COMMAND_INTERFACES)}',
-              read_only=True),
-    ParamSpec('controller', 'effort_controller',
-              'commands are read from <controller>/commands', read_only=True),
-    ParamSpec('publish_rate', 100.0, 'joint states per second; the physics advances '
-              '1/publish_rate per message (Hz)', 1.0, 1000.0, read_only=True),
-    ParamSpec('physics_period', 0.001, 'physics time step (s)', 1e-4, 0.01, read_only=True),
-    ParamSpec('inertia', 'collision', f'link inertias from {list(INERTIA_SOURCES)}',
-              read_only=True),
-    ParamSpec('command_timeout', 0.1, 'seconds without a command before zero effort '
-              '(or holding position); 0: keep the last command, like a forward command '
-              'controller', 0.0, 10.0),
+PYBULLET_PARAMETERS = [
     ParamSpec('gui', False, 'show the robot in a PyBullet window (needs a display)',
               read_only=True),
-    ParamSpec('dynamics_seed', -1, 'draw a hidden robot from the training ranges with this '
-              'seed; -1 uses the dynamics.* values', -1, 2**31 - 1, read_only=True),
-] + [ParamSpec(f'dynamics.{name}', float(Dynamics().to_dict()[name]),
-               f'the simulated robot: {name} (see maml_ros.sim.Dynamics)', read_only=True)
-     for name in FACTOR_NAMES]
+]
 
 
-class PybulletSimNode(ReportsRejectedParameters, Node):
-    """The simulated robot; see the module docstring."""
+class PybulletSimNode(SimNode):
+    """The simulated robot on PyBullet; see :mod:`maml_ros.ros.sim_node`."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__('pybullet_sim', **kwargs)
-        self.problems = Problems(self.get_logger())
-        declare_parameters(self, PARAMETERS)
-        value = lambda name: self.get_parameter(name).value  # noqa: E731
-        self.joints = list(value('joints'))
-        config = robot_config({name: value(name) for name in ROBOT_KEYS if name != 'control_period'}
-                              | {'control_period': 1.0 / value('publish_rate')})
-        self.robot = SimRobot(config=config, gui=value('gui'))
-        self.robot.set_dynamics(self._dynamics(value))
-        self.robot.reset()
-        self.get_logger().info(f'simulating {config.urdf_path} with {self.robot.dynamics}')
-        self.command_timeout = value('command_timeout')
-        self._command: np.ndarray | None = None
-        self._command_time = -np.inf
-        topic = f'{value("controller")}/commands'
-        self.create_subscription(Float64MultiArray, topic, self._on_command, 10)
-        self.joint_states = self.create_publisher(JointState, 'joint_states', 10)
-        self.create_service(Trigger, '~/reset', self._on_reset)
-        self.add_post_set_parameters_callback(self._on_parameters_set)
-        self.create_timer(config.control_period, self._tick)
-        self.diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(1.0, self._publish_diagnostics)
+        super().__init__('pybullet_sim', engine_parameters=PYBULLET_PARAMETERS, **kwargs)
 
-    def _dynamics(self, value) -> Dynamics:
-        """Explicit ``dynamics.*`` values, or a robot drawn with ``dynamics_seed``."""
-        seed = value('dynamics_seed')
-        if seed < 0:
-            return Dynamics.from_dict({name: value(f'dynamics.{name}') for name in FACTOR_NAMES})
-        description = self.robot.description
-        return TRAINING_RANGES.sample(np.random.default_rng(seed), n_joints=description.n_joints,
-                                      n_links=description.n_links)
-
-    def _on_parameters_set(self, parameters) -> None:
-        """Accepted changes (rclpy refused out-of-range ones already) take effect now."""
-        for parameter in parameters:
-            if parameter.name == 'command_timeout':
-                self.command_timeout = parameter.value
-
-    def _on_command(self, msg: Float64MultiArray) -> None:
-        command = np.asarray(msg.data, dtype=float)
-        if command.shape != (len(self.joints),) or not np.all(np.isfinite(command)):
-            self.problems.report('command', f'dropped a command with {command.size} values '
-                                 f'(need {len(self.joints)} finite ones)')
-            return
-        self._command, self._command_time = command, time.monotonic()
-
-    def _fresh(self) -> bool:
-        """Whether the last command still applies."""
-        return self.command_timeout == 0.0 or \
-            time.monotonic() - self._command_time <= self.command_timeout
-
-    def _publish_diagnostics(self) -> None:
-        commanded = self._command is not None and self._fresh()
-        values = {'commanded': str(commanded), **self.problems.values()}
-        self.diagnostics.publish(diagnostic_array(
-            self, level=DiagnosticStatus.OK, name='maml_ros pybullet_sim',
-            message='commanded' if commanded else 'waiting for commands', values=values))
-
-    def _tick(self) -> None:
-        if self._command is not None:  # brakes on until the first command
-            self.robot.step(self._command if self._fresh() else
-                            self.robot.command_space.rest(self.robot.true_state()[0]))
-        q, qd = self.robot.measured_state()
-        msg = JointState(name=self.joints, position=q.tolist(), velocity=qd.tolist())
-        if self.robot.config.command_interface == 'effort':
-            msg.effort = self.robot.command_in_force.tolist()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.joint_states.publish(msg)
-
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response
-                  ) -> Trigger.Response:
-        self.robot.reset()
-        self._command, self._command_time = None, -np.inf
-        response.success, response.message = True, 'robot reset to home'
-        return response
-
-    def destroy_node(self) -> None:
-        self.robot.close()
-        super().destroy_node()
+    def make_robot(self, config: RobotConfig, value) -> SimRobot:
+        return make_robot('pybullet', config=config, gui=value('gui'))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -353,6 +353,10 @@ class AdaptivePolicy:
         self.reset()
         self.wait(wait)
         if self._pool is not None:
+            if not self._started.done():  # still importing torch and warming up: of no use now
+                # (ProcessPoolExecutor.kill_workers from Python 3.14 on)
+                for process in list(getattr(self._pool, '_processes', {}).values()):
+                    process.kill()
             # Waiting for the pool's own thread too: left running into the interpreter's exit,
             # it races the exit hook of concurrent.futures (a traceback, once in a while).
             self._pool.shutdown(wait=wait > 0, cancel_futures=True)

@@ -12,6 +12,18 @@ sections and ``-p`` arguments, whatever their order).
 from __future__ import annotations
 
 CHECKPOINT_NODES = ('meta_trainer', 'adapter')  # the nodes with a checkpoint parameter
+SIMULATORS = ('pybullet', 'mujoco')  # the sim nodes: <simulator>_sim
+
+
+def launched_nodes(*, simulator: str = 'pybullet', use_sim: bool = True) -> list[str]:
+    """The nodes the launch file starts: the simulator's (unless a real robot is used),
+    ``meta_trainer`` and the adapter.
+
+    :raises ValueError: for an unknown simulator.
+    """
+    if simulator not in SIMULATORS:
+        raise ValueError(f'unknown simulator {simulator!r}; choose from {list(SIMULATORS)}')
+    return [f'{simulator}_sim'] * use_sim + ['meta_trainer', 'adapter']
 
 
 def node_parameters(node: str, *, config: str, checkpoint: str = '') -> list[str | dict]:

@@ -5,6 +5,8 @@
 - :mod:`~maml_ros.sim.model`: :class:`RobotConfig`, joint facts from the URDF,
   the nominal :class:`InverseDynamicsModel`;
 - :mod:`~maml_ros.sim.robot`: :class:`SimRobot`, the randomized robot itself;
+- :mod:`~maml_ros.sim.mujoco_robot`: the same robot simulated by MuJoCo (sim-to-sim), and
+  :mod:`~maml_ros.sim.engines`: :func:`make_robot` for either engine;
 - :mod:`~maml_ros.sim.reference`: smooth random reference trajectories;
 - :mod:`~maml_ros.sim.controller`: the :class:`Controller` protocol and the
   nominal computed-torque controller;
@@ -15,6 +17,7 @@
 
 from maml_ros.sim.controller import Controller, NominalController
 from maml_ros.sim.dynamics import FACTOR_NAMES, Dynamics, DynamicsRanges
+from maml_ros.sim.engines import ENGINES, make_robot
 from maml_ros.sim.model import (
     COMMAND_INTERFACES,
     PANDA_ARM_JOINTS,
@@ -40,6 +43,7 @@ from maml_ros.sim.throughput import ThroughputReport, measure_throughput
 
 __all__ = [
     'COMMAND_INTERFACES',
+    'ENGINES',
     'FACTOR_NAMES',
     'PANDA_ARM_JOINTS',
     'PANDA_HOME',
@@ -62,6 +66,7 @@ __all__ = [
     'ThroughputReport',
     'collect_rollouts',
     'evaluate_tracking',
+    'make_robot',
     'measure_throughput',
     'random_reference',
     'run_task',

@@ -121,6 +121,9 @@ class RobotDescription:
     payload_link_index: int
     link_masses: np.ndarray
     link_inertias: np.ndarray
+    #: Each link's inertial frame in its link frame: position and quaternion (x, y, z, w).
+    link_inertial_positions: np.ndarray
+    link_inertial_orientations: np.ndarray
     #: What the URDF declares per controlled joint (``<dynamics damping friction>``);
     #: not simulated as such (see the module docstring).
     urdf_damping: np.ndarray
@@ -208,7 +211,11 @@ def _load(cid: int, config: RobotConfig) -> int:
     if not urdf.is_file():
         raise ValueError(f'URDF not found: {config.urdf_path!r} (a relative path is taken '
                          f'inside pybullet_data; give an absolute path for your own robot)')
-    return pybullet.loadURDF(str(urdf), useFixedBase=True, flags=flags, physicsClientId=cid)
+    try:
+        return pybullet.loadURDF(str(urdf), useFixedBase=True, flags=flags, physicsClientId=cid)
+    except pybullet.error as error:  # it says no more than "Cannot load URDF file."
+        raise ValueError(f'PyBullet cannot load {urdf}: {error} (check that it is well-formed '
+                         'URDF and that every mesh it names exists)') from None
 
 
 def _describe(cid: int, body: int, config: RobotConfig) -> RobotDescription:
@@ -259,6 +266,8 @@ def _describe(cid: int, body: int, config: RobotConfig) -> RobotDescription:
         payload_link_index=payload_index,
         link_masses=masses,
         link_inertias=np.array([d[2] for d in dyn]),
+        link_inertial_positions=np.array([d[3] for d in dyn]),
+        link_inertial_orientations=np.array([d[4] for d in dyn]),
         urdf_damping=np.array([info[6] for info in controlled]),
         urdf_friction=np.array([info[7] for info in controlled]),
     )

@@ -44,6 +44,7 @@ from maml_ros.sim.model import (
     InverseDynamicsModel,
     JointLimits,
     RobotConfig,
+    RobotDescription,
     load_robot,
     set_link_masses,
 )
@@ -74,20 +75,31 @@ class SimRobot:
     ) -> None:
         self.config = config if config is not None else RobotConfig()
         self._client: int | None = None
-        self._client, self._body, self.description = load_robot(self.config, gui=gui)
-        #: Wall-clock seconds spent inside ``stepSimulation`` (profiling overhead).
+        #: Wall-clock seconds spent inside the engine's physics steps (profiling overhead).
         self.physics_seconds = 0.0
-        self._indices = list(self.description.joint_indices)
-        self._n = len(self._indices)
+        self.description = self._load(gui)
+        self._n = self.description.n_joints
         self._effort = self.config.command_interface == 'effort'
-        self._held = list(self.description.held_indices)
-        self._inertia_bound = InverseDynamicsModel.shared(self.config).inertia_lower_bound()
         #: Limits, rest and exploration units of this robot's commands.
         self.command_space = CommandSpace.of(self.description.limits,
                                              self.config.command_interface,
                                              self.config.control_period)
         self.set_dynamics(dynamics if dynamics is not None else Dynamics())
         self.reset(seed=seed)
+
+    # -- the engine (PyBullet here; see MujocoRobot) -------------------------
+
+    #: Which physics engine simulates the robot.
+    engine = 'pybullet'
+
+    def _load(self, gui: bool) -> RobotDescription:
+        self._client, self._body, description = load_robot(self.config, gui=gui)
+        self._indices = list(description.joint_indices)
+        self._held = list(description.held_indices)
+        self._inertia_bound = InverseDynamicsModel.shared(self.config).inertia_lower_bound()
+        #: Rotor inertia per joint (kg*m^2): the URDF has none, so PyBullet simulates none.
+        self.armature = np.zeros(description.n_joints)
+        return description
 
     # -- facts -------------------------------------------------------------
 
@@ -140,33 +152,16 @@ class SimRobot:
 
         :raises ValueError: if per-joint or per-link values do not match the URDF.
         """
-        d = self.description
-        n = d.n_joints
-        scale = dynamics.per_element('link_mass_scale', d.n_links)
-        set_link_masses(self._client, self._body, d, link_mass_scale=scale,
-                        payload_mass=dynamics.payload_mass)
+        n = self.description.n_joints
         self._gain = dynamics.per_element('actuator_gain', n)
-        self._motor_force = (d.limits.effort * self._gain).tolist()
-        period = self.config.control_period
-        inertia = self._inertia_bound * float(np.min(scale))
-        damping = dynamics.per_element('joint_damping', n)
-        friction = dynamics.per_element('joint_friction', n)
-        decay = damping * period / inertia
-        self._damping = inertia * -np.expm1(-decay) / period
-        # Friction slope budget left by damping so that the pair cannot reverse qd.
-        slope_budget = inertia * np.exp(-decay) / period
-        self._friction = friction
-        self._inv_friction_velocity = 1.0 / np.maximum(FRICTION_VELOCITY,
-                                                       friction / slope_budget)
         self._gain_list = self._gain.tolist()
-        self._damping_list = self._damping.tolist()
-        self._friction_list = self._friction.tolist()
-        self._inv_velocity_list = self._inv_friction_velocity.tolist()
+        self._set_engine_dynamics(dynamics)
         self._latency = dynamics.latency_steps
         lag = dynamics.per_element('actuator_lag', n)
         #: Per control step, the fraction of the lagged torque that remains: exp(-T / lag)
-        #: (effort only: PyBullet's motors drive position and velocity targets).
-        self.lag_retention = np.exp(-period / np.maximum(lag, 1e-12)) * self._effort
+        #: (effort only: the engine's motors drive position and velocity targets).
+        self.lag_retention = np.exp(-self.config.control_period / np.maximum(lag, 1e-12)) \
+            * self._effort
         self._lag_list = self.lag_retention.tolist() if self.lag_retention.any() else None
         self._ripple = dynamics.per_element('torque_ripple', n)
         self._ripple_phase = dynamics.per_element('ripple_phase', n)
@@ -177,6 +172,28 @@ class SimRobot:
         if hasattr(self, '_noise_block'):
             self._scaled_noise = self._noise_block * self._noise_std
         self._dynamics = dynamics
+
+    def _set_engine_dynamics(self, dynamics: Dynamics) -> None:
+        """Masses, damping and friction (the stability limits of the module docstring)."""
+        d = self.description
+        scale = dynamics.per_element('link_mass_scale', d.n_links)
+        set_link_masses(self._client, self._body, d, link_mass_scale=scale,
+                        payload_mass=dynamics.payload_mass)
+        self._motor_force = (d.limits.effort * self._gain).tolist()
+        period = self.config.control_period
+        inertia = self._inertia_bound * float(np.min(scale))
+        damping = dynamics.per_element('joint_damping', d.n_joints)
+        friction = dynamics.per_element('joint_friction', d.n_joints)
+        decay = damping * period / inertia
+        self._damping = inertia * -np.expm1(-decay) / period
+        # Friction slope budget left by damping so that the pair cannot reverse qd.
+        slope_budget = inertia * np.exp(-decay) / period
+        self._friction = friction
+        self._inv_friction_velocity = 1.0 / np.maximum(FRICTION_VELOCITY,
+                                                       friction / slope_budget)
+        self._damping_list = self._damping.tolist()
+        self._friction_list = self._friction.tolist()
+        self._inv_velocity_list = self._inv_friction_velocity.tolist()
 
     def reset(
         self,
@@ -194,12 +211,7 @@ class SimRobot:
         qd = np.zeros(d.n_joints) if velocities is None else np.asarray(velocities, dtype=float)
         if q.shape != (d.n_joints,) or qd.shape != (d.n_joints,):
             raise ValueError(f'positions and velocities need {d.n_joints} values')
-        for index, position, velocity in zip(self._indices, q, qd, strict=True):
-            pybullet.resetJointState(self._body, index, float(position), float(velocity),
-                                     physicsClientId=self._client)
-        for index, position in zip(self._held, d.held_positions, strict=True):
-            pybullet.resetJointState(self._body, index, position, 0.0,
-                                     physicsClientId=self._client)
+        self._set_state(q, qd)
         if seed is not None:
             self._noise_rng = np.random.default_rng(seed)
         self._queue: collections.deque[tuple[np.ndarray, list[float]]] = collections.deque()
@@ -208,6 +220,15 @@ class SimRobot:
         self._noise_block = np.empty((0, 2 * d.n_joints))
         self._noise_row = 0
         self._read_state()
+
+    def _set_state(self, q: np.ndarray, qd: np.ndarray) -> None:
+        """The controlled joints at ``(q, qd)``, the held ones at their positions."""
+        for index, position, velocity in zip(self._indices, q, qd, strict=True):
+            pybullet.resetJointState(self._body, index, float(position), float(velocity),
+                                     physicsClientId=self._client)
+        for index, position in zip(self._held, self.description.held_positions, strict=True):
+            pybullet.resetJointState(self._body, index, position, 0.0,
+                                     physicsClientId=self._client)
 
     # -- stepping ----------------------------------------------------------
 
@@ -231,14 +252,26 @@ class SimRobot:
             self._queue.append((cmd, cmd_list))
             cmd, cmd_list = self._queue.popleft()
         self._in_force = cmd
+        self._drive(cmd_list)
+        self._read_state()
+
+    def _ripple_torque(self, torque: list[float]) -> list[float]:
+        """``torque`` plus the transmission's ripple at the present posture."""
+        if self._ripple_terms is None:
+            return torque
+        return [t + a * sin(RIPPLE_WAVENUMBER * q + p) for t, (a, p), q in zip(
+            torque, self._ripple_terms, self._q_list, strict=True)]
+
+    def _drive(self, command: list[float]) -> None:
+        """Apply the command in force and advance the physics one control period."""
         if self._effort:
             if self._lag_list is not None:
-                lagged = cmd_list if self._lagged is None else self._lagged
-                cmd_list = self._lagged = [r * y + (1.0 - r) * c for r, y, c in zip(
-                    self._lag_list, lagged, cmd_list, strict=True)]
+                lagged = command if self._lagged is None else self._lagged
+                command = self._lagged = [r * y + (1.0 - r) * c for r, y, c in zip(
+                    self._lag_list, lagged, command, strict=True)]
             # Plain floats: for a handful of joints a comprehension beats numpy's per-call cost.
             torque = [g * c - d * v - f * tanh(v * w) for g, c, d, f, w, v in zip(
-                self._gain_list, cmd_list, self._damping_list, self._friction_list,
+                self._gain_list, command, self._damping_list, self._friction_list,
                 self._inv_velocity_list, self._qd_list, strict=True)]
         else:
             torque = [-d * v - f * tanh(v * w) for d, f, w, v in zip(
@@ -249,20 +282,21 @@ class SimRobot:
                 self._body, self._indices,
                 pybullet.POSITION_CONTROL if position else pybullet.VELOCITY_CONTROL,
                 forces=self._motor_force, physicsClientId=self._client,
-                **{'targetPositions' if position else 'targetVelocities': cmd.tolist()})
-        if self._ripple_terms is not None:
-            torque = [t + a * sin(RIPPLE_WAVENUMBER * q + p) for t, (a, p), q in zip(
-                torque, self._ripple_terms, self._q_list, strict=True)]
+                **{'targetPositions' if position else 'targetVelocities': command})
         pybullet.setJointMotorControlArray(self._body, self._indices, pybullet.TORQUE_CONTROL,
-                                           forces=torque, physicsClientId=self._client)
+                                           forces=self._ripple_torque(torque),
+                                           physicsClientId=self._client)
         start = perf_counter()
         pybullet.stepSimulation(physicsClientId=self._client)
         self.physics_seconds += perf_counter() - start
-        self._read_state()
+
+    def _joint_state(self) -> tuple[list[float], list[float]]:
+        """True ``(q, qd)`` of the controlled joints, as lists."""
+        states = pybullet.getJointStates(self._body, self._indices, physicsClientId=self._client)
+        return [s[0] for s in states], [s[1] for s in states]
 
     def _read_state(self) -> None:
-        states = pybullet.getJointStates(self._body, self._indices, physicsClientId=self._client)
-        self._q_list, self._qd_list = [s[0] for s in states], [s[1] for s in states]
+        self._q_list, self._qd_list = self._joint_state()
         state = np.array(self._q_list + self._qd_list)
         if self._noise_row == len(self._noise_block):
             self._noise_block = self._noise_rng.standard_normal(

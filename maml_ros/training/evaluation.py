@@ -20,6 +20,8 @@ joint tracking RMSE (rad) of the true positions. Methods:
   and ``true_model`` (computed torque with the true parameters: the floor).
 
 Those that do not adapt do not explore. Tasks run in parallel worker processes.
+The robot is simulated by PyBullet, as in training, or by MuJoCo
+(``engine``: sim-to-sim, the proxy for the gap to a real robot).
 """
 
 from __future__ import annotations
@@ -35,7 +37,16 @@ import torch
 from maml_ros.maml.policy import PolicyNet
 from maml_ros.online.adaptive_policy import PHYSICS, AdaptationOutcome, AdaptivePolicy
 from maml_ros.online.control_loop import ControlLoop, LoopSettings
-from maml_ros.sim import Dynamics, RolloutConfig, SimRobot, Task, random_reference, run_task
+from maml_ros.sim import (
+    ENGINES,
+    Dynamics,
+    RolloutConfig,
+    SimRobot,
+    Task,
+    make_robot,
+    random_reference,
+    run_task,
+)
 from maml_ros.sim.rollout import task_streams
 from maml_ros.training.adaptation import ADAPTATIONS, train_supervised
 from maml_ros.training.data import TaskSet
@@ -63,6 +74,7 @@ class EvalSettings:
     :param oracle_rollouts: rollouts of the task itself the oracle trains on.
     :param oracle_iterations: training iterations of the oracle.
     :param methods: which methods to run.
+    :param engine: the physics engine that simulates the evaluated robots.
     """
 
     support_size: int = LoopSettings.support_size
@@ -74,8 +86,11 @@ class EvalSettings:
     oracle_rollouts: int = 16
     oracle_iterations: int = 1500
     methods: tuple[str, ...] = METHODS
+    engine: str = 'pybullet'
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f'unknown engine {self.engine!r}; choose from {list(ENGINES)}')
         unknown = sorted(set(self.methods) - set(METHODS))
         if unknown:
             raise ValueError(f'unknown methods {unknown}; choose from {list(METHODS)}')
@@ -197,7 +212,7 @@ def evaluate_task(models: TrainedModels, dynamics: Dynamics, *, seed: int,
                   settings: EvalSettings, robot: SimRobot | None = None) -> dict[str, dict]:
     """Every method of ``settings`` on one robot; ``{method: {'rmse': ..., ...}}``."""
     own_robot = robot is None
-    robot = SimRobot(config=models.formulation.robot) if own_robot else robot
+    robot = make_robot(settings.engine, config=models.formulation.robot) if own_robot else robot
     models.warm_up()
     try:
         return {method: evaluate_method(models, method, dynamics, seed=seed, settings=settings,

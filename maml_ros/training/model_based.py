@@ -289,8 +289,8 @@ def sysid_policy(models: TrainedModels) -> ModelPolicy:
 
 
 def true_model_policy(models: TrainedModels, robot: SimRobot) -> ModelPolicy:
-    """Computed torque with ``robot``'s true dynamics (as set on it now), its command
-    delay and torque lag inverted."""
+    """Computed torque with ``robot``'s true dynamics (as set on it now: masses, rotor
+    inertia, damping, friction, ripple, gain), its command delay and torque lag inverted."""
     dynamics = robot.dynamics
     truth = InverseDynamicsModel(
         config=robot.config, payload_mass=dynamics.payload_mass,
@@ -298,7 +298,8 @@ def true_model_policy(models: TrainedModels, robot: SimRobot) -> ModelPolicy:
     gain = robot.actuator_gain
 
     def torque(q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
-        return (truth.torques(q, qd, acceleration) + robot.passive_torque(q, qd)) / gain
+        return (truth.torques(q, qd, acceleration) + robot.armature * acceleration
+                + robot.passive_torque(q, qd)) / gain
 
     return ModelPolicy(models=models, torque=torque, delay=dynamics.latency_steps,
                        retention=robot.lag_retention, on_close=truth.close)

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from maml_ros.online.adaptive_policy import AdaptivePolicy  # noqa: E402
-from maml_ros.sim import Dynamics, SimRobot  # noqa: E402
+from maml_ros.sim import Dynamics, make_robot  # noqa: E402
 from maml_ros.training.evaluation import EvalSettings, run_loop  # noqa: E402
 from maml_ros.training.models import TrainedModels  # noqa: E402
 
@@ -20,7 +20,7 @@ def plot_tracking(path: Path, models: TrainedModels, dynamics: Dynamics, *,
                   settings: EvalSettings, seed: int) -> None:
     """Reference vs. the meta-policy without and with MAML adaptation (the scored part of the
     evaluation's run), and the error norm."""
-    with SimRobot(config=models.formulation.robot) as robot:
+    with make_robot(settings.engine, config=models.formulation.robot) as robot:
         runs = {label: run_loop(AdaptivePolicy(models=models, method=method, worker='inline',
                                                initial_state=models.meta_policy.state_dict()),
                                 dynamics, seed=seed, settings=settings, robot=robot)

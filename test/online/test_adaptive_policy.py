@@ -144,6 +144,17 @@ def test_worker_process_adapts_like_this_process_and_survives_its_death(models, 
         adapter.close()
 
 
+def test_closing_while_the_worker_starts_does_not_wait_for_its_warm_up(models):
+    """A node stopped seconds after it started: the worker process, still importing torch
+    and warming up, is of no use any more and is stopped, not waited for."""
+    adapter = AdaptivePolicy(models=models, worker='process')
+    workers = list(adapter._pool._processes.values())
+    assert not adapter.ready
+    adapter.close(wait=10.0)
+    assert workers and not any(worker.is_alive() for worker in workers)
+    assert adapter._started.exception() is not None  # its warm-up never finished
+
+
 def test_steps_that_overshoot_are_retried_shorter_instead_of_rejected(models, support,
                                                                        monkeypatch):
     import maml_ros.online.adaptive_policy as adaptive_policy

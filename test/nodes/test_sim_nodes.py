@@ -1,10 +1,13 @@
-"""The simulated robot node over loopback DDS: joint states out, commands in, reset."""
+"""The simulated robot nodes over loopback DDS: joint states out, commands in, reset. Both
+engines' nodes (``pybullet_sim``, ``mujoco_sim``) pass the same contract tests."""
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rclpy
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
@@ -12,13 +15,17 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from maml_ros.nodes.mujoco_sim import MujocoSimNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
+from maml_ros.ros.spin import StartupError
 from maml_ros.sim import PANDA_HOME
 
+SIM_NODES = [PybulletSimNode, MujocoSimNode]
 
-@pytest.fixture
-def ros(ros_context, executor):
-    sim = PybulletSimNode(context=ros_context, parameter_overrides=[
+
+@pytest.fixture(params=SIM_NODES, ids=['pybullet', 'mujoco'])
+def ros(request, ros_context, executor):
+    sim = request.param(context=ros_context, parameter_overrides=[
         Parameter('command_timeout', value=0.5)])
     probe = rclpy.create_node('probe', context=ros_context)
     executor.add_node(sim)
@@ -74,7 +81,7 @@ def test_reset_service_puts_the_arm_back_home(ros):
         Float64MultiArray(data=[0.0] * 7))
     assert spin_until(executor, lambda: len(states) >= 30
                       and abs(states[-1].position[1] - PANDA_HOME[1]) > 0.01)
-    client = probe.create_client(Trigger, 'pybullet_sim/reset')
+    client = probe.create_client(Trigger, f'{sim.get_name()}/reset')
     assert client.wait_for_service(timeout_sec=5.0)
     future = client.call_async(Trigger.Request())
     assert spin_until(executor, future.done)
@@ -102,12 +109,13 @@ def test_out_of_range_or_mistyped_parameter_is_refused_and_old_value_kept(ros):
     assert sim.command_timeout == 0.2
 
 
-def test_the_package_yaml_configures_the_simulated_robot(private_ros_domain):
+@pytest.mark.parametrize('node', SIM_NODES)
+def test_the_package_yaml_configures_the_simulated_robot(private_ros_domain, node):
     config = Path(__file__).resolve().parents[2] / 'config' / 'adapt.yaml'
     context = rclpy.Context()
     rclpy.init(context=context, args=['--ros-args', '--params-file', str(config)])
     try:
-        sim = PybulletSimNode(context=context)
+        sim = node(context=context)
         dynamics = sim.robot.dynamics
         assert (dynamics.payload_mass, dynamics.actuator_gain) == (3.0, 0.7)
         assert sim.robot.config.control_period == pytest.approx(0.01)
@@ -132,3 +140,27 @@ def test_without_commands_for_command_timeout_it_falls_back_to_zero_effort(ros):
     assert spin_until(executor, lambda: sim.robot.command_in_force[1] != 0.0)
     spin_for(executor, 1.0)
     assert list(sim.robot.command_in_force) == pytest.approx(push)
+
+
+@pytest.mark.parametrize('config', ['adapt.yaml', 'xarm6.yaml'])
+def test_both_simulators_play_the_same_robot_in_the_shipped_files(config):
+    sections = yaml.safe_load((Path(__file__).resolve().parents[2] / 'config' / config)
+                              .read_text())
+    pybullet, mujoco = (sections[f'{engine}_sim']['ros__parameters']
+                        for engine in ('pybullet', 'mujoco'))
+    assert mujoco.pop('armature') and pybullet.pop('gui', False) is False
+    assert pybullet == mujoco
+
+
+@pytest.mark.parametrize('node, override, says', [
+    (PybulletSimNode, ('joints', ['panda_joint1', 'nope']), 'home has 7 values for 2 joints'),
+    (MujocoSimNode, ('urdf', '/no/such.urdf'), 'URDF not found'),
+    (MujocoSimNode, ('armature', [0.1, 0.2]), 'armature needs one finite value >= 0, or 7'),
+    (MujocoSimNode, ('armature', [-0.1]), 'armature needs one finite value >= 0'),
+    (PybulletSimNode, ('urdf', '/no/such.urdf'), 'URDF not found'),
+    (MujocoSimNode, ('dynamics.payload_mass', -1.0), 'payload_mass must be >= 0'),
+])
+def test_a_robot_that_cannot_be_simulated_is_refused_with_the_reason(ros_context, node,
+                                                                    override, says):
+    with pytest.raises(StartupError, match=re.escape(says)):
+        node(context=ros_context, parameter_overrides=[Parameter(override[0], value=override[1])])
