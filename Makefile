@@ -1,5 +1,6 @@
 # Pip-only set-up for machines without a ROS 2 install.
 #   make demo   the end-to-end demo          make test   lint + the test suite
+#   make demo SIM=mujoco  the demo with the robot simulated by MuJoCo
 #   make bench  the benchmarks               make freeze re-pin constraints.txt
 #   make mutants  mutation testing of the safety-critical code (TESTING.md)
 SHELL := /bin/bash
@@ -7,6 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SIM ?= pybullet
 
 # DDS stays on this machine: discovery on loopback only, in a private domain,
 # and rclpy logs inside the checkout instead of ~/.ros.
@@ -34,7 +36,7 @@ test: lint
 	$(PY) -m pytest test
 
 demo: venv
-	$(PY) -m maml_ros.cli.demo --plot demo.png
+	$(PY) -m maml_ros.cli.demo --simulator $(SIM) --plot demo.png
 
 bench: venv
 	$(PY) bench/maml_step.py

@@ -2,13 +2,16 @@
 
 Starts ``pybullet_sim`` (playing the "real" robot of ``config/adapt.yaml``:
 heavier payload, weaker actuators and more friction than the meta-policy
-mostly saw) and the ``adapter`` in their own processes over loopback DDS.
+mostly saw), or ``mujoco_sim`` with ``--simulator mujoco`` (the same robot
+in the other engine), and the ``adapter`` in their own processes over
+loopback DDS.
 The adapter tracks its built-in trajectory with the meta-policy while it
 collects support, adapts, and keeps tracking with the adapted policy. The
 demo prints the tracking RMSE before and after, the support size and the
 adaptation time (from ``/diagnostics``), and plots the tracking error.
 
-    maml-ros-demo [--config PATH] [--checkpoint PATH] [--after SECONDS] [--plot demo.png]
+    maml-ros-demo [--config PATH] [--checkpoint PATH] [--simulator pybullet|mujoco]
+        [--after SECONDS] [--plot demo.png]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 
 from maml_ros.cli.bringup import DEFAULT_CONFIG, Bringup
+from maml_ros.ros.launch_params import SIMULATORS
 from maml_ros.stop_signals import ignore_signals, stop_on_signals
 
 
@@ -34,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--config', type=Path, default=DEFAULT_CONFIG)
     parser.add_argument('--checkpoint', default='',
                         help='checkpoint to run (wins over the parameter file)')
+    parser.add_argument('--simulator', choices=SIMULATORS, default='pybullet',
+                        help='the engine that plays the robot (default: pybullet)')
     parser.add_argument('--after', type=float, default=10.0,
                         help='seconds of tracking after the adaptation (default 10)')
     parser.add_argument('--timeout', type=float, default=120.0,
@@ -111,12 +117,13 @@ def main(args: list[str] | None = None) -> int:
     os.environ.update({k: env[k] for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
                                            'ROS_LOG_DIR')})
     stop_on_signals()
-    bringup = Bringup(nodes=['pybullet_sim', 'adapter'], config=options.config, env=env,
+    simulator = f'{options.simulator}_sim'
+    bringup = Bringup(nodes=[simulator, 'adapter'], config=options.config, env=env,
                       checkpoint=options.checkpoint)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('maml_ros_demo')
     monitor = Monitor(node)
-    print(f'started pybullet_sim and adapter (ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, '
+    print(f'started {simulator} and adapter (ROS_DOMAIN_ID={env["ROS_DOMAIN_ID"]}, '
           'discovery on loopback); waiting for the adaptation ...', flush=True)
     deadline = time.monotonic() + options.timeout
     try:

@@ -333,6 +333,10 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         identified = loop.policy.identified() if outcome.accepted and loop is not None else None
         if identified is not None:
             self.get_logger().debug(f'identified: {identified}')
+            if identified['not_identified_joints']:
+                self.get_logger().info(
+                    f'joints {identified["not_identified_joints"]} keep their previous model: '
+                    'this support did not identify their torque (they hardly moved)')
         if loop is not None:
             values = outcome_values(outcome, method=str(loop.policy.method),
                                     identified=identified)

@@ -27,6 +27,7 @@ import numpy as np
 from maml_ros.sim.command import EXPLORATION_STD
 from maml_ros.sim.controller import Controller, NominalController
 from maml_ros.sim.dynamics import Dynamics, DynamicsRanges
+from maml_ros.sim.engines import ENGINES, make_robot
 from maml_ros.sim.model import InverseDynamicsModel, RobotConfig
 from maml_ros.sim.reference import ReferenceConfig, ReferenceTrajectory, random_reference
 from maml_ros.sim.robot import SimRobot
@@ -44,6 +45,7 @@ class RolloutConfig:
         fraction of the command scale (:class:`~maml_ros.sim.command.CommandSpace`).
     :param exploration_scale: that scale per joint (a formulation's); default: the robot's
         command space's (the effort limits, for effort).
+    :param engine: the physics engine that simulates the robot (:data:`ENGINES`).
     """
 
     robot: RobotConfig = RobotConfig()
@@ -52,8 +54,11 @@ class RolloutConfig:
     steps: int = 500
     exploration_std: float = EXPLORATION_STD
     exploration_scale: tuple[float, ...] | None = None
+    engine: str = 'pybullet'
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f'unknown engine {self.engine!r}; choose from {list(ENGINES)}')
         if self.steps < 1:
             raise ValueError(f'steps must be >= 1, got {self.steps}')
         if self.exploration_std < 0:
@@ -143,9 +148,9 @@ def run_task(
     controller = controller if controller is not None else NominalController(
         config=config.robot, ranges=config.ranges)
     own_robot = robot is None
-    if not own_robot and robot.config != config.robot:
-        raise ValueError('robot was built for another RobotConfig than config.robot')
-    robot = SimRobot(config=config.robot) if own_robot else robot
+    if not own_robot and (robot.config, robot.engine) != (config.robot, config.engine):
+        raise ValueError('robot was built for another RobotConfig or engine than config\'s')
+    robot = make_robot(config.engine, config=config.robot) if own_robot else robot
     try:
         return _run(task, config, controller, robot, reference)
     finally:
@@ -230,22 +235,22 @@ def evaluate_tracking(
 
 # -- parallel collection -----------------------------------------------------
 
-_worker_robots: dict[RobotConfig, SimRobot] = {}
+_worker_robots: dict[tuple[RobotConfig, str], SimRobot] = {}
 
 
-def _worker_robot(config: RobotConfig) -> SimRobot:
-    if config not in _worker_robots:
-        _worker_robots[config] = SimRobot(config=config)
-    return _worker_robots[config]
+def _worker_robot(config: RolloutConfig) -> SimRobot:
+    key = (config.robot, config.engine)
+    if key not in _worker_robots:
+        _worker_robots[key] = make_robot(config.engine, config=config.robot)
+    return _worker_robots[key]
 
 
-def _warm_worker(config: RobotConfig | None) -> None:
+def _warm_worker(config: RolloutConfig) -> None:
     # Only an optimisation: a failing pool initializer makes the pool respawn
     # workers forever, so errors are left to surface from the first task instead.
     with contextlib.suppress(Exception):
-        if config is not None:
-            _worker_robot(config)
-            InverseDynamicsModel.shared(config).inertia_lower_bound()
+        _worker_robot(config)
+        InverseDynamicsModel.shared(config.robot).inertia_lower_bound()
 
 
 def _run_chunk(payload: tuple[RolloutConfig, bytes, list[Task]]) -> list[Rollout]:
@@ -253,12 +258,12 @@ def _run_chunk(payload: tuple[RolloutConfig, bytes, list[Task]]) -> list[Rollout
     # Unpickled here, not by the pool: a task that fails to unpickle kills the
     # worker and hangs the pool, whereas this raises in the caller.
     controller = pickle.loads(pickled_controller)
-    robot = _worker_robot(config.robot)
+    robot = _worker_robot(config)
     return [run_task(task, config=config, controller=controller, robot=robot) for task in tasks]
 
 
 class RolloutCollector:
-    """Collects rollouts of many tasks in worker processes, each with its own PyBullet client.
+    """Collects rollouts of many tasks in worker processes, each with its own simulated robot.
 
     The pool starts on first use and lives until :meth:`close`, so repeated
     collections (an on-policy refresh) do not reload the URDF. With one worker,
@@ -297,15 +302,16 @@ class RolloutCollector:
         for task in tasks:
             task_streams(task.seed)  # fail here, not in a worker
         if self.workers == 1 or len(tasks) <= 1:
-            if self._robot is None or self._robot.config != config.robot:
+            if self._robot is None or (self._robot.config, self._robot.engine) != (
+                    config.robot, config.engine):
                 self._close_robot()
-                self._robot = SimRobot(config=config.robot)
+                self._robot = make_robot(config.engine, config=config.robot)
             return [run_task(task, config=config, controller=controller, robot=self._robot)
                     for task in tasks]
         if self._pool is None:
             context = multiprocessing.get_context('spawn')
             self._pool = context.Pool(self.workers, initializer=_warm_worker,
-                                      initargs=(self.config.robot,))
+                                      initargs=(self.config,))
         # One contiguous chunk per worker: tasks cost the same, and the controller
         # is pickled once per chunk.
         count = min(self.workers, len(tasks))

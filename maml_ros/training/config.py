@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from maml_ros.online.control_loop import LoopSettings
-from maml_ros.sim import DynamicsRanges, ReferenceConfig, RobotConfig
+from maml_ros.sim import ENGINES, DynamicsRanges, ReferenceConfig, RobotConfig
 
 # The shipped training ranges (config/adapt.yaml).
 TRAINING_RANGES = DynamicsRanges(position_noise_std=(0.0, 0.0005),
@@ -67,6 +67,8 @@ class TrainConfig:
     :param physics_harmonics: position harmonics per joint in its residual (0: none).
     :param physics_iterations: its meta-steps (Adam).
     :param physics_lr: their step size.
+    :param engine: the physics engine that simulates the training robots (``pybullet``, or
+        ``mujoco``: 2-3 times as many physics steps per second, its own friction model).
     :param workers: rollout worker processes (None: CPU count).
     :param seed: seeds everything.
     :param device: ``cpu`` or ``cuda`` for the meta-steps.
@@ -105,6 +107,7 @@ class TrainConfig:
     physics_harmonics: int = 6
     physics_iterations: int = 1500
     physics_lr: float = 3e-3
+    engine: str = 'pybullet'
     workers: int | None = None
     seed: int = 0
     device: str = 'cpu'
@@ -121,6 +124,8 @@ class TrainConfig:
                 raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
         if self.refresh_tasks > self.tasks or not 0 <= self.refresh_at <= 1:
             raise ValueError('need refresh_tasks <= tasks and 0 <= refresh_at <= 1')
+        if self.engine not in ENGINES:
+            raise ValueError(f'engine must be one of {list(ENGINES)}, got {self.engine!r}')
         if self.device not in ('cpu', 'cuda') and not self.device.startswith('cuda:'):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
 

@@ -109,7 +109,8 @@ def _oracle_state(models: TrainedModels, dynamics: Dynamics, seed: int,
                   settings: EvalSettings, robot: SimRobot) -> dict:
     config = RolloutConfig(robot=models.formulation.robot, steps=500,
                            exploration_std=settings.exploration_std,
-                           exploration_scale=models.formulation.exploration_scale)
+                           exploration_scale=models.formulation.exploration_scale,
+                           engine=robot.engine)
     rollouts = [run_task(Task(seed + 1 + i, dynamics), config=config, robot=robot)
                 for i in range(settings.oracle_rollouts)]
     net = PolicyNet.from_architecture(models.pooled.architecture())

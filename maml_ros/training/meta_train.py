@@ -154,11 +154,11 @@ class MetaTrainer:
         self.rollout_config = RolloutConfig(
             robot=config.robot, ranges=config.ranges, reference=config.reference,
             steps=config.steps_per_task, exploration_std=config.exploration_std,
-            exploration_scale=self.formulation.exploration_scale)
+            exploration_scale=self.formulation.exploration_scale, engine=config.engine)
         self.eval_settings = EvalSettings(support_size=config.support_size,
                                           inner_steps=config.inner_steps,
                                           exploration_std=config.exploration_std,
-                                          methods=('maml',))
+                                          methods=('maml',), engine=config.engine)
         self.refresh_at = (int(config.refresh_at * config.meta_iterations)
                            if config.refresh_tasks else -1)
         self.rows: list[dict] = []  # one per validation
@@ -291,7 +291,7 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
     """Meta-train as the module docstring says; writes ``out`` (the checkpoint),
     ``out`` with suffix ``.csv`` (the log) and ``.png`` (learning curves)."""
     with RolloutCollector(workers=config.workers, config=RolloutConfig(
-            robot=config.robot)) as collector:
+            robot=config.robot, engine=config.engine)) as collector:
         trainer = MetaTrainer(config, collector=collector, out=out, progress=progress, log=log)
         trainer.collect()
         trainer.pretrain()

@@ -60,7 +60,8 @@ class PhysicsFit:
     sine then cosine weights, the feature weights), the delay (control steps), the lag per
     joint (retention per step), and the model's wavenumbers per joint ``(n, M)``.
     ``adapted``: fitted on a robot (the next adaptation starts from it), not the URDF model
-    a robot runs before its first adaptation."""
+    a robot runs before its first adaptation. ``kept``: the joints (from 0) the support did
+    not identify, which kept the parameters they had (:func:`keep_unidentified`)."""
 
     theta: np.ndarray
     delay: int
@@ -68,6 +69,7 @@ class PhysicsFit:
     control_period: float
     wavenumbers: np.ndarray
     adapted: bool = True
+    kept: tuple[int, ...] = ()
 
     @classmethod
     def from_choice(cls, theta: Tensor, delay: Tensor, lag: Tensor, *,
@@ -90,7 +92,8 @@ class PhysicsFit:
                     'payload_kg': per_torque(self.theta[:, 1], 3),
                     'viscous_damping': per_torque(self.theta[:, 2], 4),
                     'coulomb_friction': per_torque(self.theta[:, 3] + self.theta[:, 4], 4),
-                    'delay_steps': self.delay, 'torque_lag_ms': lag}
+                    'delay_steps': self.delay, 'torque_lag_ms': lag,
+                    'not_identified_joints': [j + 1 for j in self.kept]}
         harmonics = self.wavenumbers.shape[1]
         if harmonics:  # the strongest harmonic of each joint: amplitude and period
             first = len(PHYSICAL_TERMS)
@@ -277,7 +280,21 @@ def adapt_physics(models: TrainedModels, active: PhysicsFit, transitions: Transi
     fit = adaptation.fit(support, start=active)
     if lr_scale != 1.0:
         fit = dataclasses.replace(fit, theta=active.theta + lr_scale * (fit.theta - active.theta))
+    fit = keep_unidentified(fit, active)
     return fit, before, adaptation.residual(fit, support)
+
+
+def keep_unidentified(fit: PhysicsFit, active: PhysicsFit) -> PhysicsFit:
+    """``fit`` with the joints whose torque coefficient it put at or below zero back on the
+    active fit's parameters and lag: no actuator turns a command into no torque or the
+    opposite one, so the support did not determine their torque (a joint that friction held
+    still while the others moved), and the others need not wait for it."""
+    kept = fit.theta[:, 0] <= 0
+    if not kept.any():
+        return fit
+    return dataclasses.replace(fit, theta=np.where(kept[:, None], active.theta, fit.theta),
+                               retention=np.where(kept, active.retention, fit.retention),
+                               kept=tuple(int(j) for j in np.flatnonzero(kept)))
 
 
 class PhysicsController:

@@ -13,10 +13,12 @@ from maml_ros.sim import (
     RobotConfig,
     RolloutConfig,
     Task,
+    collect_rollouts,
     make_robot,
     run_task,
 )
 from maml_ros.sim.mujoco_robot import MujocoRobot
+from maml_ros.training.config import TrainConfig
 
 XARM6 = RobotConfig(urdf_path='xarm/xarm6_robot.urdf',
                     joints=tuple(f'joint{i}' for i in range(1, 7)), payload_link='link6',
@@ -45,7 +47,7 @@ TWO_LINK = """<?xml version="1.0"?>
 
 def track(engine: str, config: RobotConfig, seed: int) -> np.ndarray:
     """True joint positions of the nominal robot tracking the task's reference."""
-    rollout_config = RolloutConfig(robot=config, steps=300, exploration_std=0.0)
+    rollout_config = RolloutConfig(robot=config, steps=300, exploration_std=0.0, engine=engine)
     with make_robot(engine, config=config) as robot:
         rollout = run_task(Task(seed, dynamics=Dynamics()), config=rollout_config, robot=robot)
     assert rollout.tracking_rmse < 0.01  # the nominal controller tracks in both engines
@@ -166,3 +168,22 @@ def test_new_dynamics_keep_the_state_of_the_robot():
 def test_bad_options_are_refused_with_the_reason(call, says):
     with pytest.raises(ValueError, match=says):
         call()
+
+
+def test_collection_runs_on_the_engine_the_config_names():
+    """Worker processes build the configured engine's robot: the same tasks give what a MuJoCo
+    robot in this process gives, bit for bit, and not what PyBullet gives."""
+    config = RolloutConfig(steps=50, engine='mujoco')
+    collected = collect_rollouts([1, 2], config=config, workers=2)
+    with make_robot('mujoco') as robot:
+        here = [run_task(seed, config=config, robot=robot) for seed in (1, 2)]
+        with pytest.raises(ValueError, match='another RobotConfig or engine'):
+            run_task(1, config=dataclasses.replace(config, engine='pybullet'), robot=robot)
+    pybullet = run_task(1, config=dataclasses.replace(config, engine='pybullet'))
+    for a, b in zip(collected, here, strict=True):
+        assert np.array_equal(a.true_next_states, b.true_next_states)
+    assert not np.array_equal(collected[0].true_next_states, pybullet.true_next_states)
+    with pytest.raises(ValueError, match="unknown engine 'bullet'"):
+        RolloutConfig(engine='bullet')
+    with pytest.raises(ValueError, match="engine must be one of"):
+        TrainConfig(engine='bullet')

@@ -1,10 +1,12 @@
 """Each evaluated method is what it claims to be (every table in BENCHMARKS.md rests on it)."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from maml_ros.cli import evaluate as evaluate_cli
-from maml_ros.sim import Dynamics, InverseDynamicsModel
+from maml_ros.sim import Dynamics, InverseDynamicsModel, make_robot
 from maml_ros.training.evaluation import EvalSettings, evaluate_task, method_policy, run_loop
 
 HEAVY = Dynamics(payload_mass=2.0, actuator_gain=0.8, joint_friction=0.3)
@@ -57,3 +59,24 @@ def test_evaluation_groups_draw_the_robots_they_name(models):
         assert dynamics.latency_steps in (1, 2) and min(dynamics.actuator_lag) >= 0.005
     # A group's robots do not depend on which other groups are asked for.
     assert groups('delay_and_lag')['delay_and_lag'] == drawn['delay_and_lag']
+
+
+def test_with_the_mujoco_engine_every_method_meets_the_mujoco_robot(models):
+    """``--engine mujoco``: the robot of every method, the oracle's training data included, is
+    MuJoCo's; computed torque with its true parameters (rotor inertia included) is the floor
+    there too."""
+    settings = EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300,
+                            methods=('nominal', 'true_model', 'maml_physics'), engine='mujoco')
+    mujoco = evaluate_task(models, HEAVY, seed=3, settings=settings)
+    pybullet = evaluate_task(models, HEAVY, seed=3,
+                             settings=dataclasses.replace(settings, engine='pybullet'))
+    assert mujoco['nominal']['rmse'] != pybullet['nominal']['rmse']
+    assert mujoco['true_model']['rmse'] < 0.1 * mujoco['nominal']['rmse']
+    assert mujoco['maml_physics']['rmse'] < mujoco['nominal']['rmse']
+    with make_robot('mujoco', config=models.formulation.robot, armature=0.2) as heavy:
+        floor = run_loop(method_policy(models, 'true_model', HEAVY, seed=3, settings=settings,
+                                       robot=heavy), HEAVY, seed=3, settings=settings,
+                         robot=heavy).rmse(settings.scored_from)
+    assert floor < 0.005  # 0.013 rad without the rotor inertia in the model
+    with pytest.raises(ValueError, match="unknown engine 'gazebo'"):
+        EvalSettings(engine='gazebo')
