@@ -1,8 +1,9 @@
 """The simulated robot on ros2_control's topics: what ``pybullet_sim`` and ``mujoco_sim`` share.
 
 The two nodes differ only in the physics engine (:mod:`maml_ros.sim.engines`)
-and its own parameters. The node advances the robot by one period per tick at ``publish_rate`` and
-publishes ``/joint_states`` (stamped, measured with the robot's sensor noise).
+and its own parameters. The node advances the robot by one period per tick at
+``publish_rate`` and publishes ``/joint_states`` (stamped, measured with the
+robot's sensor noise).
 Commands arrive as ``std_msgs/Float64MultiArray`` on
 ``<controller>/commands`` in the order of ``joints``, as a ros2_control
 forward command controller takes them; malformed ones are dropped and
@@ -12,7 +13,9 @@ does not advance: the arm waits at home like a robot with its brakes on.
 Once commanded, without a command for ``command_timeout`` it gets zero
 effort (or holds its position); with ``command_timeout: 0`` it keeps applying
 the last command, like a ros2_control forward command controller. ``~/reset``
-puts it back at home.
+puts it back at home. A robot that cannot be simulated (a URDF the engine
+cannot load, unknown joints, bad ``dynamics.*``) stops the start-up with one
+line that says why.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """The domain-randomized robot: one PyBullet client, stepped one control period at a time.
 
+What the engine does lives in a few methods (``_load``, ``_set_engine_dynamics``,
+``_set_state``, ``_drive``, ``_joint_state``): :class:`~maml_ros.sim.mujoco_robot.MujocoRobot`
+overrides them and keeps the rest (clamping, delay, ripple, noise, the state handed out).
+
 Between commands the physics runs ``substeps`` steps of ``physics_period``
 (1 kHz by default). What the randomized dynamics do, in order:
 

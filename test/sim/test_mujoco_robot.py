@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from maml_ros.resources import share_file
 from maml_ros.sim import (
     Dynamics,
     InverseDynamicsModel,
@@ -18,11 +19,9 @@ from maml_ros.sim import (
     run_task,
 )
 from maml_ros.sim.mujoco_robot import MujocoRobot
-from maml_ros.training.config import TrainConfig
+from maml_ros.training.config import TrainConfig, load_train_config
 
-XARM6 = RobotConfig(urdf_path='xarm/xarm6_robot.urdf',
-                    joints=tuple(f'joint{i}' for i in range(1, 7)), payload_link='link6',
-                    home=(0.0, -0.3, -0.8, 0.0, 1.1, 0.0))
+XARM6 = load_train_config(share_file('config', 'xarm6.yaml')).robot  # "your own robot"
 # Max |q_pybullet - q_mujoco| (rad) tracking the same reference with the nominal controller
 # on the nominal robot. Effort: the engines' integrators; position and velocity: their
 # servos (PyBullet's constraint motors against MuJoCo's 50 Hz servos) differ as well.
