@@ -101,6 +101,11 @@ class SimRobot:
         self._indices = list(description.joint_indices)
         self._held = list(description.held_indices)
         self._inertia_bound = InverseDynamicsModel.shared(self.config).inertia_lower_bound()
+        massless = [name for name, inertia in zip(description.joint_names, self._inertia_bound,
+                                                  strict=True) if not inertia > 0]
+        if massless:
+            raise ValueError(f'joints {massless} move no mass (no inertia in any posture): '
+                             'give the links they carry a mass and an inertia in the URDF')
         #: Rotor inertia per joint (kg*m^2): the URDF has none, so PyBullet simulates none.
         self.armature = np.zeros(description.n_joints)
         return description

@@ -154,6 +154,23 @@ def test_new_dynamics_keep_the_state_of_the_robot():
         assert np.array_equal(robot.true_state_vector(), state)
 
 
+@pytest.mark.parametrize('engine, says', [
+    ('pybullet', r"joints \['wrist'\] move no mass"),
+    ('mujoco', r"MuJoCo cannot load .*two_link.urdf: .*mass and inertia of moving bodies.*\n"
+               r"Element name 'tip'"),
+])
+def test_a_link_without_mass_is_refused_naming_it(tmp_path, engine, says):
+    """PyBullet loads a moving link without mass (and would integrate NaN); MuJoCo refuses it
+    naming the element. Both robots refuse with the reason."""
+    urdf = tmp_path / 'two_link.urdf'
+    urdf.write_text(TWO_LINK.replace('<mass value="0.5"/>', '<mass value="0"/>').replace(
+        'ixx="0.001" iyy="0.001" izz="0.001"', 'ixx="0" iyy="0" izz="0"'))
+    config = RobotConfig(urdf_path=str(urdf), joints=('shoulder', 'wrist'), payload_link='arm',
+                         home=(0.3, 1.0))
+    with pytest.raises(ValueError, match=says):
+        make_robot(engine, config=config)
+
+
 @pytest.mark.parametrize('call, says', [
     (lambda: make_robot('gazebo'), "unknown engine 'gazebo'; choose from"),
     (lambda: make_robot('mujoco', gui=True), 'gui is a PyBullet option'),
