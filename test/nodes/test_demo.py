@@ -25,5 +25,5 @@ def test_demo_adapts_and_lowers_tracking_error(private_ros_domain, tmp_path, cap
 def test_demo_runs_against_the_mujoco_robot(private_ros_domain, tmp_path, capsys):
     """It adapts there; whether that helps is not asserted: dry friction on the wrists makes
     it vary from run to run (README, BENCHMARKS.md)."""
-    before, after, _ = run_demo('mujoco', tmp_path, capsys)
-    assert before > 0.05 and after > 0  # the robot the meta-policy meets is the demo's
+    before, _, _ = run_demo('mujoco', tmp_path, capsys)
+    assert before > 0.05  # the robot the meta-policy meets is the demo's
