@@ -11,6 +11,7 @@ import torch
 from maml_ros.maml.checkpoint import (
     Checkpoint,
     CheckpointError,
+    file_sha256,
     load_checkpoint,
     save_checkpoint,
 )
@@ -166,3 +167,33 @@ def test_saving_without_required_metadata_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match='lacks'):
         save_checkpoint(tmp_path / 'x.safetensors', checkpoint)
     assert not (tmp_path / 'x.safetensors').exists()
+
+
+def test_a_checkpoint_is_written_beside_its_path_and_readable_by_all(tmp_path, monkeypatch):
+    """Into folders that do not exist yet; through a hidden temporary in the same folder (the
+    rename is atomic only within one file system, and ``*.safetensors`` globs skip it); with
+    the permissions of an ordinary file."""
+    replaced = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, 'replace', lambda src, dst: replaced.append(src) or
+                        real_replace(src, dst))
+    path = save_checkpoint(tmp_path / 'runs' / 'panda' / 'policy.safetensors', make_checkpoint())
+    temporary = replaced[0]
+    assert os.path.dirname(temporary) == str(path.parent)
+    assert os.path.basename(temporary).startswith('.policy.safetensors.')
+    assert temporary.endswith('.tmp')
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert load_checkpoint(path).metadata['seed'] == 3
+
+
+def test_metadata_that_is_not_an_object_is_refused_with_the_reason(saved):
+    rewrite_metadata(saved, lambda header: {'maml_ros': json.dumps([1, 2])})
+    with pytest.raises(CheckpointError, match=f'^{saved}: metadata is not a JSON object$'):
+        load_checkpoint(saved)
+
+
+def test_the_urdf_digest_is_the_sha256_of_its_bytes(tmp_path):
+    urdf = tmp_path / 'robot.urdf'
+    urdf.write_bytes(b'abc')
+    assert file_sha256(urdf) == \
+        'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
