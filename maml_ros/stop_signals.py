@@ -4,11 +4,17 @@ A terminal's Ctrl-C reaches every process of its group, and ``ros2 launch``
 (or ``maml-ros-bringup``) then signals its nodes again: a second
 KeyboardInterrupt in the middle of the first one's clean-up is what printed
 tracebacks and left exit code -2. SIGTERM is treated like SIGINT.
+
+A node's spin loop asks for the stop as an event (:func:`stop_event_on_signals`)
+rather than an exception: a KeyboardInterrupt raised inside rclpy (while it
+converted a message for a subscription) came out as a RuntimeError of pybind11
+and a traceback.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 
 
 def stop_on_signals() -> None:
@@ -16,6 +22,20 @@ def stop_on_signals() -> None:
     ignored."""
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+
+
+def stop_event_on_signals() -> threading.Event:
+    """From now on the first SIGINT or SIGTERM sets the returned event, and later ones are
+    ignored; nothing is raised, so no call is cut in the middle."""
+    stop = threading.Event()
+
+    def request(signum, frame) -> None:
+        ignore_signals()
+        stop.set()
+
+    signal.signal(signal.SIGINT, request)
+    signal.signal(signal.SIGTERM, request)
+    return stop
 
 
 def ignore_signals() -> None:

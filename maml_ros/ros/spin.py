@@ -2,8 +2,8 @@
 
 Signals are :mod:`maml_ros.stop_signals`', not rclpy's: rclpy's handlers shut
 the context down at once, so a node could not publish anything on its way out
-(the adapter sends a final stop command). The spin wakes every
-``WAKE_PERIOD`` to notice a signal.
+(the adapter sends a final stop command). A signal sets an event, which the
+spin checks at least every ``WAKE_PERIOD``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from maml_ros.stop_signals import ignore_signals, stop_on_signals
+from maml_ros.stop_signals import ignore_signals, stop_event_on_signals
 
 WAKE_PERIOD = 0.1  # s: the longest a signal waits to end the spin
 
@@ -35,16 +35,16 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, *,
     Exits with status 1 and one log line when the node refuses to start
     (:class:`StartupError`); 0 after a signal.
     """
-    stop_on_signals()
+    stop = stop_event_on_signals()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = make_node()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while rclpy.ok():
+        while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=WAKE_PERIOD)
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
     except StartupError as error:
         rclpy.logging.get_logger(name).fatal(f'cannot start: {error}')

@@ -13,6 +13,7 @@ from maml_ros.online.support_buffer import Transitions
 from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
 from maml_ros.training.adaptation import maml_adapt
 from maml_ros.training.models import TrainedModels
+from maml_ros.training.physics_adaptation import keep_unidentified
 
 CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 HEAVY = Dynamics(payload_mass=1.8, actuator_gain=0.85, joint_friction=0.2)
@@ -80,6 +81,26 @@ def test_a_physics_fit_without_a_positive_torque_coefficient_is_rejected(models,
     reason = rejection(dataclasses.replace(fit, theta=theta), fitted.loss_before,
                        fitted.loss_after)
     assert reason.startswith('the torque coefficient of joints [3, 7] is not positive')
+
+
+def test_joints_a_fit_did_not_identify_keep_the_model_they_had(models, support):
+    """A fit that puts a joint's torque coefficient at or below zero does not command that
+    joint with it: the joint keeps the active fit's parameters and lag, and says so; the
+    other joints take the new fit."""
+    adapter = AdaptivePolicy(models=models, method='maml_physics', worker='inline')
+    active = adapter.active_state()
+    assert adapter.adapt(support, inner_steps=1).accepted
+    fit = adapter.active_state()
+    assert fit.kept == () and fit.physical()['not_identified_joints'] == []
+    theta, retention = fit.theta.copy(), fit.retention.copy()
+    theta[6, 0], theta[2, 0], retention[2] = 0.0, -0.3, 0.5
+    kept = keep_unidentified(dataclasses.replace(fit, theta=theta, retention=retention), active)
+    assert kept.kept == (2, 6) and kept.physical()['not_identified_joints'] == [3, 7]
+    np.testing.assert_array_equal(kept.theta[[2, 6]], active.theta[[2, 6]])
+    np.testing.assert_array_equal(kept.retention[[2, 6]], active.retention[[2, 6]])
+    others = [0, 1, 3, 4, 5]
+    np.testing.assert_array_equal(kept.theta[others], fit.theta[others])
+    assert rejection(kept, 1.0, 0.5) == ''
 
 
 def test_a_slow_adaptation_does_not_block_commands(models, support, monkeypatch):
