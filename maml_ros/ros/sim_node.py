@@ -21,6 +21,7 @@ line that says why.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -79,7 +80,8 @@ class SimNode(ReportsRejectedParameters, Node):
     :param engine_parameters: the engine's own parameters (beside :data:`PARAMETERS`).
     """
 
-    def __init__(self, name: str, *, engine_parameters: list[ParamSpec] = (), **kwargs) -> None:
+    def __init__(self, name: str, *, engine_parameters: Sequence[ParamSpec] = (),
+                 **kwargs) -> None:
         super().__init__(name, **kwargs)
         self.problems = Problems(self.get_logger())
         declare_parameters(self, [*PARAMETERS, *engine_parameters])
