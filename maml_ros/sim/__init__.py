@@ -17,7 +17,7 @@
 
 from maml_ros.sim.controller import Controller, NominalController
 from maml_ros.sim.dynamics import FACTOR_NAMES, Dynamics, DynamicsRanges
-from maml_ros.sim.engines import ENGINES, make_robot
+from maml_ros.sim.engines import ENGINES, check_engine, make_robot
 from maml_ros.sim.model import (
     COMMAND_INTERFACES,
     PANDA_ARM_JOINTS,
@@ -63,6 +63,7 @@ __all__ = [
     'RolloutConfig',
     'SimRobot',
     'Task',
+    'check_engine',
     'ThroughputReport',
     'collect_rollouts',
     'evaluate_tracking',

@@ -13,6 +13,12 @@ from maml_ros.sim.robot import SimRobot
 ENGINES: tuple[str, ...] = ('pybullet', 'mujoco')
 
 
+def check_engine(engine: str) -> None:
+    """:raises ValueError: for an engine not in :data:`ENGINES`."""
+    if engine not in ENGINES:
+        raise ValueError(f'unknown engine {engine!r}; choose from {list(ENGINES)}')
+
+
 def make_robot(engine: str = 'pybullet', *, config: RobotConfig | None = None,
                dynamics: Dynamics | None = None, seed: int = 0, gui: bool = False,
                armature: float | list[float] = 0.0) -> SimRobot:
@@ -23,14 +29,13 @@ def make_robot(engine: str = 'pybullet', *, config: RobotConfig | None = None,
         the PyBullet robot has none either).
     :raises ValueError: for an unknown engine, or an option the engine does not have.
     """
+    check_engine(engine)
     if engine == 'pybullet':
         if armature:
             raise ValueError('armature is a MuJoCo option (the PyBullet robot has none)')
         return SimRobot(config=config, dynamics=dynamics, seed=seed, gui=gui)
-    if engine == 'mujoco':
-        from maml_ros.sim.mujoco_robot import MujocoRobot  # only where it is asked for
+    from maml_ros.sim.mujoco_robot import MujocoRobot  # only where it is asked for
 
-        if gui:
-            raise ValueError('gui is a PyBullet option (the MuJoCo robot has no window)')
-        return MujocoRobot(config=config, dynamics=dynamics, seed=seed, armature=armature)
-    raise ValueError(f'unknown engine {engine!r}; choose from {list(ENGINES)}')
+    if gui:
+        raise ValueError('gui is a PyBullet option (the MuJoCo robot has no window)')
+    return MujocoRobot(config=config, dynamics=dynamics, seed=seed, armature=armature)

@@ -87,7 +87,6 @@ class MujocoRobot(SimRobot):
                                  for name in description.link_names])
         self._nominal_mass = model.body_mass[self._bodies].copy()
         self._nominal_inertia = model.body_inertia[self._bodies].copy()
-        self._force_limit = description.limits.effort
         return description
 
     # -- the engine ---------------------------------------------------------
@@ -111,7 +110,7 @@ class MujocoRobot(SimRobot):
             model.actuator_dynprm[:, 0] = np.maximum(lag, NO_LAG)
             model.actuator_gear[:, 0] = self._gain
         else:
-            model.actuator_forcerange[:] = np.outer(self._force_limit * self._gain, [-1.0, 1.0])
+            model.actuator_forcerange[:] = np.outer(d.limits.effort * self._gain, [-1.0, 1.0])
         mujoco.mj_setConst(model, self._scratch)  # scratch: the robot's state stays
 
     def _set_state(self, q: np.ndarray, qd: np.ndarray) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from maml_ros.sim.command import EXPLORATION_STD
 from maml_ros.sim.controller import Controller, NominalController
 from maml_ros.sim.dynamics import Dynamics, DynamicsRanges
-from maml_ros.sim.engines import ENGINES, make_robot
+from maml_ros.sim.engines import check_engine, make_robot
 from maml_ros.sim.model import InverseDynamicsModel, RobotConfig
 from maml_ros.sim.reference import ReferenceConfig, ReferenceTrajectory, random_reference
 from maml_ros.sim.robot import SimRobot
@@ -45,7 +45,7 @@ class RolloutConfig:
         fraction of the command scale (:class:`~maml_ros.sim.command.CommandSpace`).
     :param exploration_scale: that scale per joint (a formulation's); default: the robot's
         command space's (the effort limits, for effort).
-    :param engine: the physics engine that simulates the robot (:data:`ENGINES`).
+    :param engine: the physics engine that simulates the robot (``pybullet`` or ``mujoco``).
     """
 
     robot: RobotConfig = RobotConfig()
@@ -57,8 +57,7 @@ class RolloutConfig:
     engine: str = 'pybullet'
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f'unknown engine {self.engine!r}; choose from {list(ENGINES)}')
+        check_engine(self.engine)
         if self.steps < 1:
             raise ValueError(f'steps must be >= 1, got {self.steps}')
         if self.exploration_std < 0:

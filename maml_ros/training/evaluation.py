@@ -38,11 +38,11 @@ from maml_ros.maml.policy import PolicyNet
 from maml_ros.online.adaptive_policy import PHYSICS, AdaptationOutcome, AdaptivePolicy
 from maml_ros.online.control_loop import ControlLoop, LoopSettings
 from maml_ros.sim import (
-    ENGINES,
     Dynamics,
     RolloutConfig,
     SimRobot,
     Task,
+    check_engine,
     make_robot,
     random_reference,
     run_task,
@@ -89,8 +89,7 @@ class EvalSettings:
     engine: str = 'pybullet'
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f'unknown engine {self.engine!r}; choose from {list(ENGINES)}')
+        check_engine(self.engine)
         unknown = sorted(set(self.methods) - set(METHODS))
         if unknown:
             raise ValueError(f'unknown methods {unknown}; choose from {list(METHODS)}')
