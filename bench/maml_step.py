@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,8 @@ from torch.nn.functional import mse_loss
 
 from maml_ros.maml import MAML
 from maml_ros.maml.vmap_rules import ExactUnderVmap
+
+from bench_common import machine
 
 IN, HIDDEN, OUT = 28, 256, 7
 SUPPORT = QUERY = 200
@@ -90,6 +91,28 @@ def adapt_ms(device: torch.device, repeats: int) -> dict[str, float]:
                                                              int(0.99 * len(times)))]}
 
 
+def gradient_error(device: torch.device, tasks: int = 16) -> dict[str, float]:
+    """Relative error of the second- and first-order meta-gradients on ``device`` (float32,
+    vmap) against the CPU's in float64: the figures are worth nothing if this is large."""
+    errors = {}
+    for first_order in (False, True):
+        gradients = []
+        for where, dtype in ((device, torch.float32), (torch.device('cpu'), torch.float64)):
+            torch.manual_seed(0)
+            maml = MAML(policy_mlp(), inner_lr=0.01, inner_steps=INNER_STEPS,
+                        first_order=first_order).to(where, dtype)
+            support, query = (tuple(t.to(dtype) for t in task_data(tasks, n, where))
+                              for n in (SUPPORT, QUERY))
+            maml.meta_loss(support, query, mse_loss).backward()
+            gradients.append(torch.cat([p.grad.flatten().double().cpu()
+                                        for p in maml.parameters()]))
+        errors['first' if first_order else 'second'] = float(
+            (gradients[0] - gradients[1]).norm() / gradients[1].norm())
+    print(f'meta-gradient on {device} (float32) against the CPU in float64, {tasks} tasks: '
+          f'relative error {errors["second"]:.1e} second order, {errors["first"]:.1e} first order')
+    return errors
+
+
 def layer_norm_cost(device: torch.device, batches: list[int], repeats: int) -> list[dict]:
     """Second-order meta-steps of the MLP with a LayerNorm: loop, vmap with PyTorch's
     (wrong) rule, vmap with the exact decomposition MAML uses."""
@@ -132,10 +155,12 @@ def run(device: torch.device, batches: list[int], repeats: int) -> dict:
                          'speedup': loop / vmapped})
             print(f'{order:>7} {tasks:>6} {loop:>10.1f} {vmapped:>10.1f} {loop / vmapped:>8.2f}x',
                   flush=True)
+    errors = gradient_error(device)
     adapt = adapt_ms(device, repeats=max(20, 10 * repeats))
     print(f'adapt: {INNER_STEPS} steps on {SUPPORT} transitions: p50 {adapt["p50"]:.2f} ms, '
           f'p99 {adapt["p99"]:.2f} ms')
     return {'device': str(device), 'meta_step': rows, 'adapt_ms': adapt,
+            'gradient_relative_error': errors,
             'layer_norm': layer_norm_cost(device, batches, repeats)}
 
 
@@ -149,9 +174,7 @@ def main(args: list[str] | None = None) -> None:
     if torch.cuda.is_available():
         devices.append(torch.device('cuda'))
     results = {
-        'machine': {'platform': platform.platform(), 'processor': platform.processor(),
-                    'torch': torch.__version__, 'cpu_threads': torch.get_num_threads(),
-                    'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        'machine': machine(),
         'runs': [run(device, options.batches, options.repeats) for device in devices],
     }
     options.json.parent.mkdir(parents=True, exist_ok=True)
