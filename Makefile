@@ -16,6 +16,12 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export ROS_DOMAIN_ID ?= 57
 export ROS_LOG_DIR ?= $(CURDIR)/.ros_log
 
+# Tests and benchmarks run in a network namespace of their own that has only loopback:
+# nothing they start (DDS, Ray) can reach the network or be reached from it. Ray 2.58's
+# servers listen on every interface whatever address they are given (README, Ray).
+ISOLATE := unshare --net $(if $(filter 0,$(shell id -u)),,--map-root-user) \
+	sh -c 'ip link set lo up && exec "$$@"' isolate
+
 .PHONY: venv lint test demo bench mutants freeze clean
 
 venv: $(STAMP)
@@ -33,7 +39,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 test: lint
-	$(PY) -m pytest test
+	$(ISOLATE) $(PY) -m pytest test
 
 demo: venv
 	$(PY) -m maml_ros.cli.demo --simulator $(SIM) --plot demo.png
@@ -46,6 +52,7 @@ bench: venv
 	$(PY) bench/sim_throughput.py
 	$(PY) bench/sample_efficiency.py
 	$(PY) bench/continual_adaptation.py
+	$(ISOLATE) $(PY) bench/ray_collection.py
 
 # Scope and tests: [mutmut] in setup.cfg. Not in CI (tens of minutes); TESTING.md has the score.
 mutants: venv

@@ -18,6 +18,8 @@ setup(
         (f'share/{PACKAGE}/checkpoints', glob('checkpoints/*.safetensors')),
     ],
     install_requires=['setuptools'],
+    # Rollout collection on a Ray cluster (maml-ros-train --ray): pip install .[ray]
+    extras_require={'ray': ['ray==2.58.0']},
     zip_safe=True,
     maintainer='maml_ros maintainers',
     maintainer_email='maintainers@maml-ros.invalid',

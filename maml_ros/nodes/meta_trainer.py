@@ -42,6 +42,8 @@ PARAMETERS = [
     ParamSpec('workers', 0, 'rollout worker processes; 0: one per CPU', 0, 256,
               read_only=True),
     ParamSpec('device', 'cpu', 'where meta-steps run: cpu or cuda', read_only=True),
+    ParamSpec('ray_address', '', 'collect rollouts on Ray (pip install .[ray]): local, auto '
+              'or HOST:PORT; empty: local worker processes', read_only=True),
     ParamSpec('force', False, 'train even when the robot check (maml-ros-check-robot) fails',
               read_only=True),
 ]
@@ -90,7 +92,8 @@ class MetaTrainerNode(Node):
         workers = self.get_parameter('workers').value or None
         try:
             config = load_train_config(self.config, workers=workers,
-                                       device=self.get_parameter('device').value)
+                                       device=self.get_parameter('device').value,
+                                       ray_address=self.get_parameter('ray_address').value or None)
             if not self.get_parameter('force').value:
                 require_robot(config.robot, ranges=config.ranges, reference=config.reference)
         except (OSError, ValueError) as error:  # RobotCheckError is a ValueError

@@ -124,6 +124,14 @@ def task_streams(seed: int) -> list[np.random.SeedSequence]:
     return np.random.SeedSequence(int(seed)).spawn(4)
 
 
+def as_tasks(tasks: Iterable[Task | int]) -> list[Task]:
+    """``tasks`` as :class:`Task` objects, each seed checked here rather than in a worker."""
+    tasks = [task if isinstance(task, Task) else Task(task) for task in tasks]
+    for task in tasks:
+        task_streams(task.seed)
+    return tasks
+
+
 def run_task(
     task: Task | int,
     *,
@@ -244,7 +252,8 @@ def _worker_robot(config: RolloutConfig) -> SimRobot:
     return _worker_robots[key]
 
 
-def _warm_worker(config: RolloutConfig) -> None:
+def warm_worker(config: RolloutConfig) -> None:
+    """Load the robot of ``config`` in this worker process before its first task."""
     # Only an optimisation: a failing pool initializer makes the pool respawn
     # workers forever, so errors are left to surface from the first task instead.
     with contextlib.suppress(Exception):
@@ -252,7 +261,9 @@ def _warm_worker(config: RolloutConfig) -> None:
         InverseDynamicsModel.shared(config.robot).inertia_lower_bound()
 
 
-def _run_chunk(payload: tuple[RolloutConfig, bytes, list[Task]]) -> list[Rollout]:
+def run_chunk(payload: tuple[RolloutConfig, bytes, list[Task]]) -> list[Rollout]:
+    """Run a chunk of tasks in this worker process on its robot: ``(config, pickled
+    controller, tasks)``, as collection backends send them."""
     config, pickled_controller, tasks = payload
     # Unpickled here, not by the pool: a task that fails to unpickle kills the
     # worker and hangs the pool, whereas this raises in the caller.
@@ -297,9 +308,7 @@ class RolloutCollector:
         :param config: rollout settings for this call (default: the collector's).
         """
         config = config if config is not None else self.config
-        tasks = [task if isinstance(task, Task) else Task(task) for task in tasks]
-        for task in tasks:
-            task_streams(task.seed)  # fail here, not in a worker
+        tasks = as_tasks(tasks)
         if self.workers == 1 or len(tasks) <= 1:
             if self._robot is None or (self._robot.config, self._robot.engine) != (
                     config.robot, config.engine):
@@ -309,7 +318,7 @@ class RolloutCollector:
                     for task in tasks]
         if self._pool is None:
             context = multiprocessing.get_context('spawn')
-            self._pool = context.Pool(self.workers, initializer=_warm_worker,
+            self._pool = context.Pool(self.workers, initializer=warm_worker,
                                       initargs=(self.config,))
         # One contiguous chunk per worker: tasks cost the same, and the controller
         # is pickled once per chunk.
@@ -317,7 +326,7 @@ class RolloutCollector:
         bounds = [len(tasks) * i // count for i in range(count + 1)]
         chunks = [tasks[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
         pickled = pickle.dumps(controller)
-        results = self._pool.map(_run_chunk, [(config, pickled, chunk) for chunk in chunks],
+        results = self._pool.map(run_chunk, [(config, pickled, chunk) for chunk in chunks],
                                  chunksize=1)
         return [rollout for chunk in results for rollout in chunk]
 

@@ -69,7 +69,9 @@ class TrainConfig:
     :param physics_lr: their step size.
     :param engine: the physics engine that simulates the training robots (``pybullet``, or
         ``mujoco``: 2-3 times as many physics steps per second, its own friction model).
-    :param workers: rollout worker processes (None: CPU count).
+    :param workers: rollout worker processes (None: CPU count; with Ray, of the cluster).
+    :param ray_address: where rollouts are collected: ``''`` in a local process pool;
+        ``local``, ``auto`` or ``HOST:PORT``: on Ray (:mod:`maml_ros.training.collection`).
     :param seed: seeds everything.
     :param device: ``cpu`` or ``cuda`` for the meta-steps.
     """
@@ -109,6 +111,7 @@ class TrainConfig:
     physics_lr: float = 3e-3
     engine: str = 'pybullet'
     workers: int | None = None
+    ray_address: str = ''
     seed: int = 0
     device: str = 'cpu'
 
@@ -126,12 +129,15 @@ class TrainConfig:
             raise ValueError('need refresh_tasks <= tasks and 0 <= refresh_at <= 1')
         if self.engine not in ENGINES:
             raise ValueError(f'engine must be one of {list(ENGINES)}, got {self.engine!r}')
+        if not isinstance(self.ray_address, str):
+            raise ValueError(f'ray_address must be a string, got {self.ray_address!r}')
         if self.device not in ('cpu', 'cuda') and not self.device.startswith('cuda:'):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain settings for checkpoint metadata (robot and ranges are stored apart)."""
-        skip = {'robot', 'ranges', 'reference'}
+        """Plain settings for checkpoint metadata (robot and ranges are stored apart; where
+        the rollouts ran changes nothing in the checkpoint)."""
+        skip = {'robot', 'ranges', 'reference', 'ray_address'}
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in skip}
 

@@ -4,7 +4,8 @@
 only orders them:
 
 1. ``collect``: ``tasks`` rollouts (nominal controller + exploration) in
-   parallel workers, hindsight-relabelled (``TaskSet``), and validation tasks.
+   parallel workers (a local process pool, or Ray: ``ray_address``),
+   hindsight-relabelled (``TaskSet``), and validation tasks.
 2. ``pretrain``: the pooled network on all transitions (the
    domain-randomization baseline, and the starting point of MAML and of the
    other baselines); the baselines' fine-tuning step size and ridge strength
@@ -34,13 +35,14 @@ from tqdm import tqdm
 
 from maml_ros.maml import MAML
 from maml_ros.maml.policy import PolicyNet
-from maml_ros.sim import InverseDynamicsModel, RolloutCollector, RolloutConfig, Task
+from maml_ros.sim import InverseDynamicsModel, RolloutConfig, Task
 from maml_ros.training.adaptation import (
     finetune,
     ridge_head,
     scaled_mse,
     train_supervised,
 )
+from maml_ros.training.collection import Collector, open_collector
 from maml_ros.training.config import TrainConfig
 from maml_ros.training.data import TaskSet
 from maml_ros.training.evaluation import EvalSettings, evaluate_task
@@ -62,7 +64,7 @@ RIDGES = (0.1, 1.0, 10.0, 100.0, 1000.0)
 VALIDATION_SEED_OFFSET = 900_000  # training seeds stay below, validation seeds above
 
 
-def collect(collector: RolloutCollector, seeds: list[int], config: RolloutConfig,
+def collect(collector: Collector, seeds: list[int], config: RolloutConfig,
             formulation: Formulation, *, controller=None, desc: str, progress: bool,
             windows: dict[str, int] | None = None, chunk: int = 64
             ) -> tuple[TaskSet, tuple[Window, Window] | None]:
@@ -135,13 +137,13 @@ class MetaTrainer:
     one step of the module docstring, and :func:`meta_train` only orders them.
 
     :param config: the training settings.
-    :param collector: rollout workers for the robot of ``config``.
+    :param collector: rollout workers for the robot of ``config`` (a local pool or Ray).
     :param out: where the best checkpoint goes.
     :param progress: show progress bars.
     :param log: where one-line reports go.
     """
 
-    def __init__(self, config: TrainConfig, *, collector: RolloutCollector, out: Path,
+    def __init__(self, config: TrainConfig, *, collector: Collector, out: Path,
                  progress: bool, log: Callable[[str], None]) -> None:
         torch.manual_seed(config.seed)
         self.config, self.collector, self.out = config, collector, out
@@ -290,8 +292,9 @@ def meta_train(config: TrainConfig, *, out: Path, progress: bool = True,
                log: Callable[[str], None] = print) -> TrainedModels:
     """Meta-train as the module docstring says; writes ``out`` (the checkpoint),
     ``out`` with suffix ``.csv`` (the log) and ``.png`` (learning curves)."""
-    with RolloutCollector(workers=config.workers, config=RolloutConfig(
-            robot=config.robot, engine=config.engine)) as collector:
+    with open_collector(config=RolloutConfig(robot=config.robot, engine=config.engine),
+                        workers=config.workers, ray_address=config.ray_address,
+                        log=log) as collector:
         trainer = MetaTrainer(config, collector=collector, out=out, progress=progress, log=log)
         trainer.collect()
         trainer.pretrain()

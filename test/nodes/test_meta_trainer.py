@@ -117,3 +117,19 @@ def test_training_refuses_a_robot_that_fails_the_robot_check(ros_context, tmp_pa
         assert not out.exists()
     finally:
         trainer.destroy_node()
+
+
+def test_a_ray_address_that_does_not_answer_is_reported(ros_context, executor, tmp_path):
+    """``ray_address`` reaches the training: nothing listens there, so training fails at
+    once with the reason in the diagnostics, and nothing is written."""
+    out = tmp_path / 'never.safetensors'
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='train'), Parameter('checkpoint', value=str(out)),
+        Parameter('ray_address', value='127.0.0.2:1')])
+    try:
+        executor.add_node(trainer)
+        assert spin_until(executor, lambda: trainer.state == 'idle', timeout=60.0)
+        assert 'training failed' in trainer.error and 'nothing answers' in trainer.error
+        assert not out.exists()
+    finally:
+        trainer.destroy_node()

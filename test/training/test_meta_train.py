@@ -1,32 +1,14 @@
 """A tiny meta-training run end to end, its checkpoint, and the evaluate tool."""
 
 import json
-from pathlib import Path
 
 import pytest
 import safetensors.torch
 import torch
 
 from maml_ros.cli import evaluate as evaluate_cli
-from maml_ros.cli import train as train_cli
 from maml_ros.maml.checkpoint import CheckpointError
 from maml_ros.training.models import TrainedModels
-
-CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'adapt.yaml'
-TINY = ['tasks=48', 'steps_per_task=300', 'support_size=100', 'query_size=100',
-        'meta_iterations=30', 'meta_batch=8', 'pretrain_iterations=150', 'refresh_tasks=8',
-        'validation_tasks=8', 'closed_loop_tasks=1', 'validation_every=15', 'hidden=[64, 64]',
-        'physics_iterations=40', 'physics_features=4', 'physics_hidden=[16]']
-
-
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp('train') / 'tiny.safetensors'
-    args = ['--config', str(CONFIG), '--out', str(out), '--workers', '2', '--seed', '5']
-    for item in TINY:
-        args += ['--set', item]
-    assert train_cli.main(args) == 0
-    return out
 
 
 def test_tiny_meta_training_lowers_the_meta_validation_loss(trained):
