@@ -6,7 +6,9 @@ so that every test gets its own ROS_DOMAIN_ID (child processes inherit it).
 
 import itertools
 import os
+import sys
 import tempfile
+import types
 
 import pytest
 
@@ -46,3 +48,21 @@ def robot(models):
 
     with SimRobot(config=models.formulation.robot) as robot:
         yield robot
+
+
+class Zero:
+    """Commands nothing (:func:`ghost_controller`)."""
+
+    def command(self, q, qd, q_ref, qd_ref, qdd_ref):
+        return 0 * q
+
+
+@pytest.fixture
+def ghost_controller(monkeypatch: pytest.MonkeyPatch) -> Zero:
+    """A picklable controller whose module (``ghost_controllers``) exists in this process
+    only: worker processes cannot unpickle it."""
+    ghost = types.ModuleType('ghost_controllers')
+    ghost.Zero = Zero
+    monkeypatch.setattr(Zero, '__module__', 'ghost_controllers')
+    monkeypatch.setitem(sys.modules, 'ghost_controllers', ghost)
+    return Zero()

@@ -2,8 +2,6 @@
 
 import dataclasses
 import importlib
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -154,20 +152,9 @@ def test_any_picklable_controller_drives_collection_in_workers(controllers):
     assert not np.array_equal(nominal.commands, in_workers[0].commands)
 
 
-class Zero:
-    """Commands nothing; the test below makes its module exist in this process only."""
-
-    def command(self, q, qd, q_ref, qd_ref, qdd_ref):
-        return 0 * q
-
-
-def test_a_controller_workers_cannot_import_raises_instead_of_hanging(monkeypatch):
-    ghost = types.ModuleType('ghost_controllers')
-    ghost.Zero = Zero
-    monkeypatch.setattr(Zero, '__module__', 'ghost_controllers')
-    monkeypatch.setitem(sys.modules, 'ghost_controllers', ghost)
+def test_a_controller_workers_cannot_import_raises_instead_of_hanging(ghost_controller):
     with pytest.raises(ModuleNotFoundError, match='ghost_controllers'):
-        collect_rollouts([0, 1], config=CONFIG, controller=Zero(), workers=2)
+        collect_rollouts([0, 1], config=CONFIG, controller=ghost_controller, workers=2)
 
 
 def test_invalid_tasks_are_rejected_before_any_work():

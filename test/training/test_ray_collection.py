@@ -15,7 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -146,21 +145,10 @@ def test_bad_addresses_are_refused_at_once():
     assert not ray.is_initialized()
 
 
-class Zero:
-    """Commands nothing; the test below makes its module exist in this process only."""
-
-    def command(self, q, qd, q_ref, qd_ref, qdd_ref):
-        return 0 * q
-
-
-def test_an_error_in_a_ray_worker_is_raised_as_itself(monkeypatch):
-    ghost = types.ModuleType('ghost_controllers')
-    ghost.Zero = Zero
-    monkeypatch.setattr(Zero, '__module__', 'ghost_controllers')
-    monkeypatch.setitem(sys.modules, 'ghost_controllers', ghost)
+def test_an_error_in_a_ray_worker_is_raised_as_itself(ghost_controller):
     with RayCollector(address='local', workers=1, config=SHORT, log=lambda line: None
                       ) as collector, pytest.raises(ModuleNotFoundError, match='ghost'):
-        collector.collect([0, 1], controller=Zero())
+        collector.collect([0, 1], controller=ghost_controller)
     assert not ray.is_initialized()
 
 
