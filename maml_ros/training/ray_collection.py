@@ -12,9 +12,11 @@ method calls, no RLlib.
   the work balances and a loss costs little. A chunk whose actor dies (its
   node lost, its process killed) goes back to the queue for the actors still
   alive: no task is lost while one is left.
-- ``local`` starts a private Ray on this machine, bound to loopback and stopped
+- ``local`` starts a private Ray on this machine with a loopback address, stopped
   by :meth:`RayCollector.close`; ``auto`` or ``HOST:PORT`` joins a running
-  cluster (``ray start --head``), which it leaves running.
+  cluster (``ray start --head``), which it leaves running. (Ray 2.58's servers
+  listen on every interface whatever address they are given: the README's
+  security section.)
 - Usage statistics and the dashboard are off. ``ray.init`` replaces the
   process's SIGTERM handler: the caller's SIGINT and SIGTERM handlers are put
   back, so a trainer still stops cleanly on either.
@@ -52,8 +54,8 @@ MAX_TRIES = 3  # workers a chunk may lose before collection gives up on it
 WAIT_S = 0.5  # ray.wait's timeout: signal handlers run between waits
 START_TIMEOUT_S = 120.0  # for the actors to load their robots
 CONNECT_TIMEOUT_S = 5.0  # for the head's address to answer
-# A private Ray's address. Not 127.0.0.1: Ray replaces that (and localhost) by the
-# machine's network address, and its servers would listen there.
+# A private Ray's node address. Not 127.0.0.1: Ray replaces that (and localhost) by the
+# machine's network address when it connects.
 LOOPBACK = '127.0.0.2'
 
 
