@@ -91,6 +91,21 @@ def test_the_step_finds_the_delay_and_lags_and_recovers_the_parameters(delay, la
     assert np.allclose(fit[0, :, P:].numpy(), 0.0, atol=1e-4)  # RIDGE's pull
 
 
+def test_the_delay_is_the_one_the_joints_prefer_each_relative_to_its_own_best():
+    """A light joint's objective is large in its own units and barely depends on the delay
+    (friction and ripple); the joints whose motion the delay explains choose it."""
+    objective = torch.ones(len(RETENTIONS), len(DELAYS), N)  # (R, D, n)
+    objective[:, :, :2] = 10.0
+    objective[2, 1, :2] = 1.0  # joints 1-2: delay 1 (lag index 2) fits 10 times better
+    objective[:, :, 2] = 1000.0
+    objective[0, 4, 2] = 900.0  # joint 3: large, and 10% better with 4 steps
+    delay, lag = PhysicsResidualModel.select(objective)
+    assert DELAYS[int(delay)] == 1
+    assert lag.tolist() == [2, 2, 0]
+    absolute = objective.min(0).values.sum(-1).argmin()  # what an absolute total chooses
+    assert DELAYS[int(absolute)] == 4
+
+
 def test_a_strong_prior_holds_the_parameters_where_the_data_are_few():
     physical, theta, commands = synthetic_task(1, [1, 1, 1], steps=12)
     model = PhysicsResidualModel(n_joints=N, features=0)
