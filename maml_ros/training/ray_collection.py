@@ -141,8 +141,8 @@ class RayCollector:
         except ray.exceptions.GetTimeoutError:
             for actor in actors:
                 ray.kill(actor)
-            raise CollectionError(f'{count} Ray workers did not start within {START_TIMEOUT_S:.0f} '
-                               's: is the cluster busy?') from None
+            raise CollectionError(f'{count} Ray workers did not start within '
+                                  f'{START_TIMEOUT_S:.0f} s: is the cluster busy?') from None
         self._actors = actors
         self.log(f'Ray: {count} rollout workers on {len(set(nodes))} node(s) '
                  f'({self.address}); asked for {self.workers or "one per CPU"}')
@@ -197,7 +197,7 @@ class RayCollector:
                 running[actor.run.remote(config, controller_ref, chunks[index])] = index, actor
             if not running:
                 raise CollectionError(f'every Ray worker is lost; {len(queue)} chunks of tasks '
-                                   'were not collected')
+                                      'were not collected')
             done, _ = ray.wait(list(running), num_returns=1, timeout=WAIT_S)
             for ref in done:
                 index, actor = running.pop(ref)
@@ -208,8 +208,8 @@ class RayCollector:
                     tries[index] += 1
                     if tries[index] >= MAX_TRIES:
                         raise CollectionError(f'a chunk of {len(chunks[index])} tasks lost '
-                                           f'{MAX_TRIES} Ray workers; the last: {error}'
-                                           ) from None
+                                              f'{MAX_TRIES} Ray workers; the last: {error}'
+                                              ) from None
                     queue.appendleft(index)
                     continue
                 except ray.exceptions.RayTaskError as error:  # the task's own error
