@@ -27,6 +27,7 @@ import collections
 import json
 import math
 import queue
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -323,6 +324,7 @@ def _stream(files: list[Path], wanted: dict[str, str], dropped: Dropped
                             yield topic, msgtype, record.log_time, record.data
             except InvalidMagic as error:
                 raise BagError(f'{file} is not an MCAP file: {error}') from error
-            except (McapError, EOFError, ValueError) as error:
+            # struct.error: cut off inside a record's length field
+            except (McapError, EOFError, ValueError, struct.error) as error:
                 dropped.add('unreadable', f'{file.name} is cut off after byte {stream.tell()} '
                             f'({type(error).__name__}: {error})')

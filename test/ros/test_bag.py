@@ -6,7 +6,11 @@ write them: 50 control ticks at 100 Hz of a two-joint robot, each a joint state 
 """
 
 import os
+import re
 import shutil
+import sqlite3
+import struct
+import threading
 
 import numpy as np
 import pytest
@@ -22,6 +26,9 @@ from maml_ros.ros.bag import (
     TYPESTORE,
     BagError,
     BagRecorder,
+    Dropped,
+    RecordedOutcome,
+    deserialize,
     outcome_values,
     read_ticks,
 )
@@ -65,17 +72,19 @@ def tick_messages(k: int, names=JOINTS, extra=()):
             (COMMAND_TOPIC, stamp + 0.002, command([k, -k]))]
 
 
-def write(path, messages, storage=StoragePlugin.MCAP):
-    """A bag of ``[(topic, time s, msg)]`` in that order (types from the messages)."""
+def write(path, messages, storage=StoragePlugin.MCAP, raw=None):
+    """A bag of ``[(topic, time s, msg)]`` in that order (types from the messages); ``raw``:
+    bytes written instead of the message of that index."""
+    raw = raw or {}
     with Writer(path, version=9, storage_plugin=storage) as writer:
         connections = {}
         for topic, _, msg in messages:
             if topic not in connections:
                 connections[topic] = writer.add_connection(topic, msg.__msgtype__,
                                                            typestore=TYPESTORE)
-        for topic, time, msg in messages:
+        for index, (topic, time, msg) in enumerate(messages):
             writer.write(connections[topic], ns(time),
-                         TYPESTORE.serialize_cdr(msg, msg.__msgtype__))
+                         raw.get(index) or TYPESTORE.serialize_cdr(msg, msg.__msgtype__))
     return path
 
 
@@ -173,7 +182,9 @@ def test_a_cut_off_bag_is_read_up_to_its_last_complete_chunk(tmp_path):
     os.truncate(file, int(0.7 * file.stat().st_size))
     (tmp_path / 'bag' / 'metadata.yaml').unlink()
     cut = read(tmp_path / 'bag')
-    assert 0 < len(cut) < count and 'cut off' in cut.dropped.last['unreadable']
+    assert 0 < len(cut) < count
+    assert re.fullmatch(r'bag\.mcap is cut off after byte \d+ \(EndOfFile: \)',
+                        cut.dropped.last['unreadable'])
     for name in ('stamps', 'states', 'commands'):
         np.testing.assert_array_equal(getattr(cut, name), getattr(full, name)[:len(cut)])
     shutil.copy(file, tmp_path / 'single.mcap')  # a bare MCAP file is read the same way
@@ -226,6 +237,7 @@ def test_the_recorder_writes_a_bag_that_rosbag2_and_mcap_readers_read(tmp_path):
     assert len(ticks) == TICKS and len(ticks.outcomes) == 1
     recorded = ticks.outcomes[0]
     assert recorded.accepted and recorded.transitions == 40 and recorded.window_end == T0 + 0.4
+    assert recorded.message == 'adaptation accepted'
     assert recorded.values['identified'] == '{"payload_kg": [1.5]}'
     # What rosbag2 (Jazzy) reads: a version 9 metadata.yaml naming the MCAP storage ...
     metadata = yaml.safe_load((tmp_path / 'bag' / 'metadata.yaml').read_text())
@@ -262,3 +274,169 @@ def test_joint_states_serialized_by_ros2_with_an_empty_effort_read(tmp_path):
     ticks = read(tmp_path / 'bag')
     assert len(ticks) == TICKS and not ticks.dropped
     np.testing.assert_allclose(ticks.states[:, 0], 0.1 * np.arange(TICKS))
+
+
+def test_the_recorder_creates_missing_folders_and_writes_from_a_daemon_thread(tmp_path):
+    """A recorder never blocks the node's exit: its thread is a daemon, named for listings."""
+    recorder = BagRecorder(tmp_path / 'runs' / 'today' / 'bag', {COMMAND_TOPIC: COMMANDS})
+    threads = [t for t in threading.enumerate() if t.name == 'bag_recorder']
+    assert len(threads) == 1 and threads[0].daemon
+    recorder.write(COMMAND_TOPIC, ns(T0), TYPESTORE.serialize_cdr(command([0.0, 0.0]), COMMANDS))
+    recorder.close()
+    assert recorder.written == 1 and not recorder.error
+    assert not [t for t in threading.enumerate() if t.name == 'bag_recorder']
+
+
+def test_a_bag_that_cannot_be_created_is_a_clear_error(tmp_path):
+    (tmp_path / 'file').write_text('not a folder')
+    with pytest.raises(BagError, match=f'^cannot create the bag {tmp_path}/file/bag: '):
+        BagRecorder(tmp_path / 'file' / 'bag', {STATES: JOINT_STATE})
+
+
+def test_a_failed_write_stops_the_recording_and_the_first_failure_is_kept(tmp_path, monkeypatch):
+    path = tmp_path / 'bag'
+    recorder = BagRecorder(path, {COMMAND_TOPIC: COMMANDS})
+    data = TYPESTORE.serialize_cdr(command([0.0, 0.0]), COMMANDS)
+    recorder.write(COMMAND_TOPIC, ns(T0), data)
+    recorder.write('/not_a_topic_of_the_bag', ns(T0 + 0.01), data)
+    recorder.write(COMMAND_TOPIC, ns(T0 + 0.02), data)  # after a failure, nothing more
+    monkeypatch.setattr(recorder._writer, 'close', _fail('disk full'))
+    recorder.close()
+    assert recorder.written == 1
+    assert recorder.error == f"writing {path} failed: '/not_a_topic_of_the_bag'"
+    # A failure on closing alone is reported too.
+    recorder = BagRecorder(tmp_path / 'second', {COMMAND_TOPIC: COMMANDS})
+    monkeypatch.setattr(recorder._writer, 'close', _fail('disk full'))
+    recorder.close()
+    assert recorder.error == f'closing {tmp_path / "second"} failed: disk full'
+
+
+def _fail(reason):
+    def fail():
+        raise OSError(reason)
+    return fail
+
+
+def test_an_outcome_is_recorded_and_read_back_whole():
+    outcome = AdaptationOutcome(accepted=False, reason='support loss rose', loss_before=0.25,
+                                loss_after=0.5, duration_ms=12.3456, transitions=200)
+    values = outcome_values(outcome, method='maml', identified=None)
+    assert values == {'accepted': 'False', 'reason': 'support loss rose', 'method': 'maml',
+                      'support_loss_before': '0.25', 'support_loss_after': '0.5',
+                      'transitions': '200', 'duration_ms': '12.346', 'window_end': ''}
+    recorded = RecordedOutcome.from_values('adaptation rejected', values)
+    assert recorded == RecordedOutcome(False, 'adaptation rejected', 200, None, values)
+    # What an older recording leaves out reads as unknown, not as an error.
+    assert RecordedOutcome.from_values('', {}) == RecordedOutcome(False, '', 0, None, {})
+
+
+def test_dropped_is_true_once_something_was_dropped():
+    dropped = Dropped()
+    assert not dropped
+    dropped.add('command', 'non-finite command')
+    assert dropped and dropped.describe() == ['1 command (last: non-finite command)']
+
+
+def test_command_drops_say_exactly_why(tmp_path):
+    messages = canonical()
+    messages.insert(21, (COMMAND_TOPIC, T0 + 0.1045, command([np.inf, 0.0])))
+    messages.insert(21, (COMMAND_TOPIC, T0 + 0.1044, command([0.0])))
+    ticks = read(write(tmp_path / 'bag', messages))
+    assert ticks.dropped.counts == {'command': 2}
+    assert ticks.dropped.last == {'command': 'non-finite command'}
+
+
+def test_an_undecodable_message_is_dropped_and_the_rest_read(tmp_path):
+    """Tick 10's joint state replaced by bytes that are not a message."""
+    ticks = read(write(tmp_path / 'bag', canonical(), raw={20: b'\x00\x01\x00\x00\x07'}))
+    assert ticks.dropped.counts == {'undecodable': 1}
+    assert ticks.dropped.last['undecodable'].startswith(f'{STATES}: ')
+    assert len(ticks) == TICKS  # tick 10's command goes with tick 9's state
+    assert ticks.stamps[10] == ticks.stamps[9]
+
+
+def test_a_command_is_fresh_by_the_receive_time_of_its_joint_state(tmp_path):
+    """A joint state stamped long before it arrived (a slow driver) still makes the next
+    command a tick: the watchdog measures from reception, not from the stamp."""
+    messages = [(topic, time + 0.2, msg) for topic, time, msg in canonical()]
+    ticks = read(write(tmp_path / 'bag', messages))
+    assert len(ticks) == TICKS and not ticks.dropped
+
+
+def test_a_command_exactly_the_watchdog_timeout_after_its_joint_state_is_kept(tmp_path):
+    state = (STATES, 1000.0, joint_state(999.999, [0.0, 0.0], [0.0, 0.0]))
+    on_time = write(tmp_path / 'on_time', [state, (COMMAND_TOPIC, 1000.25, command([0, 0]))])
+    assert len(read(on_time, watchdog_timeout=0.25)) == 1
+    late = write(tmp_path / 'late', [state, (COMMAND_TOPIC, 1000.2500001, command([0, 0]))])
+    with pytest.raises(BagError, match='no joint state received in the 0.25 s before it'):
+        read(late, watchdog_timeout=0.25)
+
+
+def test_a_bag_without_ticks_says_what_it_dropped(tmp_path):
+    empty = write(tmp_path / 'empty', [('/other', T0, String(data='not wanted'))])
+    with pytest.raises(BagError, match=': no messages on them$'):
+        read(empty)
+    two_kinds = write(tmp_path / 'two', [
+        (STATES, T0 + 0.001, joint_state(T0, [np.nan, 0.0], [0.0, 0.0])),
+        (COMMAND_TOPIC, T0 + 0.002, command([0.0]))])
+    with pytest.raises(BagError, match=r': 1 command \(last: 1 values for 2 joints\); '
+                                       r'1 joint_state \(last: non-finite'):
+        read(two_kinds)
+
+
+def test_deserialize_takes_both_byte_orders_and_refuses_what_is_not_cdr():
+    msg = command([1.0, 2.0])
+    for little_endian in (True, False):
+        raw = TYPESTORE.serialize_cdr(msg, COMMANDS, little_endian=little_endian)
+        assert deserialize(raw, COMMANDS).data.tolist() == [1.0, 2.0]
+    for raw in (b'\x00\x01\x00', b'\x05\x05\x00\x00\x00\x00\x00\x00'):
+        with pytest.raises(ValueError, match='^not CDR-encoded$'):
+            deserialize(raw, COMMANDS)
+    with pytest.raises(struct.error):  # a header, and nothing of the message after it
+        deserialize(b'\x00\x01\x00\x00', COMMANDS)
+    raw = bytes(TYPESTORE.serialize_cdr(msg, COMMANDS))
+    assert deserialize(raw + bytes(7), COMMANDS).data.tolist() == [1.0, 2.0]  # padding
+    with pytest.raises(ValueError, match=f'^8 bytes after the {COMMANDS} message$'):
+        deserialize(raw + bytes(8), COMMANDS)
+
+
+def test_a_bag_without_message_definitions_reads_with_the_jazzy_types(tmp_path):
+    """rosbag2 before Iron stored no message definitions in its bags."""
+    path = write(tmp_path / 'humble', canonical(), StoragePlugin.SQLITE3)
+    with sqlite3.connect(next(path.glob('*.db3'))) as db:
+        db.execute('DELETE FROM message_definitions')
+    assert_same_ticks(read(path), read(write(tmp_path / 'jazzy', canonical())))
+
+
+def test_a_cut_off_bag_reports_a_topic_of_another_type(tmp_path):
+    """Read record by record. This cut falls inside a record's length field, where the MCAP
+    reader raises struct.error (it was not caught)."""
+    messages = [(STATES, T0 + 0.001 * k, String(data=str(k))) for k in range(60000)]
+    path = write(tmp_path / 'bag', messages + canonical(range(1)))  # 3.6 MB: MCAP chunks: 1 MiB
+    file = path / 'bag.mcap'
+    os.truncate(file, int(0.7 * file.stat().st_size))
+    (path / 'metadata.yaml').unlink()
+    with pytest.raises(BagError, match=r'1 topic \(last: /joint_states has type '
+                                       r'std_msgs/msg/String, not sensor_msgs/msg/JointState\)'):
+        read(path)
+
+
+def test_a_damaged_chunk_ends_the_reading_and_what_came_before_it_stands(tmp_path):
+    """A bag with its index and metadata intact, and a record of its second chunk damaged."""
+    count = 8000  # two chunks: MCAP chunks are 1 MiB
+    path = write(tmp_path / 'bag', canonical(range(count)))
+    full = read(path)
+    file = path / 'bag.mcap'
+    with file.open('rb') as stream:
+        second = make_reader(stream).get_summary().chunk_indexes[1].chunk_start_offset
+    data = bytearray(file.read_bytes())
+    # The length of the chunk's first record (after the chunk's 49 bytes of header, no
+    # compression): past the end of the chunk.
+    data[second + 50:second + 58] = bytes([0xFF] * 8)
+    file.write_bytes(bytes(data))
+    damaged = read(path)
+    assert 0 < len(damaged) < count
+    assert damaged.dropped.counts['unreadable'] == 1
+    assert damaged.dropped.last['unreadable'].startswith('the rest of the bag: ')
+    for name in ('stamps', 'states', 'commands'):
+        np.testing.assert_array_equal(getattr(damaged, name), getattr(full, name)[:len(damaged)])
