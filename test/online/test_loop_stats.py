@@ -22,3 +22,17 @@ def test_report_summarizes_the_window_and_starts_a_new_one():
     assert float(values['control_rate_hz']) == pytest.approx(1 / 0.05)
     assert float(values['max_loop_period_ms']) == pytest.approx(10.0)
     assert 'latency_p50_ms' not in values
+
+
+def test_each_figure_is_the_percentile_it_names_in_milliseconds():
+    """Intervals of 11, 12, 13, 10 and 14 ms against a 10 ms period: jitters 1, 2, 3, 0, 4 ms;
+    latencies 1-5 ms. Percentiles interpolate linearly (p99 of 0..4: 3.96)."""
+    stats = LoopStats(period=0.01)
+    for k, now in enumerate([0.0, 0.011, 0.023, 0.036, 0.046, 0.060]):
+        stats.tick(now)
+        if k:
+            stats.command(0.001 * k)
+    assert stats.report(0.06) == {
+        'control_rate_hz': '100.0', 'loop_jitter_p50_ms': '2.000',
+        'loop_jitter_p99_ms': '3.960', 'max_loop_period_ms': '14.000',
+        'latency_p50_ms': '3.000', 'latency_p99_ms': '4.960'}

@@ -84,7 +84,8 @@ def test_an_empty_buffer_gives_empty_arrays_of_the_right_width():
 def test_impossible_settings_are_refused_and_the_smallest_possible_ones_accepted(arguments):
     smallest = {'capacity': 1, 'n_joints': 1, 'control_period': 1e-6, 'tolerance': 0.01}
     SupportBuffer(**smallest)
-    with pytest.raises(ValueError, match='need capacity >= 1, n_joints >= 1'):
+    with pytest.raises(ValueError, match='^need capacity >= 1, n_joints >= 1, control_period > 0 '
+                                         'and 0 < tolerance < 1$'):
         SupportBuffer(**{**smallest, **arguments})
 
 
@@ -103,3 +104,12 @@ def test_integer_data_is_stored_as_float():
     buffer.record(PERIOD, [4, 5, 6, 7], [3, 4])
     t = buffer.transitions()
     assert t.states.dtype == t.commands.dtype == t.next_states.dtype == np.float64
+
+
+def test_stamps_are_seconds_as_floats_even_when_recorded_as_integers():
+    buffer = SupportBuffer(capacity=5, n_joints=1, control_period=1.0)
+    assert buffer.stamps().dtype == np.float64  # empty
+    for stamp in range(3):  # a clock in whole seconds
+        buffer.record(stamp, np.zeros(2), np.zeros(1))
+    stamps = buffer.stamps()
+    assert stamps.dtype == np.float64 and stamps.tolist() == [1.0, 2.0]

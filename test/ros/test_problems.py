@@ -1,6 +1,6 @@
 """Problems: every bad input counted, the log rate-limited per kind and never silent."""
 
-from maml_ros.ros.problems import Problems
+from maml_ros.ros.problems import Problems, ReportsRejectedParameters
 
 
 class Logger:
@@ -35,3 +35,53 @@ def test_counts_every_problem_and_logs_each_kind_at_most_once_per_period(monkeyp
 
 def test_no_problem_no_values():
     assert Problems(Logger()).values() == {}
+
+
+def test_by_default_each_kind_is_logged_at_most_once_a_second(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr('maml_ros.ros.problems.time.monotonic', lambda: clock[0])
+    logger = Logger()
+    problems = Problems(logger)
+    for step in (0.0, 0.999, 0.001):
+        clock[0] += step
+        problems.report('joint_state', 'NaN position')
+    assert logger.lines == ['joint_state: NaN position',
+                            'joint_state: NaN position (and 1 more since the last message)']
+
+
+class Result:
+    def __init__(self, successful, reason=''):
+        self.successful, self.reason = successful, reason
+
+
+class Parameter:
+    def __init__(self, name):
+        self.name = name
+
+
+class FakeNode:
+    """What ReportsRejectedParameters overrides: rclpy's Node refuses 'frozen'."""
+
+    def set_parameters(self, parameter_list):
+        return [Result(p.name != 'frozen', 'read-only') for p in parameter_list]
+
+    def set_parameters_atomically(self, parameter_list):
+        return Result(all(p.name != 'frozen' for p in parameter_list), 'read-only')
+
+
+class Node(ReportsRejectedParameters, FakeNode):
+    def __init__(self):
+        self.problems = Problems(Logger(), log_period=0.0)
+
+
+def test_every_refused_parameter_is_reported_with_the_reason_and_results_pass_through():
+    node = Node()
+    results = node.set_parameters([Parameter('rate'), Parameter('frozen')])
+    assert [r.successful for r in results] == [True, False]
+    assert node.problems.counts == {'parameter': 1}
+    assert node.problems.last == 'parameter: refused to set frozen: read-only'
+    assert node.set_parameters_atomically([Parameter('rate'), Parameter('frozen')]) \
+        .successful is False
+    assert node.problems.last == 'parameter: refused to set rate, frozen: read-only'
+    assert node.set_parameters_atomically([Parameter('rate')]).successful
+    assert node.problems.counts == {'parameter': 2}
