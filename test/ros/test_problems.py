@@ -1,5 +1,7 @@
 """Problems: every bad input counted, the log rate-limited per kind and never silent."""
 
+from types import SimpleNamespace
+
 from maml_ros.ros.problems import Problems, ReportsRejectedParameters
 
 
@@ -49,39 +51,36 @@ def test_by_default_each_kind_is_logged_at_most_once_a_second(monkeypatch):
                             'joint_state: NaN position (and 1 more since the last message)']
 
 
-class Result:
-    def __init__(self, successful, reason=''):
-        self.successful, self.reason = successful, reason
+def result(successful):
+    return SimpleNamespace(successful=successful, reason='read-only')
 
 
-class Parameter:
-    def __init__(self, name):
-        self.name = name
+def parameters(*names):
+    return [SimpleNamespace(name=name) for name in names]
 
 
 class FakeNode:
     """What ReportsRejectedParameters overrides: rclpy's Node refuses 'frozen'."""
 
     def set_parameters(self, parameter_list):
-        return [Result(p.name != 'frozen', 'read-only') for p in parameter_list]
+        return [result(p.name != 'frozen') for p in parameter_list]
 
     def set_parameters_atomically(self, parameter_list):
-        return Result(all(p.name != 'frozen' for p in parameter_list), 'read-only')
+        return result(all(p.name != 'frozen' for p in parameter_list))
 
 
-class Node(ReportsRejectedParameters, FakeNode):
+class ParameterNode(ReportsRejectedParameters, FakeNode):
     def __init__(self):
         self.problems = Problems(Logger(), log_period=0.0)
 
 
 def test_every_refused_parameter_is_reported_with_the_reason_and_results_pass_through():
-    node = Node()
-    results = node.set_parameters([Parameter('rate'), Parameter('frozen')])
+    node = ParameterNode()
+    results = node.set_parameters(parameters('rate', 'frozen'))
     assert [r.successful for r in results] == [True, False]
     assert node.problems.counts == {'parameter': 1}
     assert node.problems.last == 'parameter: refused to set frozen: read-only'
-    assert node.set_parameters_atomically([Parameter('rate'), Parameter('frozen')]) \
-        .successful is False
+    assert node.set_parameters_atomically(parameters('rate', 'frozen')).successful is False
     assert node.problems.last == 'parameter: refused to set rate, frozen: read-only'
-    assert node.set_parameters_atomically([Parameter('rate')]).successful
+    assert node.set_parameters_atomically(parameters('rate')).successful
     assert node.problems.counts == {'parameter': 2}
