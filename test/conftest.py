@@ -6,6 +6,7 @@ so that every test gets its own ROS_DOMAIN_ID (child processes inherit it).
 
 import itertools
 import os
+import signal
 import sys
 import tempfile
 import types
@@ -66,3 +67,12 @@ def ghost_controller(monkeypatch: pytest.MonkeyPatch) -> Zero:
     monkeypatch.setattr(Zero, '__module__', 'ghost_controllers')
     monkeypatch.setitem(sys.modules, 'ghost_controllers', ghost)
     return Zero()
+
+
+@pytest.fixture
+def restore_handlers():
+    """SIGINT's and SIGTERM's handlers as they were before the test."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)

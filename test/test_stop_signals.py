@@ -9,14 +9,6 @@ import pytest
 from maml_ros.stop_signals import stop_event_on_signals
 
 
-@pytest.fixture
-def restore_handlers():
-    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for number, handler in saved.items():
-        signal.signal(number, handler)
-
-
 @pytest.mark.parametrize('number', [signal.SIGINT, signal.SIGTERM])
 def test_the_first_signal_sets_the_event_and_later_ones_are_ignored(restore_handlers, number):
     stop = stop_event_on_signals()

@@ -295,3 +295,24 @@ def test_the_stop_command_is_clamped_into_the_limits_like_every_command():
     stop = loop.stop()
     assert stop[3] == loop.command_space.upper[3] == loop.limits.upper[3]
     np.testing.assert_array_equal(np.delete(stop, 3), np.delete(q, 3))
+
+
+def test_waypoints_start_from_the_latest_joint_state_within_the_limits_and_speeds(models):
+    clock = Clock()
+    loop = make_loop(models, clock)
+    lower, upper, speed = loop.limits.lower, loop.limits.upper, loop.limits.velocity
+    times = np.array([1.0, 2.0])
+    positions = np.stack([upper + 1.0, lower - 1.0])  # beyond the limits
+    velocities = np.stack([10 * speed, np.zeros(7)])  # beyond the joints' speeds
+    with pytest.raises(ValueError, match='^no joint state yet to start it from$'):
+        loop.waypoints(times, positions, velocities)
+    q, qd = np.array(PANDA_HOME), np.full(7, 0.1)
+    clock.now += PERIOD
+    assert loop.joint_state(q, qd, clock.now, clock.now) == ''
+    reference = loop.waypoints(times, positions, velocities)
+    start, first = reference.sample(0.0), reference.sample(1.0)
+    np.testing.assert_allclose(start[0], q)
+    np.testing.assert_allclose(start[1], qd)
+    np.testing.assert_allclose(first[0], upper)
+    np.testing.assert_allclose(first[1], speed)
+    np.testing.assert_allclose(reference.sample(2.0)[0], lower)

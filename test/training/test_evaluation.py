@@ -2,12 +2,22 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 from maml_ros.cli import evaluate as evaluate_cli
 from maml_ros.sim import Dynamics, InverseDynamicsModel, make_robot
-from maml_ros.training.evaluation import EvalSettings, evaluate_task, method_policy, run_loop
+from maml_ros.training import evaluation
+from maml_ros.training.evaluation import (
+    EvalSettings,
+    LoopRun,
+    evaluate_task,
+    evaluate_tasks,
+    method_policy,
+    run_loop,
+    summarize,
+)
 
 HEAVY = Dynamics(payload_mass=2.0, actuator_gain=0.8, joint_friction=0.3)
 SETTINGS = EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300)
@@ -80,3 +90,67 @@ def test_with_the_mujoco_engine_every_method_meets_the_mujoco_robot(models):
     assert floor < 0.005  # 0.013 rad without the rotor inertia in the model
     with pytest.raises(ValueError, match="unknown engine 'gazebo'"):
         EvalSettings(engine='gazebo')
+
+
+def rmse_of(results: list[dict[str, dict]]) -> list[dict[str, float]]:
+    """Each task's RMSE per method (the rest, adaptation time included, varies run to run)."""
+    return [{method: figures['rmse'] for method, figures in task.items()} for task in results]
+
+
+def test_each_robot_is_evaluated_with_its_own_seed_in_any_number_of_workers(models):
+    settings = EvalSettings(support_size=20, settle_steps=10, track_steps=50,
+                            methods=('nominal', 'sysid'))
+    robots = [HEAVY, HEAVY]
+    inline = rmse_of(evaluate_tasks(models, robots, seed=5, settings=settings, workers=1))
+    assert inline == rmse_of([evaluate_task(models, HEAVY, seed=seed, settings=settings)
+                              for seed in (5, 10_005)])
+    assert inline[0] != inline[1]  # the same robot, another reference and noise
+    assert rmse_of(evaluate_tasks(models, robots, seed=5, settings=settings,
+                                  workers=2)) == inline
+
+
+def test_a_worker_evaluates_its_task_on_one_thread(models):
+    settings = EvalSettings(support_size=20, settle_steps=10, track_steps=50,
+                            methods=('nominal',))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert rmse_of([evaluation._evaluate_one((models, HEAVY, 7, settings))]) == rmse_of(
+            [evaluate_task(models, HEAVY, seed=7, settings=settings)])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_summary_is_the_mean_of_each_number_over_the_tasks():
+    results = [{'sysid': {'rmse': 0.1, 'adapt_ms': 2.0, 'identified': {'delay_steps': 1}},
+                'nominal': {'rmse': 0.4}},
+               {'sysid': {'rmse': 0.3, 'adapt_ms': 4.0, 'identified': {'delay_steps': 2}},
+                'nominal': {'rmse': 0.5}}]
+    assert summarize(results) == {'sysid': {'rmse': pytest.approx(0.2), 'adapt_ms': 3.0,
+                                            'tasks': 2},
+                                  'nominal': {'rmse': 0.45, 'tasks': 2}}
+    assert summarize([]) == {}
+
+
+def test_the_rmse_is_over_every_joint_from_the_first_scored_tick():
+    reference = np.zeros((4, 2))
+    true = np.array([[9.0, 9.0], [1.0, -1.0], [3.0, 1.0], [1.0, 1.0]])
+    run = LoopRun(true, reference, [])
+    assert run.rmse(1) == pytest.approx(np.sqrt(14 / 6))
+    assert run.rmse(0) == pytest.approx(np.sqrt(176 / 8))
+    assert run.outcome is None
+
+
+@pytest.mark.parametrize('change, says', [
+    ({'methods': ('maml', 'psychic')}, "unknown methods ['psychic']"),
+    ({'support_size': 1}, 'need support_size >= 2'),
+    ({'inner_steps': -1}, 'inner_steps >= 0'),
+    ({'track_steps': 0}, 'track_steps >= 1'),
+    ({'settle_steps': -1}, 'settle_steps >= 0'),
+    ({'engine': 'gazebo'}, 'gazebo'),
+])
+def test_settings_that_cannot_run_are_refused(change, says):
+    with pytest.raises(ValueError, match=says.replace('[', r'\[').replace(']', r'\]')):
+        EvalSettings(**change)
+    EvalSettings(support_size=2, inner_steps=0, track_steps=1, settle_steps=0)
