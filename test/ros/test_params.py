@@ -12,7 +12,7 @@ from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.params import ADAPTER_PARAMETERS, ParamSpec, declare_parameters
 from maml_ros.ros.spin import StartupError
 
-SPECS = [ParamSpec('rate', 0.5, 'a rate (1/s)', 0.0, 10.0),
+SPECS = [ParamSpec('rate', 0.5, 'a rate (1/s)', 0.1, 10.0),
          ParamSpec('count', 3, 'a count', 1, 5, read_only=True),
          ParamSpec('name', 'a', 'a name')]
 
@@ -40,7 +40,7 @@ def test_a_float_range_becomes_a_floating_point_range():
     assert (descriptor.name, descriptor.description, descriptor.read_only) == (
         'rate', 'a rate (1/s)', False)
     [limits] = descriptor.floating_point_range
-    assert (limits.from_value, limits.to_value, limits.step) == (0.0, 10.0, 0.0)
+    assert (limits.from_value, limits.to_value, limits.step) == (0.1, 10.0, 0.0)
     assert not descriptor.integer_range
 
 

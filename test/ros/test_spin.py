@@ -3,10 +3,12 @@ line, a signal or an external shutdown ends the spin, and the clean-up always ru
 
 import os
 import signal
+import threading
 
 import pytest
 import rclpy
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions, get_current_signal_handlers_options
 
 from maml_ros.ros.spin import StartupError, spin_node
 
@@ -22,7 +24,8 @@ class Probe(Node):
 
     def _tick(self, on_tick) -> None:
         self.timer.cancel()
-        self.seen = {'name': self.get_name(), 'sigterm': signal.getsignal(signal.SIGTERM)}
+        self.seen = {'name': self.get_name(), 'sigterm': signal.getsignal(signal.SIGTERM),
+                     'rclpy_handlers': get_current_signal_handlers_options()}
         on_tick()
 
     def destroy_node(self) -> None:
@@ -47,8 +50,22 @@ def test_a_signal_ends_the_spin_and_the_node_is_destroyed(restore_handlers, numb
     # The signal reached maml_ros' handler, not rclpy's (which would shut the context down at
     # once, before the node could send its stop command).
     assert node.seen['sigterm'].__qualname__ == 'stop_event_on_signals.<locals>.request'
+    assert node.seen['rclpy_handlers'] == SignalHandlerOptions.NO
     assert node.destroyed and not rclpy.ok()
     assert signal.getsignal(number) is signal.SIG_IGN  # the clean-up is not cut short
+
+
+def test_a_signal_while_nothing_happens_ends_the_spin(restore_handlers):
+    """The spin wakes up by itself to look for a stop (a node may have no timer at all)."""
+    nodes = []
+
+    def make() -> Node:
+        nodes.append(Node('idle'))
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        return nodes[0]
+
+    spin_node(make, name='idle')
+    assert not rclpy.ok()
 
 
 def test_an_external_shutdown_ends_the_spin(restore_handlers):

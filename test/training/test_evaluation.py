@@ -130,6 +130,8 @@ def test_the_summary_is_the_mean_of_each_number_over_the_tasks():
     assert summarize(results) == {'sysid': {'rmse': pytest.approx(0.2), 'adapt_ms': 3.0,
                                             'tasks': 2},
                                   'nominal': {'rmse': 0.45, 'tasks': 2}}
+    assert summarize(results[:1]) == {'sysid': {'rmse': 0.1, 'adapt_ms': 2.0, 'tasks': 1},
+                                      'nominal': {'rmse': 0.4, 'tasks': 1}}
     assert summarize([]) == {}
 
 
