@@ -1,6 +1,7 @@
 """The control loop the robot runs, driven on simulated time against PyBullet (no rclpy)."""
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -289,12 +290,15 @@ def test_the_stop_command_is_clamped_into_the_limits_like_every_command():
     loop = make_loop(untrained_models('position'), clock)
     q = np.array(PANDA_HOME)
     q[3] = 0.3
+    q[0] = loop.limits.lower[0] - 0.2
     clock.now += PERIOD
     assert loop.joint_state(q, np.zeros(7), clock.now, clock.now) == ''
     assert loop.step(clock.now) is not None
     stop = loop.stop()
     assert stop[3] == loop.command_space.upper[3] == loop.limits.upper[3]
-    np.testing.assert_array_equal(np.delete(stop, 3), np.delete(q, 3))
+    assert stop[0] == loop.command_space.lower[0] == loop.limits.lower[0]
+    np.testing.assert_array_equal(stop[1:3], q[1:3])
+    np.testing.assert_array_equal(stop[4:], q[4:])
 
 
 def test_waypoints_start_from_the_latest_joint_state_within_the_limits_and_speeds(models):
@@ -316,3 +320,69 @@ def test_waypoints_start_from_the_latest_joint_state_within_the_limits_and_speed
     np.testing.assert_allclose(first[0], upper)
     np.testing.assert_allclose(first[1], speed)
     np.testing.assert_allclose(reference.sample(2.0)[0], lower)
+
+
+def test_a_tick_driven_by_joint_states_may_run_exactly_half_a_period_after_the_last(models):
+    clock = Clock()
+    loop = ControlLoop(policy=AdaptivePolicy(models=models, worker='inline'),
+                       settings=LoopSettings(), period=0.5, stamp_clock=clock)
+    clock.now = 1.0
+    assert loop.joint_state(np.array(PANDA_HOME), np.zeros(7), 1.0, 1.0) == ''
+    assert loop.step(1.0) is not None
+    assert loop.tick_due(1.25) and not loop.tick_due(1.2499)
+
+
+@pytest.mark.parametrize('interface, stop_command', [('effort', 'zero'),
+                                                      ('velocity', 'gravity')])
+def test_a_stop_that_holds_nothing_is_the_interface_rest(interface, stop_command):
+    """Zero effort, or zero velocity however ``stop_command`` is set (gravity compensation is
+    a torque: only an effort robot can take it). Each stop is counted, and a second stop
+    without a command between them sends nothing."""
+    clock = Clock()
+    loop = ControlLoop(policy=AdaptivePolicy(models=untrained_models(interface), worker='inline'),
+                       settings=LoopSettings(), period=PERIOD, stamp_clock=clock,
+                       stop_command=stop_command)
+    q = np.array(PANDA_HOME)
+    for stops in (1, 2):
+        clock.now += PERIOD
+        assert loop.joint_state(q, np.zeros(7), clock.now, clock.now) == ''
+        assert loop.step(clock.now) is not None
+        np.testing.assert_array_equal(loop.stop(), np.zeros(7))
+        assert loop.stop() is None
+        assert loop.stops_sent == stops
+
+
+def test_the_builtin_reference_fades_in_from_where_the_robot_is(models):
+    """At rest at the measured posture, then the same smooth motion on every run."""
+    runs = []
+    for _ in range(2):
+        clock = Clock()
+        loop = make_loop(models, clock)
+        q = np.array(PANDA_HOME) + 0.05
+        ticks = []
+        for _ in range(50):
+            clock.now += PERIOD
+            assert loop.joint_state(q, np.zeros(7), clock.now, clock.now) == ''
+            ticks.append(loop.step(clock.now))
+        np.testing.assert_allclose(ticks[0].q_ref, q)
+        np.testing.assert_allclose(ticks[0].qd_ref, 0.0)
+        runs.append(np.array([tick.q_ref for tick in ticks]))
+    assert np.abs(runs[0][-1] - runs[0][0]).max() > 1e-4  # it moves
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_status_says_adapting_while_an_adaptation_runs(models, robot):
+    robot.reset()
+    clock = Clock()
+    release = threading.Event()
+    loop = ControlLoop(policy=AdaptivePolicy(models=models, worker='thread'),
+                       settings=LoopSettings(support_size=20), period=PERIOD,
+                       stamp_clock=clock, on_adapted=lambda outcome: release.wait(30.0))
+    drive(loop, robot, clock, 21)  # the support is full: the adaptation starts
+    try:
+        assert loop.policy.busy
+        assert loop.status(clock.now).values['state'] == 'adapting'
+    finally:
+        release.set()
+    assert loop.policy.wait(30.0)
+    assert loop.status(clock.now).values['state'] == 'adapted'
