@@ -1,6 +1,7 @@
 """Each evaluated method is what it claims to be (every table in BENCHMARKS.md rests on it)."""
 
 import dataclasses
+import types
 
 import numpy as np
 import pytest
@@ -107,6 +108,52 @@ def test_each_robot_is_evaluated_with_its_own_seed_in_any_number_of_workers(mode
     assert inline[0] != inline[1]  # the same robot, another reference and noise
     assert rmse_of(evaluate_tasks(models, robots, seed=5, settings=settings,
                                   workers=2)) == inline
+
+
+class InlinePool:
+    """A ``spawn`` context's Pool that records how it was asked for and maps in this process."""
+
+    made: list = []
+
+    def __init__(self, processes):
+        self.made.append({'processes': processes})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, function, payloads, chunksize=None):
+        self.made[-1]['chunksize'] = chunksize
+        return [function(payload) for payload in payloads]
+
+
+@pytest.mark.parametrize('cpus, workers, pool', [
+    (1, None, None),  # one CPU: in this process
+    (3, None, 2),  # as many workers as CPUs, at most one per robot
+    (None, None, None),  # CPU count unknown: one
+    (8, 1, None),  # asked for one
+    (1, 2, 2),  # asked for two
+])
+def test_tasks_go_to_one_spawned_worker_process_each(models, monkeypatch, cpus, workers, pool):
+    contexts = []
+
+    def get_context(method):
+        contexts.append(method)
+        return types.SimpleNamespace(Pool=InlinePool)
+
+    InlinePool.made = []
+    monkeypatch.setattr(evaluation.os, 'cpu_count', lambda: cpus)
+    monkeypatch.setattr(evaluation.multiprocessing, 'get_context', get_context)
+    monkeypatch.setattr(torch, 'set_num_threads', lambda threads: None)
+    settings = EvalSettings(support_size=20, settle_steps=0, track_steps=1, methods=('nominal',))
+    results = evaluate_tasks(models, [HEAVY, HEAVY], seed=5, settings=settings, workers=workers)
+    assert len(results) == 2
+    if pool is None:
+        assert contexts == [] and InlinePool.made == []
+    else:
+        assert contexts == ['spawn'] and InlinePool.made == [{'processes': pool, 'chunksize': 1}]
 
 
 def test_a_worker_evaluates_its_task_on_one_thread(models):
