@@ -2,6 +2,7 @@
 
 import dataclasses
 import threading
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -9,7 +10,13 @@ import torch
 from loop_harness import untrained_models
 
 from maml_ros.online.adaptive_policy import AdaptivePolicy
-from maml_ros.online.control_loop import MAX_STAMP_LEAD, ControlLoop, Level, LoopSettings
+from maml_ros.online.control_loop import (
+    MAX_STAMP_LEAD,
+    ControlLoop,
+    Level,
+    LoopSettings,
+    stamp_rejection,
+)
 from maml_ros.sim import PANDA_HOME, Dynamics, SimRobot
 from maml_ros.training.evaluation import EvalSettings, run_loop
 
@@ -386,3 +393,179 @@ def test_status_says_adapting_while_an_adaptation_runs(models, robot):
         release.set()
     assert loop.policy.wait(30.0)
     assert loop.status(clock.now).values['state'] == 'adapted'
+
+
+class Spy:
+    """An inline AdaptivePolicy that records what the loop asks of it: each command it
+    computed and was sent, and each adaptation it was asked to start (``refuse``: reasons to
+    give the first starts)."""
+
+    def __init__(self, models, *, ready: bool = True, refuse: tuple[str, ...] = ()):
+        self.inner = AdaptivePolicy(models=models, worker='inline')
+        self.ready, self.refuse = ready, list(refuse)
+        self.commanded, self.sent_commands, self.starts = [], [], []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def command(self, *args):
+        self.commanded.append(self.inner.command(*args))
+        return self.commanded[-1]
+
+    def sent(self, command):
+        self.sent_commands.append(command)
+        self.inner.sent(command)
+
+    def start(self, transitions, **kwargs):
+        self.starts.append(kwargs | {'transitions': len(transitions)})
+        return self.refuse.pop(0) if self.refuse else self.inner.start(transitions, **kwargs)
+
+
+def spy_loop(models, clock, policy, *, period=0.25, **settings):
+    """A loop on exactly representable times (period 0.25 s) whose outcomes are kept."""
+    outcomes = []
+    settings = {'max_command_rate': 1e6, 'watchdog_timeout': 1.0, **settings}
+    loop = ControlLoop(policy=policy, settings=LoopSettings(**settings), period=period,
+                       stamp_clock=clock, on_adapted=outcomes.append, seed=7)
+    return loop, outcomes
+
+
+def feed(loop, clock, ticks, period=0.25, q=None):
+    """``ticks`` ticks with the robot held at ``q`` (home by default); the ticks sent."""
+    q = np.array(PANDA_HOME) if q is None else q
+    sent = []
+    for _ in range(ticks):
+        clock.now += period
+        assert loop.joint_state(q, np.zeros(7), clock.now, clock.now) == ''
+        sent.append(loop.step(clock.now))
+    return sent
+
+
+def test_readaptation_runs_every_readapt_period_and_exploration_goes_on(models):
+    clock = Clock()
+    clock.now = 0.0
+    policy = Spy(models)
+    loop, outcomes = spy_loop(models, clock, policy, support_size=10, readapt_period=0.5)
+    feed(loop, clock, 20)
+    # Full after 11 states (10 transitions): adapted at 2.75 s, then every 0.5 s exactly.
+    assert [outcome.window_end for outcome in outcomes] == [2.75, 3.25, 3.75, 4.25, 4.75]
+    assert [start['inner_steps'] for start in policy.starts] == [5] * 5
+    explored = [not np.array_equal(c, s)
+                for c, s in zip(policy.commanded, policy.sent_commands, strict=True)]
+    assert all(explored)  # before and after adapting
+
+
+def test_without_readaptation_exploration_stops_once_adapted(models):
+    clock = Clock()
+    clock.now = 0.0
+    policy = Spy(models)
+    loop, outcomes = spy_loop(models, clock, policy, support_size=10, inner_steps=3,
+                              inner_lr=0.05)
+    feed(loop, clock, 20)
+    assert len(outcomes) == 1 and outcomes[0].window_end == 2.75
+    assert policy.starts == [{'inner_steps': 3, 'inner_lr': 0.05, 'on_done': ANY,
+                              'transitions': 10}]
+    explored = [not np.array_equal(c, s)
+                for c, s in zip(policy.commanded, policy.sent_commands, strict=True)]
+    assert explored == [True] * 11 + [False] * 9
+
+
+def test_a_refused_adaptation_is_tried_again_on_the_next_tick(models):
+    clock = Clock()
+    clock.now = 0.0
+    policy = Spy(models, refuse=('the worker is still starting',))
+    loop, outcomes = spy_loop(models, clock, policy, support_size=10)
+    feed(loop, clock, 12)
+    assert len(policy.starts) == 2 and len(outcomes) == 1
+
+
+def test_a_policy_that_is_not_ready_is_not_asked_to_adapt(models):
+    clock = Clock()
+    policy = Spy(models, ready=False)
+    loop, _ = spy_loop(models, clock, policy, support_size=10)
+    feed(loop, clock, 15)
+    assert policy.starts == []
+
+
+def test_exploration_is_the_same_for_the_same_seed(models):
+    commands = []
+    for seed in (7, 7, 8):
+        clock = Clock()
+        loop = ControlLoop(policy=AdaptivePolicy(models=models, worker='inline'),
+                           settings=LoopSettings(max_command_rate=1e6), period=PERIOD,
+                           stamp_clock=clock, seed=seed)
+        commands.append(np.array([tick.command for tick in feed(loop, clock, 5, PERIOD)]))
+    np.testing.assert_array_equal(commands[0], commands[1])
+    assert not np.array_equal(commands[0], commands[2])
+
+
+def test_the_stop_after_stale_states_tracks_the_last_measured_posture(models):
+    clock = Clock()
+    loop = make_loop(models, clock, watchdog_timeout=0.05)
+    q = np.array(PANDA_HOME) + 0.01
+    feed(loop, clock, 3, PERIOD, q)
+    clock.now += 0.06
+    tick = loop.step(clock.now)
+    assert tick.stop
+    np.testing.assert_array_equal(tick.q_ref, q)
+    np.testing.assert_array_equal(tick.qd_ref, np.zeros(7))
+
+
+def test_a_reference_is_sampled_from_when_it_was_set(models):
+    class Ramp:
+        def sample(self, t):
+            return np.full(7, t), np.ones(7), np.zeros(7)
+
+    clock = Clock()
+    loop = make_loop(models, clock)
+    loop.set_reference(Ramp(), 100.005)
+    tick = feed(loop, clock, 1, PERIOD)[0]
+    np.testing.assert_allclose(tick.q_ref, clock.now - 100.005)
+
+
+def test_latency_is_the_joint_states_age_when_its_command_goes_out(models):
+    clock = Clock()
+    loop = make_loop(models, clock)
+    for _ in range(3):
+        clock.now += PERIOD
+        assert loop.joint_state(np.array(PANDA_HOME), np.zeros(7), clock.now - 0.004,
+                                clock.now) == ''
+        loop.step(clock.now)
+    report = loop.stats.report(clock.now)
+    assert float(report['latency_p50_ms']) == pytest.approx(4.0, abs=1e-3)
+
+
+def test_tracking_is_scored_from_a_second_after_the_ramp_in(models):
+    """Ticks at 0.25 s: a ramp-in at 0.25 s, so the ticks from 1.25 s on count."""
+    clock = Clock()
+    clock.now = 0.0
+    loop, _ = spy_loop(models, clock, Spy(models), exploration_std=0.0, auto_adapt=False)
+    q = np.array(PANDA_HOME)
+    ticks = feed(loop, clock, 12, q=q)
+    errors = np.array([tick.q_ref - q for tick in ticks[4:]])
+    assert loop.tracking_rmse() == {'meta_policy': pytest.approx(np.sqrt(np.mean(errors ** 2)))}
+
+
+def test_the_adapted_policy_is_scored_from_a_second_after_it_took_over_exactly(models):
+    clock = Clock()
+    clock.now = 0.0
+    loop, outcomes = spy_loop(models, clock, Spy(models), exploration_std=0.0,
+                              support_size=10)
+    q = np.array(PANDA_HOME)
+    ticks = feed(loop, clock, 20, q=q)
+    assert outcomes[0].window_end == 2.75  # adapted in the tick at 2.75 s: in force at 3.0
+    errors = np.array([tick.q_ref - q for tick in ticks[15:]])  # from 4.0 s
+    assert loop.tracking_rmse()['adapted'] == pytest.approx(np.sqrt(np.mean(errors ** 2)))
+
+
+def test_a_joint_state_exactly_a_second_ahead_is_taken():
+    assert stamp_rejection(101.0, 99.0, 100.0) == ''
+    assert stamp_rejection(101.5, 99.0, 100.0) == 'stamp is 1.5 s ahead of this clock'
+
+
+def test_an_unknown_stop_command_is_refused_with_the_choices(models):
+    with pytest.raises(ValueError) as refusal:
+        ControlLoop(policy=AdaptivePolicy(models=models, worker='inline'),
+                    settings=LoopSettings(), period=PERIOD, stamp_clock=Clock(),
+                    stop_command='brake')
+    assert str(refusal.value) == "stop_command must be one of ['gravity', 'zero'], not 'brake'"
