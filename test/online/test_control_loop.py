@@ -508,7 +508,7 @@ def test_the_stop_after_stale_states_tracks_the_last_measured_posture(models):
     tick = loop.step(clock.now)
     assert tick.stop
     np.testing.assert_array_equal(tick.q_ref, q)
-    np.testing.assert_array_equal(tick.qd_ref, np.zeros(7))
+    np.testing.assert_array_equal(tick.qd_ref, np.zeros(7), strict=True)
 
 
 def test_a_reference_is_sampled_from_when_it_was_set(models):
