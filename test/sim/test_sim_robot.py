@@ -327,3 +327,55 @@ def test_torque_ripple_is_periodic_in_joint_position(robot):
     ripple = -robot.passive_torque(q, np.zeros(7))
     assert np.allclose(ripple, 0.3 * np.sin(2 * np.pi * q / RIPPLE_PERIOD + 1.0))
     assert np.allclose(-robot.passive_torque(q + RIPPLE_PERIOD, np.zeros(7)), ripple)
+
+
+def test_physics_seconds_add_up_the_time_spent_in_the_engine(monkeypatch):
+    ticks = iter(range(0, 1000, 2))  # each reading 2 s later: each step "takes" 2 s
+    monkeypatch.setattr('maml_ros.sim.robot.perf_counter', lambda: next(ticks))
+    with SimRobot() as robot:
+        assert robot.physics_seconds == 0.0
+        for _ in range(3):
+            robot.step(np.zeros(7))
+        assert robot.physics_seconds == 6.0
+
+
+def test_closing_a_robot_disconnects_its_own_client_only_and_twice_is_harmless():
+    with SimRobot() as first, SimRobot() as second:
+        client = first.client_id
+        first.close()
+        assert first.client_id is None
+        assert not pybullet.isConnected(physicsClientId=client)
+        assert pybullet.isConnected(physicsClientId=second.client_id)
+        first.close()
+        second.step(np.zeros(7))
+
+
+@pytest.mark.parametrize('interface', ['velocity', 'position'])
+def test_a_motor_interface_drives_its_target_and_works_against_friction(interface):
+    """Velocity and position commands drive PyBullet's motors (up to the effort limit times
+    the actuator gain); damping and friction load them like an effort robot's joints."""
+    config = RobotConfig(command_interface=interface)
+    with SimRobot(config=config) as robot:
+        home = robot.description.home
+        target = np.full(7, 0.2) if interface == 'velocity' else home + 0.05
+        applied = {}
+        for friction in (0.0, 0.5):
+            robot.set_dynamics(Dynamics(joint_friction=friction, joint_damping=friction))
+            robot.reset()
+            for _ in range(30):
+                robot.step(target)
+            q, qd = robot.true_state()
+            if interface == 'velocity':
+                np.testing.assert_allclose(qd, target, atol=1e-3)
+            else:
+                np.testing.assert_allclose(q, target, atol=2e-3)
+            applied[friction] = np.array([state[3] for state in pybullet.getJointStates(
+                robot.body_id, list(robot.description.joint_indices),
+                physicsClientId=robot.client_id)])
+        if interface == 'velocity':  # moving: the motors overcome friction and damping
+            # PyBullet reports a tenth of the passive torque here (per physics substep of the
+            # control period, it seems); the direction and the proportions across joints
+            # (damping and friction differ from joint to joint) are what is checked.
+            ratio = (applied[0.5] - applied[0.0]) / robot.passive_torque(q, qd)
+            np.testing.assert_allclose(ratio, ratio.mean(), rtol=0.02)
+            assert ratio.mean() > 0
