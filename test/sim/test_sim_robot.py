@@ -379,3 +379,23 @@ def test_a_motor_interface_drives_its_target_and_works_against_friction(interfac
             ratio = (applied[0.5] - applied[0.0]) / robot.passive_torque(q, qd)
             np.testing.assert_allclose(ratio, ratio.mean(), rtol=0.02)
             assert ratio.mean() > 0
+
+
+def test_the_dynamics_given_at_construction_are_the_robots():
+    with SimRobot(dynamics=Dynamics(actuator_gain=0.5, latency_steps=1)) as robot:
+        np.testing.assert_array_equal(robot.actuator_gain, np.full(7, 0.5))
+        assert robot.dynamics.latency_steps == 1
+
+
+def test_a_weak_actuator_limits_what_a_velocity_motor_can_hold():
+    """The motors' force is the effort limit times the actuator gain: at 2% of it, the arm
+    cannot hold its shoulder against gravity with a zero-velocity command."""
+    with SimRobot(config=RobotConfig(command_interface='velocity')) as robot:
+        sag = {}
+        for gain in (1.0, 0.02):
+            robot.set_dynamics(Dynamics(actuator_gain=gain))
+            robot.reset()
+            for _ in range(50):
+                robot.step(np.zeros(7))
+            sag[gain] = np.abs(robot.true_state()[0] - robot.description.home).max()
+        assert sag[1.0] < 1e-3 < 0.05 < sag[0.02]
