@@ -385,6 +385,7 @@ def test_the_dynamics_given_at_construction_are_the_robots():
     with SimRobot(dynamics=Dynamics(actuator_gain=0.5, latency_steps=1)) as robot:
         np.testing.assert_array_equal(robot.actuator_gain, np.full(7, 0.5))
         assert robot.dynamics.latency_steps == 1
+        np.testing.assert_array_equal(robot.armature, np.zeros(7))  # none in the URDF
 
 
 def test_a_weak_actuator_limits_what_a_velocity_motor_can_hold():
