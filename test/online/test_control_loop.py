@@ -420,6 +420,11 @@ class Spy:
         self.starts.append(kwargs | {'transitions': len(transitions)})
         return self.refuse.pop(0) if self.refuse else self.inner.start(transitions, **kwargs)
 
+    def explored(self) -> list[bool]:
+        """Per tick, whether exploration changed the command that went out."""
+        return [not np.array_equal(commanded, sent)
+                for commanded, sent in zip(self.commanded, self.sent_commands, strict=True)]
+
 
 def spy_loop(models, clock, policy, *, period=0.25, **settings):
     """A loop on exactly representable times (period 0.25 s) whose outcomes are kept."""
@@ -450,9 +455,7 @@ def test_readaptation_runs_every_readapt_period_and_exploration_goes_on(models):
     # Full after 11 states (10 transitions): adapted at 2.75 s, then every 0.5 s exactly.
     assert [outcome.window_end for outcome in outcomes] == [2.75, 3.25, 3.75, 4.25, 4.75]
     assert [start['inner_steps'] for start in policy.starts] == [5] * 5
-    explored = [not np.array_equal(c, s)
-                for c, s in zip(policy.commanded, policy.sent_commands, strict=True)]
-    assert all(explored)  # before and after adapting
+    assert all(policy.explored())  # before and after adapting
 
 
 def test_without_readaptation_exploration_stops_once_adapted(models):
@@ -465,9 +468,7 @@ def test_without_readaptation_exploration_stops_once_adapted(models):
     assert len(outcomes) == 1 and outcomes[0].window_end == 2.75
     assert policy.starts == [{'inner_steps': 3, 'inner_lr': 0.05, 'on_done': ANY,
                               'transitions': 10}]
-    explored = [not np.array_equal(c, s)
-                for c, s in zip(policy.commanded, policy.sent_commands, strict=True)]
-    assert explored == [True] * 11 + [False] * 9
+    assert policy.explored() == [True] * 11 + [False] * 9
 
 
 def test_a_refused_adaptation_is_tried_again_on_the_next_tick(models):
