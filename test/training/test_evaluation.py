@@ -54,6 +54,31 @@ def test_the_oracle_is_trained_on_the_evaluated_robot(models, robot):
     assert rmse['oracle'] < rmse['no_adaptation']
 
 
+def test_the_oracle_collects_its_data_on_the_checkpoints_robot(models, robot, monkeypatch):
+    """Its rollouts run the checkpoint's robot configuration and exploration scale (not the
+    defaults, which happen to be the Panda's), with the evaluation's exploration."""
+    formulation = dataclasses.replace(
+        models.formulation, exploration_scale=tuple(float(k) for k in range(1, 8)),
+        robot=dataclasses.replace(models.formulation.robot, control_period=0.02))
+    configs = []
+
+    def run_task(task, *, config, robot):
+        configs.append(config)
+        return real_run_task(task, config=dataclasses.replace(  # short, on the shared robot
+            config, robot=robot.config, steps=20), robot=robot)
+
+    real_run_task = evaluation.run_task
+    monkeypatch.setattr(evaluation, 'run_task', run_task)
+    settings = EvalSettings(oracle_rollouts=2, oracle_iterations=1, exploration_std=0.03)
+    evaluation._oracle_state(dataclasses.replace(models, formulation=formulation), HEAVY, 3,
+                             settings, robot)
+    assert len(configs) == 2
+    for config in configs:
+        assert config.robot == formulation.robot and config.steps == 500
+        assert config.exploration_scale == formulation.exploration_scale
+        assert (config.exploration_std, config.engine) == (0.03, robot.engine)
+
+
 def test_evaluation_groups_draw_the_robots_they_name(models):
     def groups(*names):
         options = evaluate_cli.parse_args(['--checkpoint', 'unused', '--tasks', '8',
