@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -115,8 +116,9 @@ def main(args: list[str] | None = None) -> None:
     robots = [models.ranges.sample(rng, n_joints=description.n_joints,
                                    n_links=description.n_links) for _ in range(options.robots)]
     payloads = [(models, dynamics, options.seed + 10_000 * i) for i, dynamics in enumerate(robots)]
-    with multiprocessing.get_context('spawn').Pool(options.workers) as pool:
-        per_robot = pool.map(evaluate_robot, payloads, chunksize=1)
+    context = multiprocessing.get_context('spawn')
+    with ProcessPoolExecutor(options.workers, mp_context=context) as pool:  # a dead worker raises
+        per_robot = list(pool.map(evaluate_robot, payloads))
     mean = {key: float(np.mean([r[key] for r in per_robot])) for key in per_robot[0]}
     print(f'nominal: {mean["nominal"]:.4f} rad; no_adaptation: {mean["no_adaptation"]:.4f} rad; '
           f'true_model: {mean["true_model"]:.4f} rad')

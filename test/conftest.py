@@ -69,10 +69,29 @@ def ghost_controller(monkeypatch: pytest.MonkeyPatch) -> Zero:
     return Zero()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @pytest.fixture
 def restore_handlers():
     """SIGINT's and SIGTERM's handlers as they were before the test."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    saved = {number: signal.getsignal(number) for number in STOP_SIGNALS}
     yield
     for number, handler in saved.items():
         signal.signal(number, handler)
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_left_alone(request: pytest.FixtureRequest):
+    """Every test leaves SIGINT's and SIGTERM's handlers as it found them (a test that changes
+    them on purpose asks for ``restore_handlers``). An ignored SIGTERM is inherited by every
+    process this one starts, and ``multiprocessing.Pool.terminate`` then cannot stop them: the
+    suite hung in CI that way."""
+    saved = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    yield
+    left = {signal.Signals(number).name: signal.getsignal(number) for number in STOP_SIGNALS
+            if signal.getsignal(number) != saved[number]}
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+    assert not left, f'{request.node.nodeid} left signal handlers changed: {left}'
+

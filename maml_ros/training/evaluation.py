@@ -29,6 +29,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,14 +232,18 @@ def _evaluate_one(payload: tuple) -> dict[str, dict]:
 
 def evaluate_tasks(models: TrainedModels, robots: Sequence[Dynamics], *, seed: int,
                    settings: EvalSettings, workers: int | None = None) -> list[dict[str, dict]]:
-    """:func:`evaluate_task` for each robot, in ``workers`` processes (default: CPU count)."""
+    """:func:`evaluate_task` for each robot, in ``workers`` processes (default: CPU count).
+
+    A worker process that dies raises :class:`~concurrent.futures.process.BrokenProcessPool`.
+    """
     payloads = [(models, dynamics, seed + 10_000 * i, settings)
                 for i, dynamics in enumerate(robots)]
     workers = min(workers or os.cpu_count() or 1, len(payloads))
     if workers <= 1:
         return [evaluate_task(models, d, seed=s, settings=settings) for _, d, s, _ in payloads]
-    with multiprocessing.get_context('spawn').Pool(workers) as pool:
-        return pool.map(_evaluate_one, payloads, chunksize=1)
+    # Not multiprocessing.Pool: a worker that dies (a crash in the simulator) would hang it.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn')) as pool:
+        return list(pool.map(_evaluate_one, payloads, chunksize=1))
 
 
 def summarize(results: Sequence[dict[str, dict]]) -> dict[str, dict[str, float]]:

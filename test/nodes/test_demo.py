@@ -17,12 +17,13 @@ def run_demo(simulator: str, tmp_path, capsys) -> tuple[float, float, str]:
     return before, after, out
 
 
-def test_demo_adapts_and_lowers_tracking_error(private_ros_domain, tmp_path, capsys):
+def test_demo_adapts_and_lowers_tracking_error(private_ros_domain, tmp_path, capsys,
+                                              restore_handlers):
     before, after, _ = run_demo('pybullet', tmp_path, capsys)
     assert after < before
 
 
-def test_demo_runs_against_the_mujoco_robot(private_ros_domain, tmp_path, capsys):
+def test_demo_runs_against_the_mujoco_robot(private_ros_domain, tmp_path, capsys, restore_handlers):
     """It adapts there; whether that helps is not asserted: dry friction on the wrists makes
     it vary from run to run (README, BENCHMARKS.md)."""
     before, _, _ = run_demo('mujoco', tmp_path, capsys)

@@ -18,7 +18,7 @@ SHORT = ['tasks=96', 'meta_iterations=60', 'pretrain_iterations=300', 'physics_i
          'meta_batch=16']
 
 
-def test_your_own_robot_end_to_end(private_ros_domain, tmp_path, capsys):
+def test_your_own_robot_end_to_end(private_ros_domain, tmp_path, capsys, restore_handlers):
     assert check_robot.main(['--config', XARM6]) == 0
     checkpoint = tmp_path / 'xarm6.safetensors'
     settings = [f'--set={item}' for item in SHORT]

@@ -1,7 +1,8 @@
 """Each evaluated method is what it claims to be (every table in BENCHMARKS.md rests on it)."""
 
 import dataclasses
-import types
+import os
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
@@ -135,13 +136,13 @@ def test_each_robot_is_evaluated_with_its_own_seed_in_any_number_of_workers(mode
                                   workers=2)) == inline
 
 
-class InlinePool:
-    """A ``spawn`` context's Pool that records how it was asked for and maps in this process."""
+class InlineExecutor:
+    """A ``ProcessPoolExecutor`` that records how it was asked for and maps in this process."""
 
     made: list = []
 
-    def __init__(self, processes):
-        self.made.append({'processes': processes})
+    def __init__(self, max_workers, *, mp_context):
+        self.made.append({'workers': max_workers, 'start': mp_context.get_start_method()})
 
     def __enter__(self):
         return self
@@ -149,9 +150,9 @@ class InlinePool:
     def __exit__(self, *exc):
         return False
 
-    def map(self, function, payloads, chunksize=None):
+    def map(self, function, payloads, chunksize=1):
         self.made[-1]['chunksize'] = chunksize
-        return [function(payload) for payload in payloads]
+        return map(function, payloads)
 
 
 @pytest.mark.parametrize('cpus, workers, pool', [
@@ -162,23 +163,30 @@ class InlinePool:
     (1, 2, 2),  # asked for two
 ])
 def test_tasks_go_to_one_spawned_worker_process_each(models, monkeypatch, cpus, workers, pool):
-    contexts = []
-
-    def get_context(method):
-        contexts.append(method)
-        return types.SimpleNamespace(Pool=InlinePool)
-
-    InlinePool.made = []
+    InlineExecutor.made = []
     monkeypatch.setattr(evaluation.os, 'cpu_count', lambda: cpus)
-    monkeypatch.setattr(evaluation.multiprocessing, 'get_context', get_context)
+    monkeypatch.setattr(evaluation, 'ProcessPoolExecutor', InlineExecutor)
     monkeypatch.setattr(torch, 'set_num_threads', lambda threads: None)
     settings = EvalSettings(support_size=20, settle_steps=0, track_steps=1, methods=('nominal',))
     results = evaluate_tasks(models, [HEAVY, HEAVY], seed=5, settings=settings, workers=workers)
     assert len(results) == 2
     if pool is None:
-        assert contexts == [] and InlinePool.made == []
+        assert InlineExecutor.made == []
     else:
-        assert contexts == ['spawn'] and InlinePool.made == [{'processes': pool, 'chunksize': 1}]
+        assert InlineExecutor.made == [{'workers': pool, 'start': 'spawn', 'chunksize': 1}]
+
+
+class EndsItsProcess:
+    """Unpickled in a worker process, it ends that process at once (as a crash would)."""
+
+    def __reduce__(self):
+        return os._exit, (3,)
+
+
+def test_a_worker_process_that_dies_is_an_error_not_a_hang(models):
+    settings = EvalSettings(support_size=20, settle_steps=0, track_steps=1, methods=('nominal',))
+    with pytest.raises(BrokenProcessPool):
+        evaluate_tasks(models, [HEAVY, EndsItsProcess()], seed=5, settings=settings, workers=2)
 
 
 def test_a_worker_evaluates_its_task_on_one_thread(models):

@@ -46,8 +46,9 @@ def loopback_only():
 
 
 @pytest.fixture
-def cluster():
-    """A head and a worker node on loopback, one CPU each; the driver is not connected."""
+def cluster(restore_handlers):
+    """A head and a worker node on loopback, one CPU each; the driver is not connected. (The
+    head node, made in this process, installs its own SIGTERM handler.)"""
     cluster = Cluster(initialize_head=True, head_node_args={
         'num_cpus': 1, 'node_ip_address': LOOPBACK, 'include_dashboard': False})
     worker = cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
