@@ -140,7 +140,9 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.commands = self.create_lifecycle_publisher(
             Float64MultiArray, f'{self.controller}/commands', 10)
         self.desired = self.create_lifecycle_publisher(JointState, '~/desired', 10)
-        self._subscriptions = [
+        # Not ``self._subscriptions`` either: that is rclpy's own list (destroying from it while
+        # iterating over it skipped every second subscription).
+        self._loop_subscriptions = [
             self.create_subscription(JointState, 'joint_states', self._on_joint_state,
                                      JOINT_STATE_QOS),
             self.create_subscription(JointTrajectory, '~/reference', self._on_reference, 10),
@@ -221,7 +223,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.loop.policy.close()
         for publisher in (self.commands, self.desired):
             self.destroy_publisher(publisher)
-        for subscription in self._subscriptions:
+        for subscription in self._loop_subscriptions:
             self.destroy_subscription(subscription)
         for service in self._trigger_services:
             self.destroy_service(service)

@@ -6,6 +6,7 @@ over loopback DDS.
 """
 
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -279,3 +280,33 @@ def test_diagnostics_say_why_in_every_lifecycle_state(ros_context, executor, tmp
     finally:
         for n in (node, probe):
             n.destroy_node()
+
+
+def test_cleanup_destroys_what_configure_created(ros_context):
+    """Publishers, subscriptions and services: configure makes them, cleanup destroys every
+    one, and configuring again makes the same set, not a second one."""
+    node = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('autostart', value=False), Parameter('adaptation_process', value=False)])
+
+    def entities() -> Counter:
+        return Counter([('publisher', p.topic_name) for p in node.publishers]
+                       + [('subscription', s.topic_name) for s in node.subscriptions]
+                       + [('service', s.srv_name) for s in node.services])
+
+    try:
+        bare = entities()
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        configured = entities()
+        assert configured - bare == Counter({
+            ('publisher', '/effort_controller/commands'): 1, ('publisher', '/adapter/desired'): 1,
+            ('subscription', '/joint_states'): 1, ('subscription', '/adapter/reference'): 1,
+            ('subscription', '/meta_trainer/checkpoint'): 1, ('service', '~/adapt'): 1,
+            ('service', '~/reset_adaptation'): 1, ('service', '~/save_adapted'): 1,
+            ('service', '~/record'): 1})
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert entities() == bare
+        assert node_status(node)[1] == 'unconfigured: cleaned up'
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert entities() == configured
+    finally:
+        node.destroy_node()

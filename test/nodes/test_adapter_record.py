@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
 from std_srvs.srv import SetBool
@@ -109,7 +110,8 @@ def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
         assert harness.joint_state(harness.state())
         harness.tick()
     response = node._on_record(SetBool.Request(data=False), SetBool.Response())
-    assert response.success and node.recorder is None
+    assert (response.success, response.message) == (True, 'not recording')
+    assert node.recorder is None
     ticks = read_ticks(path, joints=list(node.joints), command_topic='/effort_controller/commands')
     assert len(ticks) == 20
     np.testing.assert_array_equal(ticks.commands[-1], harness.commands[-1])
@@ -127,6 +129,30 @@ def test_a_bag_that_cannot_be_written_is_refused_with_the_reason(make_harness, t
     for _ in range(3):  # the robot is still controlled
         assert harness.joint_state(harness.state())
         assert harness.tick() is not None
+
+
+def test_a_refused_record_parameter_is_the_services_answer(make_harness, tmp_path):
+    """``~/record`` sets the ``record`` parameter: a refusal of it (by any of the node's
+    parameter callbacks) is what the service answers, and nothing starts."""
+    node = make_harness(record_dir=str(tmp_path)).node
+    node.add_on_set_parameters_callback(lambda parameters: SetParametersResult(
+        successful=False, reason='record: not during a test'))
+    response = node._on_record(SetBool.Request(data=True), SetBool.Response())
+    assert (response.success, response.message) == (False, 'record: not during a test')
+    assert node.recorder is None and not node.get_parameter('record').value
+
+
+def test_cleanup_closes_the_bag_and_does_not_start_another(make_harness, tmp_path):
+    harness = make_harness(record_dir=str(tmp_path), record=True)
+    path = harness.node.recorder.path
+    for _ in range(5):
+        assert harness.joint_state(harness.state())
+        harness.tick()
+    harness.transition('deactivate', 'cleanup')
+    assert harness.node.recorder is None and list(tmp_path.iterdir()) == [path]
+    ticks = read_ticks(path, joints=list(harness.node.joints),
+                       command_topic='/effort_controller/commands')
+    assert len(ticks) == 6  # five ticks, and the stop command sent on deactivating
 
 
 @pytest.mark.parametrize('argv, message', [
