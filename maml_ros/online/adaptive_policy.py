@@ -256,12 +256,12 @@ class AdaptivePolicy:
         physics model, the active fit as its prior (delay and lag are found again)."""
         models = copy.deepcopy(self.models)
         state = self.active_state()
-        if isinstance(state, PhysicsFit) and state.adapted:
+        if not isinstance(state, PhysicsFit):
+            models.meta_policy.load_state_dict(state)
+        elif state.adapted:  # (an unadapted fit is the checkpoint's prior)
             with torch.no_grad():
                 models.physics.prior.copy_(torch.as_tensor(state.theta))
             models.info = {**models.info, 'identified': state.physical()}
-        else:
-            models.meta_policy.load_state_dict(state)
         models.info = {**models.info, 'adapted': self._adapted}
         return models
 

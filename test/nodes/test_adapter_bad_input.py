@@ -146,6 +146,8 @@ def test_reference_outside_the_limits_is_clamped_warned_and_followed(make_harnes
     msg = trajectory(points=[(far, 0.5), (HOME, 0.51)])  # and a 10 ms dash back home
     harness.node._on_reference(msg)
     assert harness.node.problems.counts['reference_clamped'] == 1
+    assert harness.node.problems.last == (
+        'reference_clamped: waypoints beyond the limits were clamped')
     reference = harness.node.loop.reference
     assert reference is not None and reference.clamped
     for t in np.linspace(0.0, 0.6, 121):

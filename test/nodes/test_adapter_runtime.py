@@ -1,9 +1,12 @@
-"""What the README calls runtime-tunable takes effect at once; a new checkpoint really runs."""
+"""What the README calls runtime-tunable takes effect at once; a new checkpoint really runs; the
+services do and answer what they say."""
 
 import numpy as np
+import pytest
 import torch
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
+from std_srvs.srv import Trigger
 
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import PANDA_HOME
@@ -96,3 +99,34 @@ def test_inner_lr_scales_the_physics_step(make_harness):
     values = node_status(harness.node)[2]
     assert values['identified delay_steps'] in {'0', '1', '2', '3', '4'}
     assert len(values['identified actuator_gain'].split(',')) == 7
+
+
+@pytest.mark.parametrize('ros_home', [True, False])
+def test_save_adapted_without_a_path_saves_under_ros_home(make_harness, tmp_path, monkeypatch,
+                                                          ros_home):
+    """``adapted_checkpoint`` empty: ``$ROS_HOME/maml_ros/adapted.safetensors``, where
+    ``ROS_HOME`` defaults to ``~/.ros`` as in ROS 2."""
+    if ros_home:
+        monkeypatch.setenv('ROS_HOME', str(tmp_path / 'ros_home'))
+        expected = tmp_path / 'ros_home' / 'maml_ros' / 'adapted.safetensors'
+    else:
+        monkeypatch.delenv('ROS_HOME', raising=False)
+        monkeypatch.setenv('HOME', str(tmp_path))
+        expected = tmp_path / '.ros' / 'maml_ros' / 'adapted.safetensors'
+    node = make_harness(adapted_checkpoint='').node
+    response = node._on_save(Trigger.Request(), Trigger.Response())
+    assert (response.success, response.message) == (True, f'saved the meta policy to {expected}')
+    saved, running = TrainedModels.load(expected), node.loop.policy.models
+    assert saved.info['adapted'] is False  # before adapting: the checkpoint as it is
+    assert torch.equal(saved.physics.prior, running.physics.prior)
+
+
+def test_reset_adaptation_answers_what_it_did(make_harness):
+    harness = make_harness(support_size=20, auto_adapt=False)
+    for _ in range(25):
+        assert harness.joint_state(harness.state())
+        harness.tick()
+    response = harness.node._on_reset(Trigger.Request(), Trigger.Response())
+    assert (response.success, response.message) == (
+        True, 'back to the meta-policy, support cleared')
+    assert len(harness.node.loop.buffer) == 0
