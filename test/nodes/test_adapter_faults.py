@@ -310,3 +310,15 @@ def test_cleanup_destroys_what_configure_created(ros_context):
         assert entities() == configured
     finally:
         node.destroy_node()
+
+
+def test_deactivating_logs_the_stop_command_it_sent(make_harness, capfd):
+    harness = make_harness()
+    for _ in range(5):
+        assert harness.joint_state(harness.state())
+        assert harness.tick() is not None
+    capfd.readouterr()
+    harness.transition('deactivate')
+    time.sleep(0.05)  # let the line reach stderr
+    assert ('[adapter]: deactivated: sent the stop command (gravity compensation) and stopped '
+            'commanding') in capfd.readouterr().err

@@ -8,6 +8,7 @@ import torch
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
+from rosbags.rosbag2 import Reader
 from std_srvs.srv import SetBool
 
 from maml_ros.cli.replay import main as replay_main
@@ -112,6 +113,9 @@ def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
     response = node._on_record(SetBool.Request(data=False), SetBool.Response())
     assert (response.success, response.message) == (True, 'not recording')
     assert node.recorder is None
+    with Reader(path) as bag:  # under the topics' resolved names, as ros2 bag records them
+        assert set(bag.topics) == {'/joint_states', '/effort_controller/commands',
+                                   '/adapter/desired', '/adapter/adaptation'}
     ticks = read_ticks(path, joints=list(node.joints), command_topic='/effort_controller/commands')
     assert len(ticks) == 20
     np.testing.assert_array_equal(ticks.commands[-1], harness.commands[-1])

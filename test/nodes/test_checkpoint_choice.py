@@ -3,6 +3,7 @@ default and over meta_trainer's announcements; ``active_checkpoint`` always name
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import rclpy
@@ -84,3 +85,19 @@ def test_the_parameter_file_choice_survives_meta_trainer_with_the_same_file(ros_
     finally:
         for node in (adapter, trainer, probe):
             node.destroy_node()
+
+
+def test_the_log_says_why_an_announced_checkpoint_runs_or_not(make_harness, tmp_path, capfd):
+    chosen = str(shutil.copy(SHIPPED, tmp_path / 'chosen.safetensors'))
+    retrained = str(shutil.copy(SHIPPED, tmp_path / 'retrained.safetensors'))
+    keeping, following = make_harness(checkpoint=chosen).node, make_harness().node
+    capfd.readouterr()
+    for _ in range(2):  # said once
+        keeping._on_checkpoint(String(data=retrained))
+    following._on_checkpoint(String(data=retrained))
+    time.sleep(0.05)  # let the lines reach stderr
+    log = capfd.readouterr().err
+    assert log.count(f'meta_trainer announced {retrained}; keeping the chosen checkpoint '
+                     f'{chosen} (leave the checkpoint parameter empty to follow '
+                     'meta_trainer)') == 1
+    assert f'switched to the checkpoint {retrained} (announced by meta_trainer)' in log
