@@ -6,7 +6,10 @@ rate limits, none while stale, and computed from accepted joint states only.
 """
 
 import json
+import os
 import pickle
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from maml_ros.nodes import adapter
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import PANDA_HOME
@@ -313,3 +317,20 @@ def test_bad_checkpoint_from_meta_trainer_is_ignored_and_control_goes_on(make_ha
     assert not (tmp_path / 'pwned').exists()
     harness.joint_state(harness.state())
     assert harness.tick() is not None
+
+
+def test_the_program_refuses_a_parameter_out_of_range_in_one_line(restore_handlers, capfd):
+    """``ros2 run maml_ros adapter --ros-args -p support_size:=1``: exit status 1, one line."""
+    # Should the refusal not come, the spin ends on this signal, without the SystemExit.
+    timer = threading.Timer(30.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            adapter.main(['--ros-args', '-p', 'support_size:=1'])
+    finally:
+        timer.cancel()
+    assert exit_.value.code == 1
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('[FATAL]'), lines
+    assert '[adapter]: cannot start: ' in lines[0]
+    assert 'Parameter support_size out of range. Min: 10' in lines[0]

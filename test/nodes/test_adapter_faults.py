@@ -322,3 +322,19 @@ def test_deactivating_logs_the_stop_command_it_sent(make_harness, capfd):
     time.sleep(0.05)  # let the line reach stderr
     assert ('[adapter]: deactivated: sent the stop command (gravity compensation) and stopped '
             'commanding') in capfd.readouterr().err
+
+
+def test_shutting_down_while_active_sends_the_stop_command_once(make_harness, capfd):
+    harness = make_harness()
+    for _ in range(5):
+        assert harness.joint_state(harness.state())
+        assert harness.tick() is not None
+    sent = len(harness.commands)
+    capfd.readouterr()
+    harness.node.trigger_shutdown()
+    assert len(harness.commands) == sent + 1 and not harness.node.active
+    harness.node.destroy_node()  # no second stop: the node is no longer active
+    assert len(harness.commands) == sent + 1
+    time.sleep(0.05)  # let the line reach stderr
+    assert ('[adapter]: shut down: sent the stop command (gravity compensation) and stopped '
+            'commanding') in capfd.readouterr().err
