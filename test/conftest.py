@@ -4,12 +4,14 @@ Set at import time, before any test module imports rclpy, and again per test
 so that every test gets its own ROS_DOMAIN_ID (child processes inherit it).
 """
 
+import fcntl
 import itertools
 import os
 import signal
 import sys
 import tempfile
 import types
+from pathlib import Path
 
 import pytest
 
@@ -17,15 +19,38 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['ROS_LOG_DIR'] = tempfile.mkdtemp(prefix='maml_ros_test_log_')
 os.environ.setdefault('ROS_DOMAIN_ID', '0')
 
-# Domain ids 1..100 stay clear of Fast DDS port clashes on Linux; start at a
-# pid-dependent offset so that two test sessions on one machine rarely meet.
-_domain_ids = itertools.count(os.getpid() % 100)
+# Domain ids 1..100 stay clear of Fast DDS port clashes on Linux. Each test process on the
+# machine takes a block of ten of them, held with a lock on a file, so that test processes
+# running at once (mutmut's, a second session) never share one; its tests take turns in it.
+DOMAIN_BLOCKS, DOMAINS_PER_BLOCK = 10, 10
+_domain_ids = itertools.count()
+_block: tuple[int, int, object] | None = None  # (pid, block, its locked file)
+
+
+def _domain_block() -> int:
+    """This process's block; a forked child takes its own (the lock is its parent's)."""
+    global _block
+    if _block is None or _block[0] != os.getpid():
+        for block in range(DOMAIN_BLOCKS):
+            path = Path(tempfile.gettempdir()) / f'maml_ros_test_domains_{block}.lock'
+            lock = open(path, 'w')  # noqa: SIM115 (open while this process lives)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            _block = (os.getpid(), block, lock)  # held until this process ends
+            break
+        else:
+            raise RuntimeError(f'more than {DOMAIN_BLOCKS} test processes at once on this '
+                               'machine: no DDS domain block left')
+    return _block[1]
 
 
 @pytest.fixture(autouse=True)
 def private_ros_domain(monkeypatch: pytest.MonkeyPatch) -> int:
     """Give each test its own DDS domain, discovery on loopback only."""
-    domain_id = 1 + next(_domain_ids) % 100
+    domain_id = 1 + DOMAINS_PER_BLOCK * _domain_block() + next(_domain_ids) % DOMAINS_PER_BLOCK
     monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain_id))
     return domain_id
