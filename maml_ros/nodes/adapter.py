@@ -140,7 +140,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.commands = self.create_lifecycle_publisher(
             Float64MultiArray, f'{self.controller}/commands', 10)
         self.desired = self.create_lifecycle_publisher(JointState, '~/desired', 10)
-        # Not ``self._subscriptions`` either: that is rclpy's own list (destroying from it while
+        # Not ``self._subscriptions``: that is rclpy's own list (destroying from it while
         # iterating over it skipped every second subscription).
         self._loop_subscriptions = [
             self.create_subscription(JointState, 'joint_states', self._on_joint_state,
