@@ -144,11 +144,14 @@ def test_reference_before_any_joint_state_is_dropped(make_harness):
     assert 'no joint state yet' in harness.node.problems.last
 
 
-def test_reference_outside_the_limits_is_clamped_warned_and_followed(make_harness):
+def test_reference_outside_the_limits_is_clamped_warned_and_followed(make_harness, capfd):
     harness = started(make_harness)
     far = np.where(np.arange(7) % 2 == 0, LIMITS.upper + 1.0, LIMITS.lower - 1.0)
     msg = trajectory(points=[(far, 0.5), (HOME, 0.51)])  # and a 10 ms dash back home
+    capfd.readouterr()
     harness.node._on_reference(msg)
+    time.sleep(0.05)  # let the lines reach stderr
+    assert '[adapter]: tracking a 0.5 s reference trajectory' in capfd.readouterr().err
     assert harness.node.problems.counts['reference_clamped'] == 1
     assert harness.node.problems.last == (
         'reference_clamped: waypoints beyond the limits were clamped')
