@@ -62,12 +62,18 @@ class AdapterHarness(FakeTime):
         self.invariants.watch(node.loop.policy)
 
     def adapt_service(self) -> Trigger.Response:
-        """Call ``~/adapt`` as the executor would: its coroutine resumed until it answers."""
+        """Call ``~/adapt`` as the executor would: its coroutine resumed until it answers, which
+        it must do at the first resumption after the outcome came."""
+        policy = self.node.loop.policy
+        previous = policy.last_outcome
         coroutine = self.node._on_adapt(Trigger.Request(), Trigger.Response())
+        late = 0  # resumptions since the outcome came
         while True:
+            late += policy.last_outcome is not previous
             try:
                 coroutine.send(None)
             except StopIteration as answered:
+                assert late <= 1, f'~/adapt answered {late} resumptions after the outcome'
                 return answered.value
             time.sleep(0.001)  # the adaptation runs in another thread
 

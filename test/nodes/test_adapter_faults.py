@@ -18,6 +18,7 @@ from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
 
+from maml_ros.nodes import adapter
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 
@@ -69,6 +70,19 @@ def adapt_with(harness, replace_adapt=None) -> object:
     if replace_adapt is not None:
         del learner.adapt
     return outcome
+
+
+def test_adapt_says_so_when_the_outcome_takes_longer_than_it_waits(make_harness, monkeypatch):
+    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml')
+    run(harness, 52)
+    slow_adapt(harness.node.loop.policy.models.learner, 0.5)
+    monkeypatch.setattr(adapter, 'ADAPT_ANSWER_TIMEOUT', 0.05)
+    response = harness.adapt_service()
+    assert (response.success, response.message) == (True, (
+        'adaptation still running after 0.05 s; its outcome will be in the log and '
+        '/diagnostics'))
+    policy = harness.node.loop.policy
+    assert policy.busy and policy.wait(30.0) and policy.last_outcome.accepted
 
 
 @pytest.mark.parametrize('corrupt, reason', [
@@ -126,14 +140,14 @@ def test_deactivate_during_adaptation_then_cleanup_and_configure_again(make_harn
     assert all(c is not None for c in run(harness, 5))
     # A cleanup while an adaptation runs drops its result; configure starts from scratch.
     slow_adapt(harness.node.loop.policy.models.learner, 0.5)
-    adapter = harness.node.loop.policy
-    adapter.reset()
+    policy = harness.node.loop.policy
+    policy.reset()
     run(harness, 52)
     assert harness.node.loop.adapt(harness.now) == ''
     harness.transition('deactivate', 'cleanup')
     assert harness.node.loop is None
-    assert adapter.wait(30.0)
-    assert not adapter.last_outcome.accepted and 'reset' in adapter.last_outcome.reason
+    assert policy.wait(30.0)
+    assert not policy.last_outcome.accepted and 'reset' in policy.last_outcome.reason
     harness.transition('configure', 'activate')
     assert not harness.node.loop.policy.adapted and len(harness.node.loop.buffer) == 0
     assert all(c is not None for c in run(harness, 60))
@@ -282,16 +296,18 @@ def test_diagnostics_say_why_in_every_lifecycle_state(ros_context, executor, tmp
             n.destroy_node()
 
 
-def test_cleanup_destroys_what_configure_created(ros_context):
+def test_each_transition_undoes_what_its_counterpart_made(ros_context):
     """Publishers, subscriptions and services: configure makes them, cleanup destroys every
-    one, and configuring again makes the same set, not a second one."""
+    one, and configuring again makes the same set, not a second one; activate makes the
+    control timer, deactivate destroys it."""
     node = AdapterNode(context=ros_context, parameter_overrides=[
         Parameter('autostart', value=False), Parameter('adaptation_process', value=False)])
 
     def entities() -> Counter:
         return Counter([('publisher', p.topic_name) for p in node.publishers]
                        + [('subscription', s.topic_name) for s in node.subscriptions]
-                       + [('service', s.srv_name) for s in node.services])
+                       + [('service', s.srv_name) for s in node.services]
+                       + [('timer', t.timer_period_ns) for t in node.timers])
 
     try:
         bare = entities()
@@ -303,6 +319,11 @@ def test_cleanup_destroys_what_configure_created(ros_context):
             ('subscription', '/meta_trainer/checkpoint'): 1, ('service', '~/adapt'): 1,
             ('service', '~/reset_adaptation'): 1, ('service', '~/save_adapted'): 1,
             ('service', '~/record'): 1})
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert entities() - configured == Counter({('timer', 10_000_000): 1})  # 100 Hz
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert entities() == configured and not node.active
+        assert node_status(node)[1] == 'inactive: not commanding'
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert entities() == bare
         assert node_status(node)[1] == 'unconfigured: cleaned up'

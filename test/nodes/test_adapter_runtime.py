@@ -130,3 +130,27 @@ def test_reset_adaptation_answers_what_it_did(make_harness):
     assert (response.success, response.message) == (
         True, 'back to the meta-policy, support cleared')
     assert len(harness.node.loop.buffer) == 0
+
+
+def test_an_adaptation_asked_for_restarts_the_readapt_period(make_harness):
+    """``~/adapt`` at time t: the next re-adaptation on the sliding window is due
+    ``readapt_period`` after t, not after the one before."""
+    harness = make_harness(support_size=20, readapt_period=0.5)
+    policy = harness.node.loop.policy
+    started, start = [], policy.start
+
+    def record(*args, **kwargs):
+        started.append(harness.now)
+        return start(*args, **kwargs)
+
+    policy.start = record
+    while not started:  # the first, once the support is full
+        drive(harness, 1)
+    drive(harness, 30)
+    assert policy.wait(30.0) and len(started) == 1
+    asked = harness.now
+    assert harness.adapt_service().success and started[-1] == asked
+    while harness.now < asked + 0.6:
+        assert policy.wait(30.0)  # never busy: due is due
+        drive(harness, 1)
+    assert len(started) == 3 and started[2] - asked == pytest.approx(0.5, abs=0.011)
