@@ -1,6 +1,8 @@
 """Record on the (simulated) robot, replay on the desk: the adapter's bags and maml-ros-replay."""
 
+import dataclasses
 import json
+import time
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from maml_ros.cli.replay import main as replay_main
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 from maml_ros.ros.bag import read_ticks
+from maml_ros.sim import PANDA_HOME
 from maml_ros.training.replay import replay
 
 from adapter_harness import node_status
@@ -173,3 +176,33 @@ def test_replay_refuses_what_it_cannot_use(tmp_path, capsys, argv, message, make
     harness.node._recording(False)
     assert replay_main([arg.format(bag=bag) for arg in argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_recorded_outcome_carries_what_an_accepted_physics_fit_identified(
+        make_harness, tmp_path, capfd):
+    """And the log names the joints the support did not identify (here only joint 1 moves);
+    a rejected outcome carries nothing identified."""
+    harness = make_harness(record_dir=str(tmp_path), record=True, support_size=50,
+                           auto_adapt=False)
+    node = harness.node
+    home = np.array(PANDA_HOME)
+    for k in range(52):
+        assert harness.joint_state(harness.state(home + np.r_[0.3 * np.sin(0.2 * k),
+                                                               np.zeros(6)]))
+        harness.tick()
+    capfd.readouterr()
+    assert harness.adapt_service().success and node.loop.policy.wait(30.0)  # and recorded
+    identified = node.loop.policy.identified()
+    assert identified['not_identified_joints']
+    outcome = node.loop.policy.last_outcome
+    node._on_adapted(dataclasses.replace(outcome, accepted=False, reason='support loss rose'))
+    path = node.recorder.path
+    node._on_record(SetBool.Request(data=False), SetBool.Response())
+    time.sleep(0.05)  # let the lines reach stderr
+    assert (f'joints {identified["not_identified_joints"]} keep their previous model: this '
+            'support did not identify their torque (they hardly moved)') in capfd.readouterr().err
+    accepted, rejected = read_ticks(path, joints=list(node.joints),
+                                    command_topic='/effort_controller/commands',
+                                    outcome_topic='/adapter/adaptation').outcomes
+    assert json.loads(accepted.values['identified']) == json.loads(json.dumps(identified))
+    assert not rejected.accepted and 'identified' not in rejected.values
