@@ -16,7 +16,7 @@ from std_srvs.srv import SetBool
 from maml_ros.cli.replay import main as replay_main
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
-from maml_ros.ros.bag import read_ticks
+from maml_ros.ros.bag import OUTCOME, deserialize, read_ticks
 from maml_ros.sim import PANDA_HOME
 from maml_ros.training.replay import replay
 
@@ -195,7 +195,8 @@ def test_the_recorded_outcome_carries_what_an_accepted_physics_fit_identified(
     identified = node.loop.policy.identified()
     assert identified['not_identified_joints']
     outcome = node.loop.policy.last_outcome
-    node._on_adapted(dataclasses.replace(outcome, accepted=False, reason='support loss rose'))
+    refused = dataclasses.replace(outcome, accepted=False, reason='support loss rose')
+    node._on_adapted(refused)
     path = node.recorder.path
     node._on_record(SetBool.Request(data=False), SetBool.Response())
     time.sleep(0.05)  # let the lines reach stderr
@@ -206,3 +207,9 @@ def test_the_recorded_outcome_carries_what_an_accepted_physics_fit_identified(
                                     outcome_topic='/adapter/adaptation').outcomes
     assert json.loads(accepted.values['identified']) == json.loads(json.dumps(identified))
     assert not rejected.accepted and 'identified' not in rejected.values
+    with Reader(path) as bag:  # each one a DiagnosticStatus from the adapter, its level by outcome
+        statuses = [deserialize(raw, OUTCOME) for connection, _, raw in bag.messages()
+                    if connection.topic == '/adapter/adaptation']
+    assert [(s.level, s.name, s.message) for s in statuses] == [
+        (0, 'adapter', f'adaptation {outcome}'),  # OK
+        (1, 'adapter', f'adaptation {refused}')]  # WARN
