@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
@@ -160,6 +161,29 @@ def test_cleanup_closes_the_bag_and_does_not_start_another(make_harness, tmp_pat
     ticks = read_ticks(path, joints=list(harness.node.joints),
                        command_topic='/effort_controller/commands')
     assert len(ticks) == 6  # five ticks, and the stop command sent on deactivating
+
+
+def test_a_full_disk_while_recording_is_a_warning_and_the_robot_stays_controlled(
+        make_harness, tmp_path):
+    harness = make_harness(record_dir=str(tmp_path), record=True)
+    recorder = harness.node.recorder
+
+    def full(*args):
+        raise OSError(28, 'No space left on device')
+
+    recorder._writer.write = full
+    for _ in range(3):
+        assert harness.joint_state(harness.state())
+        assert harness.tick() is not None
+    deadline = time.monotonic() + 10.0
+    while not recorder.error and time.monotonic() < deadline:  # the writer's thread
+        time.sleep(0.01)
+    level, message, values = node_status(harness.node)
+    assert level == DiagnosticStatus.WARN and message.endswith('; recording failed')
+    assert values['recording_error'] == (
+        f'writing {recorder.path} failed: [Errno 28] No space left on device')
+    assert (values['lifecycle_state'], values['recording']) == ('active', str(recorder.path))
+    assert all(command is not None for command in [harness.tick() for _ in range(3)])
 
 
 @pytest.mark.parametrize('argv, message', [
