@@ -349,6 +349,20 @@ def test_deactivating_logs_the_stop_command_it_sent(make_harness, capfd):
             'commanding') in capfd.readouterr().err
 
 
+def test_destroying_the_node_while_active_sends_the_stop_command(make_harness, capfd):
+    harness = make_harness()
+    for _ in range(5):
+        assert harness.joint_state(harness.state())
+        assert harness.tick() is not None
+    sent = len(harness.commands)
+    capfd.readouterr()
+    harness.node.destroy_node()
+    assert len(harness.commands) == sent + 1
+    time.sleep(0.05)  # let the line reach stderr
+    assert ('[adapter]: shutting down: sent the stop command (gravity compensation) and '
+            'stopped commanding') in capfd.readouterr().err
+
+
 def test_shutting_down_while_active_sends_the_stop_command_once(make_harness, capfd):
     harness = make_harness()
     for _ in range(5):
