@@ -337,43 +337,21 @@ def test_each_transition_undoes_what_its_counterpart_made(ros_context):
         node.destroy_node()
 
 
-def test_deactivating_logs_the_stop_command_it_sent(make_harness, capfd):
-    harness = make_harness()
-    for _ in range(5):
-        assert harness.joint_state(harness.state())
-        assert harness.tick() is not None
-    capfd.readouterr()
-    harness.transition('deactivate')
-    time.sleep(0.05)  # let the line reach stderr
-    assert ('[adapter]: deactivated: sent the stop command (gravity compensation) and stopped '
-            'commanding') in capfd.readouterr().err
-
-
-def test_destroying_the_node_while_active_sends_the_stop_command(make_harness, capfd):
+@pytest.mark.parametrize('leave, why', [('trigger_deactivate', 'deactivated'),
+                                         ('trigger_shutdown', 'shut down'),
+                                         ('destroy_node', 'shutting down')])
+def test_leaving_active_sends_the_stop_command_once_and_says_so(make_harness, capfd, leave,
+                                                                 why):
     harness = make_harness()
     for _ in range(5):
         assert harness.joint_state(harness.state())
         assert harness.tick() is not None
     sent = len(harness.commands)
     capfd.readouterr()
-    harness.node.destroy_node()
+    getattr(harness.node, leave)()
+    assert len(harness.commands) == sent + 1
+    harness.node.destroy_node()  # no second stop
     assert len(harness.commands) == sent + 1
     time.sleep(0.05)  # let the line reach stderr
-    assert ('[adapter]: shutting down: sent the stop command (gravity compensation) and '
-            'stopped commanding') in capfd.readouterr().err
-
-
-def test_shutting_down_while_active_sends_the_stop_command_once(make_harness, capfd):
-    harness = make_harness()
-    for _ in range(5):
-        assert harness.joint_state(harness.state())
-        assert harness.tick() is not None
-    sent = len(harness.commands)
-    capfd.readouterr()
-    harness.node.trigger_shutdown()
-    assert len(harness.commands) == sent + 1 and not harness.node.active
-    harness.node.destroy_node()  # no second stop: the node is no longer active
-    assert len(harness.commands) == sent + 1
-    time.sleep(0.05)  # let the line reach stderr
-    assert ('[adapter]: shut down: sent the stop command (gravity compensation) and stopped '
+    assert (f'[adapter]: {why}: sent the stop command (gravity compensation) and stopped '
             'commanding') in capfd.readouterr().err
