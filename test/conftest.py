@@ -97,10 +97,14 @@ def ghost_controller(monkeypatch: pytest.MonkeyPatch) -> Zero:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def _stop_handlers() -> dict:
+    return {number: signal.getsignal(number) for number in STOP_SIGNALS}
+
+
 @pytest.fixture
 def restore_handlers():
     """SIGINT's and SIGTERM's handlers as they were before the test."""
-    saved = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    saved = _stop_handlers()
     yield
     for number, handler in saved.items():
         signal.signal(number, handler)
@@ -112,11 +116,10 @@ def signal_handlers_left_alone(request: pytest.FixtureRequest):
     them on purpose asks for ``restore_handlers``). An ignored SIGTERM is inherited by every
     process this one starts, and ``multiprocessing.Pool.terminate`` then cannot stop them: the
     suite hung in CI that way."""
-    saved = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    saved = _stop_handlers()
     yield
-    left = {signal.Signals(number).name: signal.getsignal(number) for number in STOP_SIGNALS
-            if signal.getsignal(number) != saved[number]}
+    left = {signal.Signals(number).name: handler for number, handler in _stop_handlers().items()
+            if handler != saved[number]}
     for number, handler in saved.items():
         signal.signal(number, handler)
     assert not left, f'{request.node.nodeid} left signal handlers changed: {left}'
-
