@@ -11,7 +11,7 @@ counted, and so are refused parameter changes (``/diagnostics``, 1 Hz).
 Until the first command arrives (after start-up or ``~/reset``) the physics
 does not advance: the arm waits at home like a robot with its brakes on.
 Once commanded, without a command for ``command_timeout`` it gets zero
-effort (or holds its position); with ``command_timeout: 0`` it keeps applying
+effort or velocity, or holds the position it had then; with ``command_timeout: 0`` it keeps applying
 the last command, like a ros2_control forward command controller. ``~/reset``
 puts it back at home. A robot that cannot be simulated (a URDF the engine
 cannot load, unknown joints, bad ``dynamics.*``) stops the start-up with one
@@ -101,6 +101,7 @@ class SimNode(ReportsRejectedParameters, Node):
         self.command_timeout = value('command_timeout')
         self._command: np.ndarray | None = None
         self._command_time = -np.inf
+        self._hold: np.ndarray | None = None  # what applies once the command is stale
         topic = f'{value("controller")}/commands'
         self.create_subscription(Float64MultiArray, topic, self._on_command, 10)
         self.joint_states = self.create_publisher(JointState, 'joint_states', 10)
@@ -135,12 +136,19 @@ class SimNode(ReportsRejectedParameters, Node):
             self.problems.report('command', f'dropped a command with {command.size} values '
                                  f'(need {len(self.joints)} finite ones)')
             return
-        self._command, self._command_time = command, time.monotonic()
+        self._command, self._command_time, self._hold = command, time.monotonic(), None
 
     def _fresh(self) -> bool:
         """Whether the last command still applies."""
         return self.command_timeout == 0.0 or \
             time.monotonic() - self._command_time <= self.command_timeout
+
+    def _stale_command(self) -> np.ndarray:
+        """Zero effort or velocity, or the position the arm had when the command went stale
+        (taken once: taken again at every tick, a compliant servo would creep under gravity)."""
+        if self._hold is None:
+            self._hold = self.robot.command_space.rest(self.robot.true_state()[0])
+        return self._hold
 
     def _publish_diagnostics(self) -> None:
         commanded = self._command is not None and self._fresh()
@@ -151,8 +159,7 @@ class SimNode(ReportsRejectedParameters, Node):
 
     def _tick(self) -> None:
         if self._command is not None:  # brakes on until the first command
-            self.robot.step(self._command if self._fresh() else
-                            self.robot.command_space.rest(self.robot.true_state()[0]))
+            self.robot.step(self._command if self._fresh() else self._stale_command())
         q, qd = self.robot.measured_state()
         msg = JointState(name=self.joints, position=q.tolist(), velocity=qd.tolist())
         if self.robot.config.command_interface == 'effort':
@@ -163,7 +170,7 @@ class SimNode(ReportsRejectedParameters, Node):
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response
                   ) -> Trigger.Response:
         self.robot.reset()
-        self._command, self._command_time = None, -np.inf
+        self._command, self._command_time, self._hold = None, -np.inf, None
         response.success, response.message = True, 'robot reset to home'
         return response
 

@@ -1,7 +1,10 @@
 """The simulated robot nodes over loopback DDS: joint states out, commands in, reset. Both
 engines' nodes (``pybullet_sim``, ``mujoco_sim``) pass the same contract tests."""
 
+import os
 import re
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +18,12 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from maml_ros.nodes import mujoco_sim, pybullet_sim
 from maml_ros.nodes.mujoco_sim import MujocoSimNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 from maml_ros.ros.spin import StartupError
-from maml_ros.sim import PANDA_HOME
+from maml_ros.sim import PANDA_HOME, Dynamics
+from maml_ros.training.config import TRAINING_RANGES
 
 SIM_NODES = [PybulletSimNode, MujocoSimNode]
 
@@ -55,7 +60,7 @@ def test_effort_commands_move_the_arm_and_bad_ones_are_dropped(ros):
     for bad in bad_commands:
         publisher.publish(Float64MultiArray(data=bad))
     assert spin_until(executor, lambda: sim.problems.counts['command'] == len(bad_commands))
-    assert 'need 7 finite ones' in sim.problems.last
+    assert sim.problems.last.endswith('dropped a command with 7 values (need 7 finite ones)')
     # Brakes on until the first command: the arm waits at home.
     assert spin_until(executor, lambda: len(states) >= 20)
     np.testing.assert_allclose(states[-1].position, PANDA_HOME, atol=1e-9)
@@ -85,7 +90,7 @@ def test_reset_service_puts_the_arm_back_home(ros):
     assert client.wait_for_service(timeout_sec=5.0)
     future = client.call_async(Trigger.Request())
     assert spin_until(executor, future.done)
-    assert future.result().success
+    assert future.result().success and future.result().message == 'robot reset to home'
     count = len(states)
     assert spin_until(executor, lambda: len(states) > count + 1)
     np.testing.assert_allclose(states[count + 1].position, PANDA_HOME, atol=0.01)
@@ -164,3 +169,116 @@ def test_a_robot_that_cannot_be_simulated_is_refused_with_the_reason(ros_context
                                                                     override, says):
     with pytest.raises(StartupError, match=re.escape(says)):
         node(context=ros_context, parameter_overrides=[Parameter(override[0], value=override[1])])
+
+
+def _diagnostics(executor, probe, sim, count: int) -> list[DiagnosticArray]:
+    """Spin until ``sim`` has published ``count`` more diagnostics (1 Hz); they, in order."""
+    received: list[DiagnosticArray] = []
+    subscription = probe.create_subscription(
+        DiagnosticArray, '/diagnostics',
+        lambda msg: received.append(msg) if msg.status[0].name.endswith(sim.get_name()) else None,
+        10)
+    assert spin_until(executor, lambda: len(received) >= count, timeout=count + 3.0)
+    probe.destroy_subscription(subscription)
+    return received
+
+
+def test_diagnostics_say_whether_commands_are_in_force(ros):
+    executor, sim, probe, _ = ros
+    (waiting,) = _diagnostics(executor, probe, sim, 1)
+    status = waiting.status[0]
+    assert status.name == f'maml_ros {sim.get_name()}' and status.level == b'\x00'
+    assert status.message == 'waiting for commands'
+    assert {kv.key: kv.value for kv in status.values}['commanded'] == 'False'
+    publisher = probe.create_publisher(Float64MultiArray, 'effort_controller/commands', 10)
+    timer = probe.create_timer(0.05, lambda: publisher.publish(Float64MultiArray(data=[0.0] * 7)))
+    commanded = _diagnostics(executor, probe, sim, 2)[-1].status[0]
+    assert commanded.message == 'commanded'
+    assert {kv.key: kv.value for kv in commanded.values}['commanded'] == 'True'
+    probe.destroy_timer(timer)  # silence for longer than command_timeout (0.5 s)
+    silent = _diagnostics(executor, probe, sim, 2)[-1].status[0]
+    assert silent.message == 'waiting for commands'
+
+
+@pytest.mark.parametrize('node', SIM_NODES)
+def test_dynamics_seed_draws_a_hidden_robot_from_the_training_ranges(ros_context, node):
+    """``dynamics_seed >= 0``: the robot drawn from the training ranges with that seed, whatever
+    the ``dynamics.*`` values say."""
+    def hidden_robot(seed: int) -> dict:
+        sim = node(context=ros_context, parameter_overrides=[
+            Parameter('dynamics_seed', value=seed), Parameter('dynamics.payload_mass', value=2.5)])
+        try:
+            description = sim.robot.description
+            return sim.robot.dynamics.to_dict(), TRAINING_RANGES.sample(
+                np.random.default_rng(seed), n_joints=description.n_joints,
+                n_links=description.n_links).to_dict()
+        finally:
+            sim.destroy_node()
+
+    drawn, expected = hidden_robot(7)
+    assert drawn == expected and drawn != Dynamics(payload_mass=2.5).to_dict()
+    assert hidden_robot(8)[0] != drawn
+
+
+@pytest.mark.parametrize('node', SIM_NODES)
+def test_the_position_interface_holds_the_arm_where_it_is_without_commands(
+        ros_context, executor, node):
+    """Position commands move the arm; without one for ``command_timeout`` it holds where it
+    is (not home, not zero); joint states carry no effort."""
+    sim = node(context=ros_context, parameter_overrides=[
+        Parameter('command_interface', value='position'),
+        Parameter('controller', value='position_controller'),
+        Parameter('command_timeout', value=0.2)])
+    probe = rclpy.create_node('probe', context=ros_context)
+    states: list[JointState] = []
+    probe.create_subscription(JointState, 'joint_states', states.append, 50)
+    publisher = probe.create_publisher(Float64MultiArray, 'position_controller/commands', 10)
+    target = np.array(PANDA_HOME) + [0.0, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0]
+    try:
+        for each in (sim, probe):
+            executor.add_node(each)
+        for _ in range(100):
+            publisher.publish(Float64MultiArray(data=target.tolist()))
+            spin_for(executor, 0.01)
+        moved = np.array(states[-1].position)
+        assert moved[3] > PANDA_HOME[3] + 0.2 and list(states[-1].effort) == []
+        spin_for(executor, 1.0)  # five times command_timeout without a command
+        np.testing.assert_allclose(states[-1].position, moved, atol=0.02)
+    finally:
+        for each in (sim, probe):
+            each.destroy_node()
+
+
+@pytest.mark.parametrize('node', SIM_NODES)
+def test_destroying_the_node_closes_its_robot_and_says_what_it_simulates(ros_context, capfd,
+                                                                         node):
+    capfd.readouterr()
+    sim = node(context=ros_context)
+    engine = sim.robot.engine
+    assert re.search(rf'\[{sim.get_name()}\]: simulating \S+panda\.urdf in {engine} with '
+                     r'Dynamics\(', capfd.readouterr().err)
+    closed = []
+    close = sim.robot.close
+    sim.robot.close = lambda: (closed.append(True), close())
+    sim.destroy_node()
+    assert closed == [True]
+
+
+@pytest.mark.parametrize('module', [pybullet_sim, mujoco_sim])
+def test_the_program_refuses_a_parameter_out_of_range_in_one_line(restore_handlers, capfd,
+                                                                   module):
+    """``ros2 run maml_ros pybullet_sim --ros-args -p publish_rate:=5000.0``: exit status 1,
+    one line."""
+    # Should the refusal not come, the spin ends on this signal, without the SystemExit.
+    timer = threading.Timer(30.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            module.main(['--ros-args', '-p', 'publish_rate:=5000.0'])
+    finally:
+        timer.cancel()
+    assert exit_.value.code == 1
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('[FATAL]'), lines
+    assert f'[{module.__name__.rsplit(".", 1)[1]}]: cannot start: ' in lines[0]
+    assert 'Parameter publish_rate out of range Min: 1.0, Max: 1000.0' in lines[0]
