@@ -1,17 +1,24 @@
 """meta_trainer loads (or trains) the checkpoint and hands it to the adapter."""
 
+import re
 import shutil
+import threading
 from pathlib import Path
 
+import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from maml_ros.nodes import meta_trainer
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.meta_trainer import MetaTrainerNode
+from maml_ros.resources import default_config, shipped_checkpoint
 from maml_ros.ros.qos import CHECKPOINT_QOS
+from maml_ros.ros.spin import StartupError
 
 SHIPPED = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 
@@ -133,3 +140,161 @@ def test_a_ray_address_that_does_not_answer_is_reported(ros_context, executor, t
         assert not out.exists()
     finally:
         trainer.destroy_node()
+
+
+class FakeTraining:
+    """``meta_train`` replaced: records what it was given, waits for ``release``, then writes
+    a copy of the shipped checkpoint, or raises ``error``."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[tuple] = []
+        self.release = threading.Event()
+        self.error = error
+
+    def __call__(self, config, *, out, progress, log) -> None:
+        self.calls.append((config, Path(out), progress))
+        assert self.release.wait(30.0)
+        if self.error is not None:
+            raise self.error
+        shutil.copy(SHIPPED, out)
+
+
+@pytest.fixture
+def fake_training(monkeypatch) -> FakeTraining:
+    fake = FakeTraining()
+    monkeypatch.setattr(meta_trainer, 'meta_train', fake)
+    return fake
+
+
+def _call_train(executor, probe) -> Trigger.Response:
+    client = probe.create_client(Trigger, 'meta_trainer/train')
+    assert client.wait_for_service(timeout_sec=5.0)
+    future = client.call_async(Trigger.Request())
+    assert spin_until(executor, future.done)
+    return future.result()
+
+
+def _diagnostic(executor, probe) -> DiagnosticStatus:
+    received: list[DiagnosticArray] = []
+    subscription = probe.create_subscription(DiagnosticArray, '/diagnostics', received.append, 10)
+    assert spin_until(executor, lambda: received, timeout=3.0)
+    probe.destroy_subscription(subscription)
+    return received[0].status[0]
+
+
+def test_training_gets_the_node_parameters_and_publishes_what_it_wrote(
+        ros_context, executor, tmp_path, fake_training, capfd):
+    out = tmp_path / 'trained.safetensors'
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='train'), Parameter('checkpoint', value=str(out)),
+        Parameter('workers', value=3), Parameter('device', value='cuda:1'),
+        Parameter('ray_address', value='auto'), Parameter('force', value=True)])
+    probe = rclpy.create_node('probe', context=ros_context)
+    announced: list[String] = []
+    probe.create_subscription(String, 'meta_trainer/checkpoint', announced.append, CHECKPOINT_QOS)
+    try:
+        for node in (trainer, probe):
+            executor.add_node(node)
+        assert trainer.state == 'training' and trainer.config == default_config()
+        assert f'[meta_trainer]: meta-training into {out} with {default_config()}' in \
+            capfd.readouterr().err
+        answer = _call_train(executor, probe)  # while training
+        assert (answer.success, answer.message) == (False, 'training is already running')
+        status = _diagnostic(executor, probe)
+        assert (status.level, status.message) == (DiagnosticStatus.OK, 'training')
+        assert {kv.key: kv.value for kv in status.values} == {'state': 'training',
+                                                              'checkpoint': str(out)}
+        ((config, written, progress),) = fake_training.calls
+        assert (config.workers, config.device, config.ray_address) == (3, 'cuda:1', 'auto')
+        assert (written, progress) == (out, False)
+        fake_training.release.set()
+        assert spin_until(executor, lambda: announced)
+        assert announced[0].data == str(out) and trainer.state == 'ready'
+        trainer._thread.join(5.0)  # it logs after publishing
+        assert f'[meta_trainer]: checkpoint ready: {out}' in capfd.readouterr().err
+        status = _diagnostic(executor, probe)
+        assert (status.level, status.message) == (DiagnosticStatus.OK, 'ready')
+    finally:
+        fake_training.release.set()
+        for node in (trainer, probe):
+            node.destroy_node()
+
+
+def test_force_trains_a_robot_that_fails_the_check_with_the_file_settings(
+        ros_context, tmp_path, fake_training):
+    """``force``: the robot check is skipped; ``workers: 0`` and an empty ``ray_address`` leave
+    the file's settings (one worker per CPU, local processes)."""
+    config = tmp_path / 'placeholder_inertia.yaml'
+    config.write_text('/**:\n  ros__parameters:\n    inertia: urdf\n')
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='train'), Parameter('checkpoint', value=str(tmp_path / 'c')),
+        Parameter('config', value=str(config)), Parameter('force', value=True)])
+    try:
+        assert trainer.state == 'training' and trainer.error == ''
+        ((settings, _, _),) = fake_training.calls
+        assert (settings.workers, settings.ray_address, settings.device) == (None, '', 'cpu')
+    finally:
+        fake_training.release.set()
+        trainer._thread.join(10.0)
+        trainer.destroy_node()
+
+
+def test_a_failed_training_or_missing_settings_file_is_an_error_in_the_diagnostics_and_the_answer(
+        ros_context, executor, tmp_path, fake_training, capfd):
+    fake_training.error = RuntimeError('CUDA out of memory')
+    out = tmp_path / 'never.safetensors'
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='train'), Parameter('checkpoint', value=str(out)),
+        Parameter('force', value=True)])
+    probe = rclpy.create_node('probe', context=ros_context)
+    try:
+        for node in (trainer, probe):
+            executor.add_node(node)
+        fake_training.release.set()
+        assert spin_until(executor, lambda: trainer.state == 'idle')
+        assert trainer.error == 'training failed: CUDA out of memory' and not out.exists()
+        assert '[meta_trainer]: training failed: CUDA out of memory' in capfd.readouterr().err
+        status = _diagnostic(executor, probe)
+        assert (status.level, status.message) == (DiagnosticStatus.ERROR, trainer.error)
+        # ~/train again, with a settings file that has gone: refused with the reason.
+        trainer.config = tmp_path / 'missing.yaml'
+        answer = _call_train(executor, probe)
+        assert not answer.success and answer.message == trainer.error
+        assert 'missing.yaml' in trainer.error and len(fake_training.calls) == 1
+        assert f'[meta_trainer]: cannot train: {trainer.error}' in capfd.readouterr().err
+    finally:
+        for node in (trainer, probe):
+            node.destroy_node()
+
+
+def test_a_bad_checkpoint_is_an_error_in_the_diagnostics_and_the_log(ros_context, executor,
+                                                                     tmp_path, capfd):
+    bad = tmp_path / 'bad.safetensors'
+    bad.write_bytes(b'\x00' * 100)
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='load'), Parameter('checkpoint', value=str(bad))])
+    probe = rclpy.create_node('probe', context=ros_context)
+    try:
+        assert f'[meta_trainer]: cannot load the checkpoint: {trainer.error}' in \
+            capfd.readouterr().err
+        for node in (trainer, probe):
+            executor.add_node(node)
+        status = _diagnostic(executor, probe)
+        assert (status.level, status.message) == (DiagnosticStatus.ERROR, trainer.error)
+        assert {kv.key: kv.value for kv in status.values}['state'] == 'idle'
+    finally:
+        for node in (trainer, probe):
+            node.destroy_node()
+
+
+def test_empty_checkpoint_loads_the_shipped_one_and_an_unknown_mode_is_refused(ros_context):
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='load')])
+    try:
+        assert trainer.path == shipped_checkpoint() and trainer.state == 'ready'
+    finally:
+        trainer.destroy_node()
+    with pytest.raises(StartupError, match=re.escape(
+            "parameter mode: 'often' is not one of ['auto', 'train', 'load']")):
+        MetaTrainerNode(context=ros_context, parameter_overrides=[
+            Parameter('mode', value='often')])
