@@ -19,8 +19,9 @@ import multiprocessing
 import os
 import pickle
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -254,8 +255,8 @@ def _worker_robot(config: RolloutConfig) -> SimRobot:
 
 def warm_worker(config: RolloutConfig) -> None:
     """Load the robot of ``config`` in this worker process before its first task."""
-    # Only an optimisation: a failing pool initializer makes the pool respawn
-    # workers forever, so errors are left to surface from the first task instead.
+    # Only an optimisation: a failing initializer breaks the pool without its
+    # error, so errors are left to surface from the first task instead.
     with contextlib.suppress(Exception):
         _worker_robot(config)
         InverseDynamicsModel.shared(config.robot).inertia_lower_bound()
@@ -288,7 +289,7 @@ class RolloutCollector:
         if self.workers < 1:
             raise ValueError(f'workers must be >= 1, got {workers}')
         self.config = config if config is not None else RolloutConfig()
-        self._pool: Any = None
+        self._pool: ProcessPoolExecutor | None = None
         self._robot: SimRobot | None = None
 
     def collect(
@@ -305,6 +306,8 @@ class RolloutCollector:
             plus the configured exploration noise. With several workers its class
             must be importable there (from a module or the main script, not from an
             interactive session); otherwise the worker's import error is raised here.
+            A worker process that dies raises
+            :class:`~concurrent.futures.process.BrokenProcessPool`.
         :param config: rollout settings for this call (default: the collector's).
         """
         config = config if config is not None else self.config
@@ -316,18 +319,22 @@ class RolloutCollector:
                 self._robot = make_robot(config.engine, config=config.robot)
             return [run_task(task, config=config, controller=controller, robot=self._robot)
                     for task in tasks]
-        if self._pool is None:
-            context = multiprocessing.get_context('spawn')
-            self._pool = context.Pool(self.workers, initializer=warm_worker,
-                                      initargs=(self.config,))
+        if self._pool is None:  # not multiprocessing.Pool: a worker that dies would hang it
+            self._pool = ProcessPoolExecutor(self.workers,
+                                             mp_context=multiprocessing.get_context('spawn'),
+                                             initializer=warm_worker, initargs=(self.config,))
         # One contiguous chunk per worker: tasks cost the same, and the controller
         # is pickled once per chunk.
         count = min(self.workers, len(tasks))
         bounds = [len(tasks) * i // count for i in range(count + 1)]
         chunks = [tasks[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
         pickled = pickle.dumps(controller)
-        results = self._pool.map(run_chunk, [(config, pickled, chunk) for chunk in chunks],
-                                 chunksize=1)
+        try:
+            results = list(self._pool.map(run_chunk,
+                                          [(config, pickled, chunk) for chunk in chunks]))
+        except BrokenProcessPool:  # a worker died: the next collection starts new ones
+            self._close_pool()
+            raise
         return [rollout for chunk in results for rollout in chunk]
 
     def _close_robot(self) -> None:
@@ -335,12 +342,14 @@ class RolloutCollector:
             self._robot.close()
             self._robot = None
 
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def close(self) -> None:
         """Stop the workers and free the in-process robot."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool.join()
-            self._pool = None
+        self._close_pool()
         self._close_robot()
 
     def __enter__(self) -> RolloutCollector:

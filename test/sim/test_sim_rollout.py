@@ -2,6 +2,8 @@
 
 import dataclasses
 import importlib
+import os
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +157,21 @@ def test_any_picklable_controller_drives_collection_in_workers(controllers):
 def test_a_controller_workers_cannot_import_raises_instead_of_hanging(ghost_controller):
     with pytest.raises(ModuleNotFoundError, match='ghost_controllers'):
         collect_rollouts([0, 1], config=CONFIG, controller=ghost_controller, workers=2)
+
+
+class EndsItsProcess:
+    """Unpickled in a worker process, it ends that process at once (as a crash would)."""
+
+    def __reduce__(self):
+        return os._exit, (3,)
+
+
+def test_a_worker_process_that_dies_is_an_error_and_the_next_collection_works(controllers):
+    with RolloutCollector(workers=2, config=CONFIG) as collector:
+        with pytest.raises(BrokenProcessPool):
+            collector.collect([0, 1], controller=EndsItsProcess())
+        again = collector.collect([4, 5], controller=controllers.PlainPD(200.0))
+    assert [rollout.seed for rollout in again] == [4, 5]
 
 
 def test_invalid_tasks_are_rejected_before_any_work():
