@@ -37,15 +37,40 @@ def test_a_lower_max_command_rate_set_while_running_limits_the_next_commands(mak
     # has checked every step against it)
 
 
-def test_a_shorter_watchdog_timeout_set_while_running_stops_commands_sooner(make_harness):
+def test_a_shorter_watchdog_timeout_set_while_running_stops_commands_sooner(make_harness,
+                                                                           capfd):
     harness = make_harness()
     drive(harness, 10)
     assert harness.node.set_parameters([Parameter('watchdog_timeout', value=0.025)])[0].successful
     assert harness.tick() is not None  # the last joint state is 20 ms old
     assert harness.node.loop.stops_sent == 0
+    capfd.readouterr()
     harness.tick()  # 30 ms: stale under the new timeout (0.1 s before): the stop command ...
     assert harness.node.loop.stops_sent == 1
+    assert ('[adapter]: joint states stale: sent the stop command (gravity compensation) and '
+            'stopped commanding until they are fresh again') in capfd.readouterr().err
     assert harness.tick() is None  # ... and silence
+
+
+def test_each_tick_publishes_the_reference_it_tracks_under_the_joint_states_header(
+        make_harness):
+    harness = make_harness()
+    node = harness.node
+    ticks, desired = [], []
+    step, publish = node.loop.step, node.desired.publish
+    node.loop.step = lambda now: ticks.append(step(now)) or ticks[-1]
+    node.desired.publish = lambda msg: (desired.append(msg), publish(msg))
+    states = []
+    for _ in range(30):
+        states.append(harness.state())
+        assert harness.joint_state(states[-1])
+        harness.tick()
+    assert len(desired) == len(ticks) == 30
+    for state, tick, msg in zip(states, ticks, desired, strict=True):
+        assert msg.header == state.header and list(msg.name) == list(harness.node.joints)
+        assert list(msg.position) == tick.q_ref.tolist()
+        assert list(msg.velocity) == tick.qd_ref.tolist()
+    assert np.abs(ticks[-1].qd_ref).max() > 0.0  # the built-in reference moves
 
 
 def test_inner_lr_scales_the_adaptation(make_harness):
