@@ -174,7 +174,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         """
         models = TrainedModels.load(path, joints=self.joints, command_interface=self.interface)
         form = models.formulation
-        report = require_robot(form.robot, ranges=models.ranges,
+        report = require_robot(form.robot, ranges=models.ranges, reference=models.reference,
                                natural_frequency=form.natural_frequency)
         for finding in report.findings:
             if finding.status == 'WARN':

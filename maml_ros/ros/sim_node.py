@@ -11,11 +11,11 @@ counted, and so are refused parameter changes (``/diagnostics``, 1 Hz).
 Until the first command arrives (after start-up or ``~/reset``) the physics
 does not advance: the arm waits at home like a robot with its brakes on.
 Once commanded, without a command for ``command_timeout`` it gets zero
-effort or velocity, or holds the position it had then; with ``command_timeout: 0`` it keeps applying
-the last command, like a ros2_control forward command controller. ``~/reset``
-puts it back at home. A robot that cannot be simulated (a URDF the engine
-cannot load, unknown joints, bad ``dynamics.*``) stops the start-up with one
-line that says why.
+effort or velocity, or holds the position it had then; with
+``command_timeout: 0`` it keeps applying the last command, like a ros2_control
+forward command controller. ``~/reset`` puts it back at home. A robot that
+cannot be simulated (a URDF the engine cannot load, unknown joints, bad
+``dynamics.*``) stops the start-up with one line that says why.
 """
 
 from __future__ import annotations

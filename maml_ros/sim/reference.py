@@ -13,7 +13,9 @@ Amplitudes are scaled per joint so that analytic bounds hold:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +53,26 @@ class ReferenceConfig:
             raise ValueError('need 0 < velocity_fraction <= 1 and max_amplitude >= 0')
         if self.position_margin < 0 or self.center_spread < 0 or self.ramp_time <= 0:
             raise ValueError('need position_margin >= 0, center_spread >= 0, ramp_time > 0')
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any] | None) -> ReferenceConfig:
+        """From a ``reference`` settings group or a checkpoint (defaults where it is silent).
+
+        :raises ValueError: for unknown settings or values out of their domain.
+        """
+        settings = dict(settings or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f'unknown reference settings {unknown}; expected some of '
+                             f'{sorted(known)}')
+        if 'frequency_range' in settings:
+            settings['frequency_range'] = tuple(settings['frequency_range'])
+        return cls(**settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-friendly dict that :meth:`from_dict` reads back."""
+        return {**dataclasses.asdict(self), 'frequency_range': list(self.frequency_range)}
 
 
 @dataclass(frozen=True)

@@ -173,18 +173,6 @@ def robot_config(parameters: dict[str, Any]) -> RobotConfig:
     return RobotConfig(**kwargs)
 
 
-def reference_config(settings: dict[str, Any] | None) -> ReferenceConfig:
-    """The ``reference`` group of the training settings (defaults where it is silent)."""
-    settings = dict(settings or {})
-    known = {f.name for f in dataclasses.fields(ReferenceConfig)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f'unknown reference settings {unknown}; expected some of {sorted(known)}')
-    if 'frequency_range' in settings:
-        settings['frequency_range'] = tuple(settings['frequency_range'])
-    return ReferenceConfig(**settings)
-
-
 def _ranges(overrides: dict[str, Any]) -> DynamicsRanges:
     """``TRAINING_RANGES`` with the factors a YAML file sets replaced."""
     return DynamicsRanges.from_dict({**TRAINING_RANGES.to_dict(), **overrides})
@@ -209,5 +197,5 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(robot=robot_config(parameters),
                        ranges=_ranges(parameters.get('randomization') or {}),
-                       reference=reference_config(parameters.get('reference')),
+                       reference=ReferenceConfig.from_dict(parameters.get('reference')),
                        **settings)

@@ -4,8 +4,9 @@ Per task (one robot's dynamics) and method, :class:`ControlLoop` runs against
 the simulated robot in this process, on simulated time, exactly as the adapter
 node runs it on the robot (policy, exploration, safety filter, support
 buffer, the same adaptation call and its divergence guard). The reference is
-the task's random one; the first ``support_size + 1`` ticks collect support
-with exploration, then the policy adapts (inline: on simulated time it takes
+the task's random one, drawn with the checkpoint's reference settings as in
+training; the first ``support_size + 1`` ticks collect support with
+exploration, then the policy adapts (inline: on simulated time it takes
 no time), the robot gets ``settle_steps`` ticks to converge from where the
 unadapted policy left it, and the next ``track_steps`` ticks are scored: the
 joint tracking RMSE (rad) of the true positions. Methods:
@@ -107,7 +108,7 @@ class EvalSettings:
 
 def _oracle_state(models: TrainedModels, dynamics: Dynamics, seed: int,
                   settings: EvalSettings, robot: SimRobot) -> dict:
-    config = RolloutConfig(robot=models.formulation.robot, steps=500,
+    config = RolloutConfig(robot=models.formulation.robot, reference=models.reference, steps=500,
                            exploration_std=settings.exploration_std,
                            exploration_scale=models.formulation.exploration_scale,
                            engine=robot.engine)
@@ -169,7 +170,8 @@ def run_loop(policy: Policy, dynamics: Dynamics, *, seed: int, settings: EvalSet
     _, reference_seed, noise_seed, exploration_seed = task_streams(seed)
     description = robot.description
     reference = random_reference(np.random.default_rng(reference_seed), limits=description.limits,
-                                 home=description.home, steps=steps, control_period=period)
+                                 home=description.home, steps=steps, control_period=period,
+                                 config=models.reference)
     explores = policy.method is not None
     loop_settings = LoopSettings(
         support_size=settings.support_size, inner_steps=settings.inner_steps,

@@ -205,7 +205,8 @@ class MetaTrainer:
         self.loss_fn = scaled_mse(self.learner.model.output_scale)
         self.models = TrainedModels(formulation=self.formulation, learner=self.learner,
                                     pooled=pooled, ranges=config.ranges, baselines=baselines,
-                                    info={'seed': config.seed, 'training': config.to_dict()})
+                                    info={'seed': config.seed, 'training': config.to_dict()},
+                                    reference=config.reference)
         self._to_device()
 
     def train_physics(self) -> None:

@@ -24,7 +24,7 @@ from maml_ros.maml.checkpoint import (
     save_checkpoint,
 )
 from maml_ros.maml.policy import PolicyNet
-from maml_ros.sim import DynamicsRanges, InverseDynamicsModel, RobotConfig
+from maml_ros.sim import DynamicsRanges, InverseDynamicsModel, ReferenceConfig, RobotConfig
 from maml_ros.sim.command import CommandSpace
 from maml_ros.sim.model import urdf_file
 from maml_ros.training.formulation import Formulation
@@ -46,6 +46,7 @@ class TrainedModels:
     :param info: anything else worth keeping (training settings, seed, figures).
     :param physics: the meta-trained physics model (prior, damping, residual features) of
         :mod:`~maml_ros.training.physics_model`, where the checkpoint has one.
+    :param reference: how training drew the references tracked (evaluation draws the same).
     """
 
     formulation: Formulation
@@ -55,6 +56,7 @@ class TrainedModels:
     baselines: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     physics: PhysicsResidualModel | None = None
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
 
     @property
     def meta_policy(self) -> PolicyNet:
@@ -90,6 +92,7 @@ class TrainedModels:
                      'learn_inner_lr': learner.learn_inner_lr,
                      'adapt_params': learner.adapt_names},
             'randomization': self.ranges.to_dict(),
+            'reference': self.reference.to_dict(),
             'seed': self.info.get('seed', 0),
             'formulation': {
                 'position_gain': list(self.formulation.position_gain),
@@ -154,6 +157,8 @@ class TrainedModels:
             pooled.load_state_dict(_strip(tensors, POOLED))
             learner.inner_lrs.load_state_dict(_strip(tensors, INNER_LR))
             ranges = DynamicsRanges.from_dict(meta['randomization'])
+            # Checkpoints from before it was stored were all trained on the default references.
+            reference = ReferenceConfig.from_dict(meta.get('reference'))
             physics = None
             if meta.get('physics') is not None:
                 physics = PhysicsResidualModel.from_architecture(meta['physics'])
@@ -163,7 +168,7 @@ class TrainedModels:
                                   f'policy: {type(error).__name__}: {error}') from error
         return cls(formulation=formulation, learner=learner, pooled=pooled, ranges=ranges,
                    baselines=dict(meta.get('baselines', {})), info=dict(meta.get('info', {})),
-                   physics=physics)
+                   physics=physics, reference=reference)
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -177,3 +177,20 @@ def test_an_adaptation_asked_for_restarts_the_readapt_period(make_harness):
         assert policy.wait(30.0)  # never busy: due is due
         drive(harness, 1)
     assert len(started) == 3 and started[2] - asked == pytest.approx(0.5, abs=0.011)
+
+
+def test_configure_says_what_runs_and_what_to_expect(make_harness, capfd):
+    """The checkpoint it configured with, the robot check's warnings, a control rate that is not
+    the checkpoint's; the torch threads it was given."""
+    threads = torch.get_num_threads()
+    capfd.readouterr()
+    try:
+        make_harness(control_rate=50.0, torch_threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    log = capfd.readouterr().err
+    assert f'[adapter]: configured with {shipped_checkpoint()}' in log
+    assert "[adapter]: control_rate 50 Hz is not the checkpoint's 100 Hz: expect worse " \
+        'tracking and rejected adaptations' in log
+    assert '[adapter]: robot check: panda_joint7: friction and ripple up to 0.6 N*m' in log

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from maml_ros.cli import train as train_cli
 
@@ -13,9 +14,17 @@ TINY = ['tasks=48', 'steps_per_task=300', 'support_size=100', 'query_size=100',
         'physics_iterations=40', 'physics_features=4', 'physics_hidden=[16]']
 
 
+REFERENCE = {'max_amplitude': 0.4, 'frequency_range': [0.05, 0.3]}  # not the defaults
+
+
 def train_tiny(out: Path, *extra: str) -> Path:
-    """``maml-ros-train`` with the tiny settings, 2 workers and seed 5, into ``out``."""
-    args = ['--config', str(CONFIG), '--out', str(out), '--workers', '2', '--seed', '5',
+    """``maml-ros-train`` with the tiny settings, 2 workers and seed 5, into ``out``; the
+    package's YAML with the references of :data:`REFERENCE`."""
+    sections = yaml.safe_load(CONFIG.read_text())
+    sections['meta_trainer']['ros__parameters']['reference'].update(REFERENCE)
+    config = out.with_suffix('.yaml')
+    config.write_text(yaml.safe_dump(sections))
+    args = ['--config', str(config), '--out', str(out), '--workers', '2', '--seed', '5',
             *extra]
     for item in TINY:
         args += ['--set', item]

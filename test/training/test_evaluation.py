@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from maml_ros.cli import evaluate as evaluate_cli
-from maml_ros.sim import Dynamics, InverseDynamicsModel, make_robot
+from maml_ros.sim import (
+    Dynamics,
+    InverseDynamicsModel,
+    ReferenceConfig,
+    RolloutConfig,
+    Task,
+    make_robot,
+    run_task,
+)
 from maml_ros.training import evaluation
 from maml_ros.training.evaluation import (
     EvalSettings,
@@ -22,6 +30,7 @@ from maml_ros.training.evaluation import (
 )
 
 HEAVY = Dynamics(payload_mass=2.0, actuator_gain=0.8, joint_friction=0.3)
+NARROW = ReferenceConfig(max_amplitude=0.2, frequency_range=(0.1, 0.2))  # not the default
 SETTINGS = EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300)
 
 
@@ -41,6 +50,49 @@ def test_adapting_methods_adapt_their_own_network_on_the_support(models, robot, 
 def test_methods_that_do_not_adapt_do_not(models, robot, method):
     policy = method_policy(models, method, HEAVY, seed=3, settings=SETTINGS, robot=robot)
     assert run_loop(policy, HEAVY, seed=3, settings=SETTINGS, robot=robot).outcome is None
+
+
+def test_only_methods_that_adapt_explore(models, robot):
+    quiet = EvalSettings(support_size=40, settle_steps=0, track_steps=20, exploration_std=0.0)
+    noisy = dataclasses.replace(quiet, exploration_std=0.3)
+
+    def positions(method: str, settings: EvalSettings) -> np.ndarray:
+        policy = method_policy(models, method, HEAVY, seed=3, settings=settings, robot=robot)
+        return run_loop(policy, HEAVY, seed=3, settings=settings, robot=robot).true_positions
+
+    np.testing.assert_array_equal(positions('no_adaptation', quiet),
+                                  positions('no_adaptation', noisy))
+    assert not np.array_equal(positions('maml', quiet), positions('maml', noisy))
+
+
+def test_the_adaptation_takes_the_settings_inner_steps_and_readapt_period(models, robot):
+    def adapted(**change) -> tuple[dict, list]:
+        settings = EvalSettings(support_size=40, settle_steps=0, track_steps=50, **change)
+        policy = method_policy(models, 'maml', HEAVY, seed=3, settings=settings, robot=robot)
+        run = run_loop(policy, HEAVY, seed=3, settings=settings, robot=robot)
+        return policy.active_state(), run.outcomes
+
+    one, outcomes = adapted(inner_steps=1)
+    three, _ = adapted(inner_steps=3)
+    assert any(not torch.equal(one[name], three[name]) for name in one)
+    _, again = adapted(readapt_period=0.2)  # 0.5 s of tracking after the first
+    assert len(outcomes) == 1 and len(again) == 3
+
+
+def test_the_figures_of_each_method(models, robot):
+    """The RMSE from the first scored tick; the adaptation's time and whether it was accepted
+    for the methods that adapt; what was identified for those that identify."""
+    settings = EvalSettings(support_size=60, settle_steps=10, track_steps=40,
+                            methods=('nominal', 'maml', 'sysid'))
+    results = evaluate_task(models, HEAVY, seed=3, settings=settings, robot=robot)
+    assert set(results['nominal']) == {'rmse'}
+    assert set(results['maml']) == {'rmse', 'adapt_ms', 'accepted'}
+    assert results['maml']['adapt_ms'] > 0 and results['maml']['accepted'] == 1.0
+    assert set(results['sysid']) == {'rmse', 'adapt_ms', 'accepted', 'identified'}
+    assert len(results['sysid']['identified']['actuator_gain']) == 7
+    policy = method_policy(models, 'nominal', HEAVY, seed=3, settings=settings, robot=robot)
+    run = run_loop(policy, HEAVY, seed=3, settings=settings, robot=robot)
+    assert results['nominal']['rmse'] == run.rmse(settings.scored_from) != run.rmse(0)
 
 
 def test_the_oracle_is_trained_on_the_evaluated_robot(models, robot):
@@ -71,13 +123,30 @@ def test_the_oracle_collects_its_data_on_the_checkpoints_robot(models, robot, mo
     real_run_task = evaluation.run_task
     monkeypatch.setattr(evaluation, 'run_task', run_task)
     settings = EvalSettings(oracle_rollouts=2, oracle_iterations=1, exploration_std=0.03)
-    evaluation._oracle_state(dataclasses.replace(models, formulation=formulation), HEAVY, 3,
-                             settings, robot)
+    evaluation._oracle_state(dataclasses.replace(models, formulation=formulation,
+                                                 reference=NARROW), HEAVY, 3, settings, robot)
     assert len(configs) == 2
     for config in configs:
         assert config.robot == formulation.robot and config.steps == 500
+        assert config.reference == NARROW
         assert config.exploration_scale == formulation.exploration_scale
         assert (config.exploration_std, config.engine) == (0.03, robot.engine)
+
+
+def test_the_reference_is_the_one_a_training_rollout_of_the_task_tracks(models, robot):
+    """Drawn from the task's seed with the checkpoint's reference settings; the robot starts
+    on it."""
+    narrow = dataclasses.replace(models, reference=NARROW)
+    settings = EvalSettings(support_size=20, settle_steps=0, track_steps=30,
+                            methods=('nominal',))
+    run = run_loop(method_policy(narrow, 'nominal', HEAVY, seed=3, settings=settings,
+                                 robot=robot), HEAVY, seed=3, settings=settings, robot=robot)
+    steps = settings.scored_from + settings.track_steps
+    rollout = run_task(Task(3, HEAVY), robot=robot, config=RolloutConfig(
+        robot=models.formulation.robot, reference=NARROW, steps=steps))
+    np.testing.assert_allclose(run.reference_positions, rollout.reference_positions,
+                               rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(run.true_positions[0], rollout.true_states[0, :7])
 
 
 def test_evaluation_groups_draw_the_robots_they_name(models):

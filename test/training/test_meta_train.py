@@ -8,6 +8,8 @@ import torch
 
 from maml_ros.cli import evaluate as evaluate_cli
 from maml_ros.maml.checkpoint import CheckpointError
+from maml_ros.sim import ReferenceConfig
+from maml_ros.training.config import load_train_config
 from maml_ros.training.models import TrainedModels
 
 
@@ -37,6 +39,23 @@ def test_checkpoint_restores_both_networks_and_the_settings(trained):
             assert torch.equal(tensor, stored[prefix + name]), prefix + name
     with pytest.raises(CheckpointError, match='position'):
         TrainedModels.load(trained, command_interface='position')
+
+
+def test_checkpoint_keeps_the_reference_settings_training_drew_with(trained, tmp_path):
+    """Evaluation draws its references with them; checkpoints from before they were stored
+    were trained on the defaults."""
+    models = TrainedModels.load(trained)
+    trained_with = load_train_config(trained.with_suffix('.yaml')).reference
+    assert models.reference == trained_with != ReferenceConfig()
+    checkpoint = models.to_checkpoint()
+    del checkpoint.metadata['reference']
+    assert TrainedModels.from_checkpoint(checkpoint).reference == ReferenceConfig()
+    checkpoint.metadata['reference'] = {'max_amplitude': -1.0}
+    with pytest.raises(CheckpointError, match='max_amplitude >= 0'):
+        TrainedModels.from_checkpoint(checkpoint)
+    checkpoint.metadata['reference'] = {'speed': 1.0}
+    with pytest.raises(CheckpointError, match=r"unknown reference settings \['speed'\]"):
+        TrainedModels.from_checkpoint(checkpoint)
 
 
 def test_checkpoint_with_tensors_that_do_not_fit_the_architecture_is_refused(trained, tmp_path):
