@@ -1,6 +1,12 @@
-"""Spinning an executor in the node tests: until a condition holds, or for a while."""
+"""Spinning an executor in the node tests: until a condition holds, or for a while; a node's
+program refusing to start."""
 
+import os
+import signal
+import threading
 import time
+
+import pytest
 
 
 def spin_until(executor, condition, timeout: float = 15.0) -> bool:
@@ -16,3 +22,20 @@ def spin_for(executor, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.002)
+
+
+def refusal(main, args: list[str], capfd) -> str:
+    """Run a node's program ``main(args)`` in this process: it must exit with status 1 and
+    one line on stderr, the FATAL line it returns (the test needs ``restore_handlers``)."""
+    # Should the refusal not come, the spin ends on this signal, without the SystemExit.
+    timer = threading.Timer(30.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+    finally:
+        timer.cancel()
+    assert exit_.value.code == 1
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('[FATAL]'), lines
+    return lines[0]

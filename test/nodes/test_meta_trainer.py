@@ -9,7 +9,7 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.parameter import Parameter
-from ros_testing import spin_for, spin_until
+from ros_testing import refusal, spin_for, spin_until
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -298,3 +298,10 @@ def test_empty_checkpoint_loads_the_shipped_one_and_an_unknown_mode_is_refused(r
             "parameter mode: 'often' is not one of ['auto', 'train', 'load']")):
         MetaTrainerNode(context=ros_context, parameter_overrides=[
             Parameter('mode', value='often')])
+
+
+def test_the_program_refuses_an_unknown_mode_in_one_line(restore_handlers, capfd):
+    """``ros2 run maml_ros meta_trainer --ros-args -p mode:=often``: exit status 1, one line."""
+    line = refusal(meta_trainer.main, ['--ros-args', '-p', 'mode:=often'], capfd)
+    assert line.endswith("[meta_trainer]: cannot start: parameter mode: 'often' is not one of "
+                         "['auto', 'train', 'load']")
