@@ -305,3 +305,27 @@ def test_the_program_refuses_an_unknown_mode_in_one_line(restore_handlers, capfd
     line = refusal(meta_trainer.main, ['--ros-args', '-p', 'mode:=often'], capfd)
     assert line.endswith("[meta_trainer]: cannot start: parameter mode: 'often' is not one of "
                          "['auto', 'train', 'load']")
+
+
+@pytest.mark.parametrize('reference, refused', [
+    ('', True), ('    reference: {velocity_fraction: 0.1, max_amplitude: 0.1}\n', False)])
+def test_the_robot_check_judges_the_files_ranges_and_references(ros_context, tmp_path,
+                                                               fake_training, reference,
+                                                               refused):
+    """Payloads up to 7 kg: the default references ask 100% of panda_joint6's effort limit
+    (refused), slow ones 76% (trained)."""
+    config = tmp_path / 'heavy.yaml'
+    config.write_text('meta_trainer:\n  ros__parameters:\n'
+                      '    randomization: {payload_mass: [0.0, 7.0]}\n' + reference)
+    trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
+        Parameter('mode', value='train'), Parameter('checkpoint', value=str(tmp_path / 'c')),
+        Parameter('config', value=str(config))])
+    try:
+        assert (trainer.state, len(fake_training.calls)) == (('idle', 0) if refused else
+                                                             ('training', 1))
+        assert ('FAIL references' in trainer.error) == refused
+    finally:
+        fake_training.release.set()
+        if trainer._thread is not None:
+            trainer._thread.join(10.0)
+        trainer.destroy_node()
