@@ -196,6 +196,8 @@ def test_training_gets_the_node_parameters_and_publishes_what_it_wrote(
         for node in (trainer, probe):
             executor.add_node(node)
         assert trainer.state == 'training' and trainer.config == default_config()
+        # A daemon thread: stopping the program does not wait for the training to end.
+        assert (trainer._thread.name, trainer._thread.daemon) == ('meta_training', True)
         assert f'[meta_trainer]: meta-training into {out} with {default_config()}' in \
             capfd.readouterr().err
         answer = _call_train(executor, probe)  # while training
