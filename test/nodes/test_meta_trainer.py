@@ -211,7 +211,8 @@ def test_training_gets_the_node_parameters_and_publishes_what_it_wrote(
         answer = _call_train(executor, probe)  # while training
         assert (answer.success, answer.message) == (False, 'training is already running')
         status = _diagnostic(executor, probe)
-        assert (status.level, status.message) == (DiagnosticStatus.OK, 'training')
+        assert (status.name, status.level, status.message) == (
+            'maml_ros meta_trainer', DiagnosticStatus.OK, 'training')
         assert {kv.key: kv.value for kv in status.values} == {'state': 'training',
                                                               'checkpoint': str(out)}
         ((config, written, progress),) = fake_training.called()
