@@ -73,17 +73,17 @@ class MetaTrainerNode(Node):
         else:
             self._load()
 
-    def _load(self) -> bool:
+    def _load(self) -> None:
+        """Validate the checkpoint; publish its path when it loads, else say why not."""
         try:
             TrainedModels.load(self.path)
         except CheckpointError as error:
             self.state, self.error = 'idle', str(error)
             self.get_logger().error(f'cannot load the checkpoint: {error}')
-            return False
+            return
         self.state, self.error = 'ready', ''
         self.publisher.publish(String(data=str(self.path)))
         self.get_logger().info(f'checkpoint ready: {self.path}')
-        return True
 
     def start_training(self) -> bool:
         """Meta-train into ``checkpoint`` in a worker thread; False if already training."""
