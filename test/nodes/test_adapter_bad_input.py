@@ -241,6 +241,15 @@ def edited_checkpoint(path: Path, **changes) -> None:
               metadata={'maml_ros': json.dumps({**metadata, **changes})})
 
 
+def heavy_checkpoint(path: Path, **reference) -> None:
+    """The shipped checkpoint trained, it says, for payloads up to 7 kg: along the default
+    references that asks 100% of panda_joint6's effort limit, along slow ones 76%."""
+    with safe_open(shipped_checkpoint(), framework='pt') as reader:
+        ranges = json.loads(reader.metadata()['maml_ros'])['randomization']
+    edited_checkpoint(path, randomization={**ranges, 'payload_mass': [0.0, 7.0]},
+                      **({'reference': reference} if reference else {}))
+
+
 def bad_checkpoint(case: str, path: Path) -> str:
     """Write a bad checkpoint of kind ``case`` to ``path``; the words the error must contain."""
     shipped = shipped_checkpoint().read_bytes()
@@ -267,6 +276,9 @@ def bad_checkpoint(case: str, path: Path) -> str:
         edited_checkpoint(path, formulation={**formulation, 'position_gain': 144.0 ** 2,
                                              'velocity_gain': 2 * 144.0})
         return 'the nominal controller cannot drive the nominal robot'
+    if case == 'a payload range the robot cannot carry':
+        heavy_checkpoint(path)
+        return 'FAIL references'
     assert case == 'pickle payload'
     path.write_bytes(pickle.dumps({'weights': CreatesMarker(path.with_name('pwned'))}))
     return 'truncated or corrupt'
@@ -274,7 +286,7 @@ def bad_checkpoint(case: str, path: Path) -> str:
 
 CHECKPOINT_CASES = ['missing file', 'truncated', 'random bytes', 'other joints',
                     'other command interface', 'unknown format version', 'pickle payload',
-                    'gains the robot cannot follow']
+                    'gains the robot cannot follow', 'a payload range the robot cannot carry']
 
 
 def test_unknown_trigger_leaves_the_node_unconfigured(ros_context):
@@ -300,6 +312,22 @@ def test_bad_checkpoint_at_configure_leaves_the_node_unconfigured(ros_context, t
         log = capfd.readouterr().err
         assert 'cannot configure' in log and reason in log
         assert not (tmp_path / 'pwned').exists()
+    finally:
+        node.destroy_node()
+
+
+def test_the_robot_check_at_configure_judges_the_checkpoints_references(ros_context,
+                                                                         tmp_path):
+    """The 7 kg checkpoint that fails along the default references (a case above) configures
+    when it was trained along slow ones."""
+    path = tmp_path / 'heavy_slow.safetensors'
+    heavy_checkpoint(path, velocity_fraction=0.1, max_amplitude=0.1)
+    node = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('checkpoint', value=str(path))])
+    try:
+        assert node._state_machine.current_state[1] == 'active'
+        models = node.loop.policy.models
+        assert (models.ranges.payload_mass, models.reference.velocity_fraction) == ((0.0, 7.0), 0.1)
     finally:
         node.destroy_node()
 

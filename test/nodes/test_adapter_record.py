@@ -125,6 +125,16 @@ def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
     np.testing.assert_array_equal(ticks.commands[-1], harness.commands[-1])
 
 
+def test_a_record_dir_set_while_running_holds_the_next_bag(make_harness, tmp_path):
+    node = make_harness(record_dir=str(tmp_path / 'first')).node
+    result = node.set_parameters([Parameter('record_dir', value=str(tmp_path / 'second'))])
+    assert result[0].successful
+    response = node._on_record(SetBool.Request(data=True), SetBool.Response())
+    assert response.success and node.recorder.path.parent == tmp_path / 'second'
+    node._on_record(SetBool.Request(data=False), SetBool.Response())
+    assert [path.name for path in tmp_path.iterdir()] == ['second']
+
+
 def test_a_bag_that_cannot_be_written_is_refused_with_the_reason(make_harness, tmp_path):
     (tmp_path / 'file').write_text('')  # record_dir is a file: no bag can go there
     harness = make_harness(record_dir=str(tmp_path / 'file'))
