@@ -1,5 +1,5 @@
 """Spinning an executor in the node tests: until a condition holds, or for a while; a node's
-program refusing to start."""
+diagnostics; a node's program refusing to start."""
 
 import os
 import signal
@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
 
 def spin_until(executor, condition, timeout: float = 15.0) -> bool:
@@ -22,6 +23,20 @@ def spin_for(executor, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.002)
+
+
+def diagnostics(executor, probe, node: str, count: int = 1) -> list[DiagnosticStatus]:
+    """Spin until ``node`` has published ``count`` more diagnostics (1 Hz) on ``/diagnostics``,
+    received by the node ``probe``; its statuses, in order."""
+    received: list[DiagnosticStatus] = []
+
+    def keep(msg: DiagnosticArray) -> None:
+        received.extend(status for status in msg.status if status.name.endswith(node))
+
+    subscription = probe.create_subscription(DiagnosticArray, '/diagnostics', keep, 10)
+    assert spin_until(executor, lambda: len(received) >= count, timeout=count + 3.0)
+    probe.destroy_subscription(subscription)
+    return received
 
 
 def refusal(main, args: list[str], capfd) -> str:

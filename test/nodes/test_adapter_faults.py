@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from ros_testing import spin_for, spin_until
+from ros_testing import diagnostics, spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
 
 from maml_ros.nodes import adapter
@@ -274,24 +274,18 @@ def test_diagnostics_say_why_in_every_lifecycle_state(ros_context, executor, tmp
     node = AdapterNode(context=ros_context, parameter_overrides=[
         Parameter('checkpoint', value=str(missing)), Parameter('adaptation_process', value=False)])
     probe = rclpy.create_node('probe', context=ros_context)
-    received = []
-    probe.create_subscription(
-        DiagnosticArray, '/diagnostics',
-        lambda msg: received.extend(s for s in msg.status if s.name == 'maml_ros adapter'), 10)
     try:
         for n in (node, probe):
             executor.add_node(n)
-        assert spin_until(executor, lambda: received, 5.0)  # unconfigured, yet publishing
-        assert received[-1].level == DiagnosticStatus.ERROR
-        assert received[-1].message.startswith('unconfigured: ') and str(missing) in \
-            received[-1].message
+        (status,) = diagnostics(executor, probe, 'maml_ros adapter')  # unconfigured, yet publishing
+        assert status.level == DiagnosticStatus.ERROR
+        assert status.message.startswith('unconfigured: ') and str(missing) in status.message
         node.checkpoint = ''  # the shipped one: configure, and stay inactive
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        received.clear()
-        assert spin_until(executor, lambda: received, 5.0)
-        values = {kv.key: kv.value for kv in received[-1].values}
-        assert received[-1].level == DiagnosticStatus.OK
-        assert received[-1].message == 'inactive: not commanding'
+        (status,) = diagnostics(executor, probe, 'maml_ros adapter')
+        values = {kv.key: kv.value for kv in status.values}
+        assert status.level == DiagnosticStatus.OK
+        assert status.message == 'inactive: not commanding'
         assert values['lifecycle_state'] == 'inactive'
         assert values['checkpoint'] == node.get_parameter('active_checkpoint').value
     finally:

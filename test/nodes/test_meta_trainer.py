@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
-from ros_testing import refusal, spin_for, spin_until
+from ros_testing import diagnostics, refusal, spin_for, spin_until
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -182,14 +182,6 @@ def _call_train(executor, probe) -> Trigger.Response:
     return future.result()
 
 
-def _diagnostic(executor, probe) -> DiagnosticStatus:
-    received: list[DiagnosticArray] = []
-    subscription = probe.create_subscription(DiagnosticArray, '/diagnostics', received.append, 10)
-    assert spin_until(executor, lambda: received, timeout=3.0)
-    probe.destroy_subscription(subscription)
-    return received[0].status[0]
-
-
 def test_training_gets_the_node_parameters_and_publishes_what_it_wrote(
         ros_context, executor, tmp_path, fake_training, capfd):
     out = tmp_path / 'trained.safetensors'
@@ -210,7 +202,7 @@ def test_training_gets_the_node_parameters_and_publishes_what_it_wrote(
             capfd.readouterr().err
         answer = _call_train(executor, probe)  # while training
         assert (answer.success, answer.message) == (False, 'training is already running')
-        status = _diagnostic(executor, probe)
+        status = diagnostics(executor, probe, 'meta_trainer')[0]
         assert (status.name, status.level, status.message) == (
             'maml_ros meta_trainer', DiagnosticStatus.OK, 'training')
         assert {kv.key: kv.value for kv in status.values} == {'state': 'training',
@@ -223,7 +215,7 @@ def test_training_gets_the_node_parameters_and_publishes_what_it_wrote(
         assert announced[0].data == str(out) and trainer.state == 'ready'
         trainer._thread.join(5.0)  # it logs after publishing
         assert f'[meta_trainer]: checkpoint ready: {out}' in capfd.readouterr().err
-        status = _diagnostic(executor, probe)
+        status = diagnostics(executor, probe, 'meta_trainer')[0]
         assert (status.level, status.message) == (DiagnosticStatus.OK, 'ready')
     finally:
         fake_training.release.set()
@@ -265,7 +257,7 @@ def test_a_failed_training_or_missing_settings_file_is_an_error_in_the_diagnosti
         assert spin_until(executor, lambda: trainer.state == 'idle')
         assert trainer.error == 'training failed: CUDA out of memory' and not out.exists()
         assert '[meta_trainer]: training failed: CUDA out of memory' in capfd.readouterr().err
-        status = _diagnostic(executor, probe)
+        status = diagnostics(executor, probe, 'meta_trainer')[0]
         assert (status.level, status.message) == (DiagnosticStatus.ERROR, trainer.error)
         # ~/train again, with a settings file that has gone: refused with the reason.
         trainer.config = tmp_path / 'missing.yaml'
@@ -290,7 +282,7 @@ def test_a_bad_checkpoint_is_an_error_in_the_diagnostics_and_the_log(ros_context
             capfd.readouterr().err
         for node in (trainer, probe):
             executor.add_node(node)
-        status = _diagnostic(executor, probe)
+        status = diagnostics(executor, probe, 'meta_trainer')[0]
         assert (status.level, status.message) == (DiagnosticStatus.ERROR, trainer.error)
         assert {kv.key: kv.value for kv in status.values}['state'] == 'idle'
     finally:

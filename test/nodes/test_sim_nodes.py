@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import rclpy
 import yaml
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
-from ros_testing import refusal, spin_for, spin_until
+from ros_testing import diagnostics, refusal, spin_for, spin_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -102,10 +101,7 @@ def test_out_of_range_or_mistyped_parameter_is_refused_and_old_value_kept(ros):
         assert sim.problems.counts['parameter'] == count
         assert 'refused to set command_timeout' in sim.problems.last
     assert not sim.set_parameters([Parameter('publish_rate', value=500.0)])[0].successful
-    diagnostics = []
-    probe.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
-    assert spin_until(executor, lambda: diagnostics, timeout=3.0)
-    values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+    values = {kv.key: kv.value for kv in diagnostics(executor, probe, sim.get_name())[0].values}
     assert values['problems_parameter'] == '6' and 'publish_rate' in values['last_problem']
     assert sim.set_parameters([Parameter('command_timeout', value=0.2)])[0].successful
     assert sim.command_timeout == 0.2
@@ -177,32 +173,19 @@ def test_a_robot_that_cannot_be_simulated_is_refused_with_the_reason(ros_context
         node(context=ros_context, parameter_overrides=[Parameter(override[0], value=override[1])])
 
 
-def _diagnostics(executor, probe, sim, count: int) -> list[DiagnosticArray]:
-    """Spin until ``sim`` has published ``count`` more diagnostics (1 Hz); they, in order."""
-    received: list[DiagnosticArray] = []
-    subscription = probe.create_subscription(
-        DiagnosticArray, '/diagnostics',
-        lambda msg: received.append(msg) if msg.status[0].name.endswith(sim.get_name()) else None,
-        10)
-    assert spin_until(executor, lambda: len(received) >= count, timeout=count + 3.0)
-    probe.destroy_subscription(subscription)
-    return received
-
-
 def test_diagnostics_say_whether_commands_are_in_force(ros):
     executor, sim, probe, _ = ros
-    (waiting,) = _diagnostics(executor, probe, sim, 1)
-    status = waiting.status[0]
+    (status,) = diagnostics(executor, probe, sim.get_name())
     assert status.name == f'maml_ros {sim.get_name()}' and status.level == b'\x00'
     assert status.message == 'waiting for commands'
     assert {kv.key: kv.value for kv in status.values}['commanded'] == 'False'
     publisher = probe.create_publisher(Float64MultiArray, 'effort_controller/commands', 10)
     timer = probe.create_timer(0.05, lambda: publisher.publish(Float64MultiArray(data=[0.0] * 7)))
-    commanded = _diagnostics(executor, probe, sim, 2)[-1].status[0]
+    commanded = diagnostics(executor, probe, sim.get_name(), 2)[-1]
     assert commanded.message == 'commanded'
     assert {kv.key: kv.value for kv in commanded.values}['commanded'] == 'True'
     probe.destroy_timer(timer)  # silence for longer than command_timeout (0.5 s)
-    silent = _diagnostics(executor, probe, sim, 2)[-1].status[0]
+    silent = diagnostics(executor, probe, sim.get_name(), 2)[-1]
     assert silent.message == 'waiting for commands'
 
 
