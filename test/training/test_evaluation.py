@@ -1,5 +1,6 @@
 """Each evaluated method is what it claims to be (every table in BENCHMARKS.md rests on it)."""
 
+import copy
 import dataclasses
 import os
 from concurrent.futures.process import BrokenProcessPool
@@ -79,6 +80,26 @@ def test_the_adaptation_takes_the_settings_inner_steps_and_readapt_period(models
     assert len(outcomes) == 1 and len(again) == 3
 
 
+def test_the_adaptation_runs_at_the_checkpoints_own_rates(models, robot):
+    """The loop's ``inner_lr`` is the checkpoint's, so its learned rates run unscaled whatever
+    rate its training started from (the default, 0.1, would double them here)."""
+    settings = EvalSettings(support_size=40, settle_steps=0, track_steps=1)
+
+    def adapted(models) -> dict:
+        policy = method_policy(models, 'maml', HEAVY, seed=3, settings=settings, robot=robot)
+        run_loop(policy, HEAVY, seed=3, settings=settings, robot=robot)
+        return policy.active_state()
+
+    learner = copy.copy(models.learner)  # the same learned rates, trained from 0.05
+    learner.base_inner_lr = 0.05
+    shipped, other = adapted(models), adapted(dataclasses.replace(models, learner=learner))
+    assert all(torch.equal(shipped[name], other[name]) for name in shipped)
+
+
+def test_scoring_starts_settle_steps_after_the_support_is_collected():
+    assert EvalSettings(support_size=60, settle_steps=10).scored_from == 60 + 1 + 10
+
+
 def test_the_figures_of_each_method(models, robot):
     """The RMSE from the first scored tick; the adaptation's time and whether it was accepted
     for the methods that adapt; what was identified for those that identify."""
@@ -105,6 +126,13 @@ def test_the_oracle_is_trained_on_the_evaluated_robot(models, robot):
         settings=EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300,
                               methods=('no_adaptation', 'oracle'))).items()}
     assert rmse['oracle'] < rmse['no_adaptation']
+
+
+def test_the_oracle_starts_from_the_pooled_network(models, robot):
+    settings = EvalSettings(oracle_rollouts=1, oracle_iterations=0)
+    state = evaluation._oracle_state(models, HEAVY, 3, settings, robot)
+    assert all(torch.equal(state[name], tensor)
+               for name, tensor in models.pooled.state_dict().items())
 
 
 def test_the_oracle_collects_its_data_on_the_checkpoints_robot(models, robot, monkeypatch):
