@@ -54,7 +54,9 @@ def test_without_a_choice_the_adapter_follows_meta_trainer(make_harness, tmp_pat
 def test_active_checkpoint_is_read_only_for_everyone_but_the_adapter(make_harness):
     node = make_harness().node
     result = node.set_parameters([Parameter('active_checkpoint', value='/tmp/other')])[0]
-    assert not result.successful and 'read-only' in result.reason
+    assert not result.successful
+    assert result.reason == ('active_checkpoint is read-only: it names the checkpoint that runs '
+                             '(choose one with the checkpoint parameter)')
     assert active(node) == SHIPPED
     assert node.problems.counts['parameter'] == 1
 
