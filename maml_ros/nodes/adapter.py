@@ -356,17 +356,18 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
                 '~/desired': (self.resolve_topic_name('~/desired'), JOINT_STATE),
                 '~/adaptation': (self.resolve_topic_name('~/adaptation'), OUTCOME)}
 
-    def _recording(self, on: bool) -> str:
-        """Start (a new bag) or stop recording: '' when done, else why not."""
+    def _recording(self, on: bool) -> None:
+        """Start (a new bag) or stop recording; a bag that cannot be created is a problem
+        (counted, in the log and ``/diagnostics``)."""
         if not on:
             recorder, self.recorder = self.recorder, None
             if recorder is not None:
                 recorder.close()
                 self.get_logger().info(f'recorded {recorder.written} messages into '
                                        f'{recorder.path}')
-            return ''
+            return
         if self.recorder is not None or self.loop is None:  # recording, or at configure
-            return ''
+            return
         folder = Path(self.record_dir or Path(os.environ.get(
             'ROS_HOME', Path.home() / '.ros')) / 'maml_ros' / 'bags')
         bag = folder / datetime.now(timezone.utc).strftime('support_%Y%m%d_%H%M%S_%f')
@@ -376,9 +377,8 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.recorder = BagRecorder(bag, dict(topics.values()))
         except BagError as error:
             self.problems.report('record', str(error))
-            return str(error)
+            return
         self.get_logger().info(f'recording into {self.recorder.path}')
-        return ''
 
     def _record(self, name: str, msg) -> None:
         recorder = self.recorder  # the adapting thread reads it too

@@ -289,11 +289,18 @@ CHECKPOINT_CASES = ['missing file', 'truncated', 'random bytes', 'other joints',
                     'gains the robot cannot follow', 'a payload range the robot cannot carry']
 
 
-def test_unknown_trigger_leaves_the_node_unconfigured(ros_context):
-    node = AdapterNode(context=ros_context, parameter_overrides=[
-        Parameter('trigger', value='sometimes')])
+@pytest.mark.parametrize('name, value, choices', [
+    ('trigger', 'sometimes', "['timer', 'joint_states']"),
+    ('adaptation', 'psychic', "['auto', 'maml_physics', 'maml']"),
+    ('stop_command', 'brake', "['gravity', 'zero']")])
+def test_an_unknown_choice_leaves_the_node_unconfigured_with_the_choices(ros_context, capfd,
+                                                                         name, value, choices):
+    node = AdapterNode(context=ros_context, parameter_overrides=[Parameter(name, value=value)])
     try:
         assert node._state_machine.current_state[1] == 'unconfigured'
+        time.sleep(0.05)  # let the log line reach stderr
+        assert (f'[adapter]: cannot configure: parameter {name} must be one of {choices}, '
+                f'not {value!r}') in capfd.readouterr().err
     finally:
         node.destroy_node()
 

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -133,6 +134,21 @@ def test_a_record_dir_set_while_running_holds_the_next_bag(make_harness, tmp_pat
     assert response.success and node.recorder.path.parent == tmp_path / 'second'
     node._on_record(SetBool.Request(data=False), SetBool.Response())
     assert [path.name for path in tmp_path.iterdir()] == ['second']
+
+
+def test_a_bag_is_named_by_its_start_in_utc(make_harness, tmp_path, monkeypatch):
+    monkeypatch.setenv('TZ', 'Asia/Kolkata')  # UTC+5:30: no hour there is the UTC hour
+    time.tzset()
+    try:
+        before = datetime.now(timezone.utc)
+        node = make_harness(record_dir=str(tmp_path), record=True).node
+        after = datetime.now(timezone.utc)
+        name = node.recorder.path.name
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    started = datetime.strptime(name, 'support_%Y%m%d_%H%M%S_%f').replace(tzinfo=timezone.utc)
+    assert before <= started <= after
 
 
 def test_a_bag_that_cannot_be_written_is_refused_with_the_reason(make_harness, tmp_path):

@@ -194,3 +194,11 @@ def test_configure_says_what_runs_and_what_to_expect(make_harness, capfd):
     assert "[adapter]: control_rate 50 Hz is not the checkpoint's 100 Hz: expect worse " \
         'tracking and rejected adaptations' in log
     assert '[adapter]: robot check: panda_joint7: friction and ripple up to 0.6 N*m' in log
+    make_harness()  # at the checkpoint's rate
+    assert 'control_rate' not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize('process', [True, False])
+def test_adaptation_process_chooses_where_the_adaptation_runs(make_harness, process):
+    policy = make_harness(adaptation_process=process).node.loop.policy
+    assert policy.worker == ('process' if process else 'thread')
