@@ -135,9 +135,10 @@ def test_the_oracle_starts_from_the_pooled_network(models, robot):
                for name, tensor in models.pooled.state_dict().items())
 
 
-def test_the_oracle_collects_its_data_on_the_checkpoints_robot(models, robot, monkeypatch):
+def test_the_oracle_collects_its_data_on_the_checkpoints_robot(models, monkeypatch):
     """Its rollouts run the checkpoint's robot configuration and exploration scale (not the
-    defaults, which happen to be the Panda's), with the evaluation's exploration."""
+    defaults, which happen to be the Panda's), with the evaluation's exploration, on the
+    evaluated robot's engine (MuJoCo here: PyBullet is the default)."""
     formulation = dataclasses.replace(
         models.formulation, exploration_scale=tuple(float(k) for k in range(1, 8)),
         robot=dataclasses.replace(models.formulation.robot, control_period=0.02))
@@ -151,14 +152,15 @@ def test_the_oracle_collects_its_data_on_the_checkpoints_robot(models, robot, mo
     real_run_task = evaluation.run_task
     monkeypatch.setattr(evaluation, 'run_task', run_task)
     settings = EvalSettings(oracle_rollouts=2, oracle_iterations=1, exploration_std=0.03)
-    evaluation._oracle_state(dataclasses.replace(models, formulation=formulation,
-                                                 reference=NARROW), HEAVY, 3, settings, robot)
+    with make_robot('mujoco', config=models.formulation.robot) as robot:
+        evaluation._oracle_state(dataclasses.replace(models, formulation=formulation,
+                                                     reference=NARROW), HEAVY, 3, settings, robot)
     assert len(configs) == 2
     for config in configs:
         assert config.robot == formulation.robot and config.steps == 500
         assert config.reference == NARROW
         assert config.exploration_scale == formulation.exploration_scale
-        assert (config.exploration_std, config.engine) == (0.03, robot.engine)
+        assert (config.exploration_std, config.engine) == (0.03, 'mujoco')
 
 
 def test_the_reference_is_the_one_a_training_rollout_of_the_task_tracks(models, robot):
@@ -196,8 +198,8 @@ def test_evaluation_groups_draw_the_robots_they_name(models):
 
 
 def test_with_the_mujoco_engine_every_method_meets_the_mujoco_robot(models):
-    """``--engine mujoco``: the robot of every method, the oracle's training data included, is
-    MuJoCo's; computed torque with its true parameters (rotor inertia included) is the floor
+    """``--engine mujoco``: the robot of every method is MuJoCo's (the oracle's training data
+    too: ``test_the_oracle_collects_its_data_on_the_checkpoints_robot``); computed torque with its true parameters (rotor inertia included) is the floor
     there too."""
     settings = EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300,
                             methods=('nominal', 'true_model', 'maml_physics'), engine='mujoco')
