@@ -135,6 +135,18 @@ def test_the_oracle_starts_from_the_pooled_network(models, robot):
                for name, tensor in models.pooled.state_dict().items())
 
 
+def test_the_oracle_is_fitted_as_the_module_says(models, robot, monkeypatch):
+    """Adam at 3e-4 in batches of 1024, seeded by the task: BENCHMARKS.md's oracle figures were
+    made so."""
+    calls = []
+    monkeypatch.setattr(evaluation, 'train_supervised',
+                        lambda net, x, y, **settings: calls.append(settings))
+    for seed in (3, 4):
+        evaluation._oracle_state(models, HEAVY, seed, EvalSettings(oracle_rollouts=1,
+                                                                   oracle_iterations=7), robot)
+    assert calls == [dict(iterations=7, batch_size=1024, lr=3e-4, seed=seed) for seed in (3, 4)]
+
+
 def test_the_oracle_collects_its_data_on_the_checkpoints_robot(models, monkeypatch):
     """Its rollouts run the checkpoint's robot configuration and exploration scale (not the
     defaults, which happen to be the Panda's), with the evaluation's exploration, on the
@@ -161,6 +173,29 @@ def test_the_oracle_collects_its_data_on_the_checkpoints_robot(models, monkeypat
         assert config.reference == NARROW
         assert config.exploration_scale == formulation.exploration_scale
         assert (config.exploration_std, config.engine) == (0.03, 'mujoco')
+
+
+def test_a_task_runs_on_the_robot_given_or_one_built_for_the_checkpoint(models, monkeypatch):
+    """Built with the checkpoint's robot configuration (not the default Panda's), closed after."""
+    config = dataclasses.replace(models.formulation.robot, control_period=0.02)
+    slow = dataclasses.replace(models, formulation=dataclasses.replace(models.formulation,
+                                                                       robot=config))
+    built = []
+
+    def make_robot(engine, *, config):
+        built.append(real_make_robot(engine, config=config))
+        return built[-1]
+
+    real_make_robot = evaluation.make_robot
+    monkeypatch.setattr(evaluation, 'make_robot', make_robot)
+    settings = EvalSettings(track_steps=100, methods=('nominal',))
+    rmse = evaluate_task(slow, HEAVY, seed=3, settings=settings)['nominal']['rmse']
+    assert [robot.config for robot in built] == [config]
+    assert built[0]._client is None  # closed
+    with real_make_robot('pybullet', config=config) as robot:
+        assert evaluate_task(slow, HEAVY, seed=3, settings=settings,
+                             robot=robot)['nominal']['rmse'] == rmse
+    assert len(built) == 1
 
 
 def test_the_reference_is_the_one_a_training_rollout_of_the_task_tracks(models, robot):
@@ -199,8 +234,8 @@ def test_evaluation_groups_draw_the_robots_they_name(models):
 
 def test_with_the_mujoco_engine_every_method_meets_the_mujoco_robot(models):
     """``--engine mujoco``: the robot of every method is MuJoCo's (the oracle's training data
-    too: ``test_the_oracle_collects_its_data_on_the_checkpoints_robot``); computed torque with its true parameters (rotor inertia included) is the floor
-    there too."""
+    too: ``test_the_oracle_collects_its_data_on_the_checkpoints_robot``); computed torque
+    with its true parameters (rotor inertia included) is the floor there too."""
     settings = EvalSettings(track_steps=200, oracle_rollouts=4, oracle_iterations=300,
                             methods=('nominal', 'true_model', 'maml_physics'), engine='mujoco')
     mujoco = evaluate_task(models, HEAVY, seed=3, settings=settings)
