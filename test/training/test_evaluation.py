@@ -280,6 +280,34 @@ def test_each_robot_is_evaluated_with_its_own_seed_in_any_number_of_workers(mode
                                   workers=2)) == inline
 
 
+def test_a_methods_figures_do_not_depend_on_the_methods_run_before_it(models, robot):
+    """Each run restarts the robot's measurement noise from the task's seed."""
+    settings = EvalSettings(support_size=20, settle_steps=10, track_steps=50)
+    noisy = dataclasses.replace(HEAVY, position_noise_std=0.001, velocity_noise_std=0.01)
+
+    def sysid(methods: tuple[str, ...]) -> float:
+        return evaluate_task(models, noisy, seed=5, robot=robot, settings=dataclasses.replace(
+            settings, methods=methods))['sysid']['rmse']
+
+    assert sysid(('nominal', 'sysid')) == sysid(('sysid',))
+
+
+def test_each_task_explores_with_its_own_noise(models, robot, monkeypatch):
+    seeds = []
+
+    def control_loop(**arguments):
+        seeds.append(arguments['seed'])
+        return real_control_loop(**arguments)
+
+    real_control_loop = evaluation.ControlLoop
+    monkeypatch.setattr(evaluation, 'ControlLoop', control_loop)
+    settings = EvalSettings(support_size=20, settle_steps=0, track_steps=1)
+    for seed in (5, 6, 5):
+        run_loop(method_policy(models, 'maml', HEAVY, seed=seed, settings=settings, robot=robot),
+                 HEAVY, seed=seed, settings=settings, robot=robot)
+    assert seeds[0] != seeds[1] and seeds[0] == seeds[2]
+
+
 class InlineExecutor:
     """A ``ProcessPoolExecutor`` that records how it was asked for and maps in this process."""
 
