@@ -208,14 +208,9 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Send the stop command and stop ticking; no support transition spans the pause."""
-        self._send_stop('deactivated')
-        self.loop.pause()
-        self._ticking_on_joint_states, self.active = False, False
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
-        return super().on_deactivate(state)
+        """Stop commanding (:meth:`_stop_commanding`)."""
+        self._stop_commanding('deactivated')
+        return super().on_deactivate(state)  # disables the publishers
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Drop the loop, the policy, publishers, subscriptions and services; close the bag."""
@@ -232,11 +227,21 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        """Send the stop command when shut down while active."""
+        """Shut down while active: as deactivate (finalized is not destroyed yet, and joint
+        states still arrive: it commands nothing)."""
         if self.active:
-            self._send_stop('shut down')
-            self.active = False
+            self._stop_commanding('shut down')
+            return super().on_deactivate(state)
         return TransitionCallbackReturn.SUCCESS
+
+    def _stop_commanding(self, why: str) -> None:
+        """Send the stop command and stop ticking; no support transition spans the pause."""
+        self._send_stop(why)
+        self.loop.pause()
+        self._ticking_on_joint_states, self.active = False, False
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
 
     def destroy_node(self) -> None:
         """Send the stop command when active; wait for a running adaptation (a process that

@@ -296,7 +296,8 @@ def test_diagnostics_say_why_in_every_lifecycle_state(ros_context, executor, tmp
 def test_each_transition_undoes_what_its_counterpart_made(ros_context):
     """Publishers, subscriptions and services: configure makes them, cleanup destroys every
     one, and configuring again makes the same set, not a second one; activate makes the
-    control timer, deactivate destroys it."""
+    control timer, deactivate destroys it, and so does shutting down from active (a finalized
+    node is not destroyed yet: it commands nothing)."""
     node = AdapterNode(context=ros_context, parameter_overrides=[
         Parameter('autostart', value=False), Parameter('adaptation_process', value=False)])
 
@@ -327,6 +328,10 @@ def test_each_transition_undoes_what_its_counterpart_made(ros_context):
         assert (message, values['lifecycle_state']) == ('unconfigured: cleaned up', 'unconfigured')
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert entities() == configured
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS  # as deactivate
+        assert entities() == configured and not node.active
+        assert not node.commands.is_activated and not node.desired.is_activated
     finally:
         node.destroy_node()
 
@@ -349,3 +354,20 @@ def test_leaving_active_sends_the_stop_command_once_and_says_so(make_harness, ca
     time.sleep(0.05)  # let the line reach stderr
     assert (f'[adapter]: {why}: sent the stop command (gravity compensation) and stopped '
             'commanding') in capfd.readouterr().err
+
+
+def test_a_node_shut_down_while_active_commands_nothing_after_its_stop(make_harness):
+    """Finalized is not destroyed: joint states still arrive (here they trigger the ticks),
+    but none makes a command after the stop command."""
+    harness = make_harness(trigger='joint_states')
+    node = harness.node
+    for _ in range(5):
+        harness.now += node.period
+        assert harness.joint_state(harness.state())
+    sent = len(harness.commands)
+    assert sent == 5
+    assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
+    for _ in range(20):
+        harness.now += node.period
+        harness.joint_state(harness.state())
+    assert len(harness.commands) == sent + 1  # the stop command, and nothing after it

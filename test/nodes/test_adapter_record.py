@@ -231,7 +231,7 @@ def test_replay_refuses_what_it_cannot_use(tmp_path, capsys, argv, message, make
 def test_the_recorded_outcome_carries_what_an_accepted_physics_fit_identified(
         make_harness, tmp_path, capfd):
     """And the log names the joints the support did not identify (here only joint 1 moves);
-    a rejected outcome carries nothing identified."""
+    a rejected outcome carries nothing identified. The log has each outcome."""
     harness = make_harness(record_dir=str(tmp_path), record=True, support_size=50,
                            auto_adapt=False)
     node = harness.node
@@ -250,8 +250,13 @@ def test_the_recorded_outcome_carries_what_an_accepted_physics_fit_identified(
     path = node.recorder.path
     node._on_record(SetBool.Request(data=False), SetBool.Response())
     time.sleep(0.05)  # let the lines reach stderr
+    log = capfd.readouterr().err.splitlines()
     assert (f'joints {identified["not_identified_joints"]} keep their previous model: this '
-            'support did not identify their torque (they hardly moved)') in capfd.readouterr().err
+            'support did not identify their torque (they hardly moved)') in log[1]
+    assert [line.split(' ', 1)[0] for line in log if '[adapter]: adaptation ' in line] == [
+        '[INFO]', '[WARN]']  # the severity by outcome, and the outcome in words:
+    assert log[0].endswith(f'[adapter]: adaptation {outcome}')
+    assert log[2].endswith(f'[adapter]: adaptation {refused}')
     accepted, rejected = read_ticks(path, joints=list(node.joints),
                                     command_topic='/effort_controller/commands',
                                     outcome_topic='/adapter/adaptation').outcomes
