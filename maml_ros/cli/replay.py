@@ -8,7 +8,8 @@ BAG is a rosbag2 bag (MCAP or SQLite3) with ``/joint_states`` and the command to
 the adapter recorded (``record``), or one ``ros2 bag record`` wrote on a robot run by any
 controller. Messages that break the adapter's rules are dropped and counted. The support is
 the first ``--support-size`` transitions from ``--start`` seconds on (or, ``--recorded K``,
-the window of the adapter's K-th recorded adaptation); everything after it is held out.
+the window of the adapter's K-th recorded adaptation, by default adapted by the method it
+used); everything after it is held out.
 Prints the support loss before and after adapting, the held-out command prediction error of
 the unadapted model, the adapted one and ``sysid`` fitted on the same support, and what the
 adapted model identified. ``--out`` writes the adapted checkpoint (the adapter loads it like
@@ -24,9 +25,11 @@ from pathlib import Path
 
 from maml_ros.maml.checkpoint import CheckpointError
 from maml_ros.resources import shipped_checkpoint
-from maml_ros.ros.bag import BagError, read_ticks
+from maml_ros.ros.bag import BagError, BagTicks, read_ticks
 from maml_ros.training.models import TrainedModels
 from maml_ros.training.replay import replay
+
+METHODS = ('maml_physics', 'maml')
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,7 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='support from this many seconds after the first tick')
     window.add_argument('--recorded', type=int,
                         help="the support window of the adapter's K-th recorded adaptation")
-    parser.add_argument('--adaptation', default='auto', choices=('auto', 'maml_physics', 'maml'))
+    parser.add_argument('--adaptation', default='auto', choices=('auto', *METHODS),
+                        help="auto: the recorded adaptation's (--recorded), else the "
+                        "checkpoint's physics model when it has one")
     parser.add_argument('--inner-steps', type=int, default=5)
     parser.add_argument('--inner-lr', type=float, help="default: the checkpoint's")
     parser.add_argument('--watchdog-timeout', type=float, default=0.1)
@@ -51,6 +56,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--plot', type=Path, help='write a PNG of predicted vs. sent commands')
     parser.add_argument('--json', type=Path, help='write the report here')
     return parser.parse_args(argv)
+
+
+def adaptation_method(adaptation: str, *, ticks: BagTicks, recorded: int | None,
+                      models: TrainedModels) -> str:
+    """``--adaptation``, where ``auto`` is the method of the adapter's ``recorded``-th
+    adaptation when the bag says which, else ``maml_physics`` for a checkpoint with a physics
+    model and ``maml`` for one without (the adapter's own ``auto``)."""
+    if adaptation != 'auto':
+        return adaptation
+    if recorded is not None and 1 <= recorded <= len(ticks.outcomes):
+        method = ticks.outcomes[recorded - 1].values.get('method')
+        if method in METHODS:
+            return method
+    return 'maml_physics' if models.physics is not None else 'maml'
 
 
 def main(args: list[str] | None = None) -> int:
@@ -64,9 +83,8 @@ def main(args: list[str] | None = None) -> int:
                            joint_state_topic=options.joint_states,
                            outcome_topic=options.outcome_topic,
                            watchdog_timeout=options.watchdog_timeout)
-        method = options.adaptation
-        if method == 'auto':
-            method = 'maml_physics' if models.physics is not None else 'maml'
+        method = adaptation_method(options.adaptation, ticks=ticks, recorded=options.recorded,
+                                   models=models)
         result = replay(ticks, models, method=method, support_size=options.support_size,
                         start=options.start, recorded=options.recorded,
                         inner_steps=options.inner_steps, inner_lr=options.inner_lr)

@@ -96,12 +96,21 @@ def test_a_recorded_run_replays_to_the_same_adapted_model(ros_context, executor,
 
 def test_the_network_adaptation_replays_to_the_same_weights(ros_context, executor, tmp_path,
                                                              models):
+    """With a physics checkpoint too: maml-ros-replay adapts a recorded window by the
+    method the adapter used, which the bag says."""
     bag, online, outcome = record_run(ros_context, executor, tmp_path, adaptation='maml')
-    recorded = replay(recorded_ticks(bag, models), models, method='maml', recorded=1)
+    ticks = recorded_ticks(bag, models)
+    assert ticks.outcomes[0].values['method'] == 'maml' and models.physics is not None
+    recorded = replay(ticks, models, method='maml', recorded=1)
     assert recorded.outcome.loss_after == outcome.loss_after
     replayed = recorded.policy.active_state()
     assert replayed.keys() == online.keys()
     assert all(torch.equal(replayed[name], online[name]) for name in online)
+    report = tmp_path / 'replay.json'
+    for argv, method in [([], 'maml'), (['--adaptation', 'maml_physics'], 'maml_physics')]:
+        assert replay_main([str(bag), '--recorded', '1', '--json', str(report), *argv]) == 0
+        assert json.loads(report.read_text())['method'] == method
+    assert json.loads(report.read_text())['support_loss_after'] != outcome.loss_after
 
 
 def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
