@@ -18,6 +18,7 @@ import pytest
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['ROS_LOG_DIR'] = tempfile.mkdtemp(prefix='maml_ros_test_log_')
 os.environ.setdefault('ROS_DOMAIN_ID', '0')
+os.environ['ROS_PYTHON_CHECK_FIELDS'] = '1'  # rosidl type-checks every message field set
 
 # Domain ids 1..100 stay clear of Fast DDS port clashes on Linux. Each test process on the
 # machine takes a block of ten of them, held with a lock on a file, so that test processes
