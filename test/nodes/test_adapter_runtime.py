@@ -146,6 +146,14 @@ def test_save_adapted_without_a_path_saves_under_ros_home(make_harness, tmp_path
     assert torch.equal(saved.physics.prior, running.physics.prior)
 
 
+def test_changing_another_parameter_keeps_the_adapted_checkpoint_path(make_harness, tmp_path):
+    path = tmp_path / 'adapted.safetensors'
+    node = make_harness(adapted_checkpoint=str(path)).node
+    assert node.set_parameters([Parameter('max_command_rate', value=50.0)])[0].successful
+    response = node._on_save(Trigger.Request(), Trigger.Response())
+    assert (response.success, response.message) == (True, f'saved the meta policy to {path}')
+
+
 def test_reset_adaptation_answers_what_it_did(make_harness):
     harness = make_harness(support_size=20, auto_adapt=False)
     for _ in range(25):
