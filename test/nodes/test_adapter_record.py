@@ -135,6 +135,32 @@ def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
     np.testing.assert_array_equal(ticks.commands[-1], harness.commands[-1])
 
 
+@pytest.mark.parametrize('ros_home', [True, False])
+def test_bags_go_under_ros_home_by_default_and_the_log_says_where(make_harness, tmp_path,
+                                                                 monkeypatch, capfd, ros_home):
+    """``record_dir`` empty: ``$ROS_HOME/maml_ros/bags``, where ``ROS_HOME`` defaults to
+    ``~/.ros`` as in ROS 2; the log names each bag and, when it is closed, what went in."""
+    if ros_home:
+        monkeypatch.setenv('ROS_HOME', str(tmp_path / 'ros_home'))
+        expected = tmp_path / 'ros_home' / 'maml_ros' / 'bags'
+    else:
+        monkeypatch.delenv('ROS_HOME', raising=False)
+        monkeypatch.setenv('HOME', str(tmp_path))
+        expected = tmp_path / '.ros' / 'maml_ros' / 'bags'
+    harness = make_harness(record=True)
+    recorder = harness.node.recorder
+    assert recorder.path.parent == expected
+    for _ in range(5):
+        assert harness.joint_state(harness.state())
+        harness.tick()
+    harness.node._on_record(SetBool.Request(data=False), SetBool.Response())
+    assert recorder.written == 15  # each tick: a joint state, a command, a desired state
+    time.sleep(0.05)  # let the lines reach stderr
+    log = capfd.readouterr().err
+    assert f'[adapter]: recording into {recorder.path}\n' in log
+    assert f'[adapter]: recorded 15 messages into {recorder.path}\n' in log
+
+
 def test_a_record_dir_set_while_running_holds_the_next_bag(make_harness, tmp_path):
     node = make_harness(record_dir=str(tmp_path / 'first')).node
     result = node.set_parameters([Parameter('record_dir', value=str(tmp_path / 'second'))])
