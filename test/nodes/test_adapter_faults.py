@@ -293,6 +293,21 @@ def test_diagnostics_say_why_in_every_lifecycle_state(ros_context, executor, tmp
             n.destroy_node()
 
 
+def test_an_adapter_not_configured_yet_says_so_each_second(ros_context):
+    """Without ``autostart``: unconfigured, and ``/diagnostics`` at 1 Hz says so (its timer
+    is the node's only one until activation)."""
+    node = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('autostart', value=False)])
+    try:
+        (timer,) = node.timers
+        assert (timer.timer_period_ns, timer.callback) == (1_000_000_000, node._every_second)
+        level, message, values = node_status(node)
+        assert (level, message) == (DiagnosticStatus.ERROR, 'unconfigured: not configured yet')
+        assert values['lifecycle_state'] == 'unconfigured'
+    finally:
+        node.destroy_node()
+
+
 def test_each_transition_undoes_what_its_counterpart_made(ros_context):
     """Publishers, subscriptions and services: configure makes them, cleanup destroys every
     one, and configuring again makes the same set, not a second one; activate makes the
