@@ -135,6 +135,14 @@ def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
     np.testing.assert_array_equal(ticks.commands[-1], harness.commands[-1])
 
 
+def test_record_while_recording_keeps_the_bag(make_harness, tmp_path):
+    node = make_harness(record_dir=str(tmp_path), record=True).node
+    recorder = node.recorder
+    response = node._on_record(SetBool.Request(data=True), SetBool.Response())
+    assert (response.success, response.message) == (True, f'recording into {recorder.path}')
+    assert node.recorder is recorder and list(tmp_path.iterdir()) == [recorder.path]
+
+
 @pytest.mark.parametrize('ros_home', [True, False])
 def test_bags_go_under_ros_home_by_default_and_the_log_says_where(make_harness, tmp_path,
                                                                  monkeypatch, capfd, ros_home):
