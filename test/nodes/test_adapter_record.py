@@ -10,6 +10,7 @@ import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
 from rosbags.rosbag2 import Reader
@@ -167,6 +168,19 @@ def test_bags_go_under_ros_home_by_default_and_the_log_says_where(make_harness, 
     log = capfd.readouterr().err
     assert f'[adapter]: recording into {recorder.path}\n' in log
     assert f'[adapter]: recorded 15 messages into {recorder.path}\n' in log
+
+
+def test_record_set_before_configure_starts_the_bag_at_configure(ros_context, tmp_path):
+    node = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('autostart', value=False), Parameter('adaptation_process', value=False),
+        Parameter('record_dir', value=str(tmp_path))])
+    try:
+        assert node.set_parameters([Parameter('record', value=True)])[0].successful
+        assert node.recorder is None and not any(tmp_path.iterdir())
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert list(tmp_path.iterdir()) == [node.recorder.path]
+    finally:
+        node.destroy_node()
 
 
 def test_a_record_dir_set_while_running_holds_the_next_bag(make_harness, tmp_path):
