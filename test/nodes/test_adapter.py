@@ -10,7 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from ros_testing import spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
@@ -46,10 +46,10 @@ def system(ros_context, executor):
         node.destroy_node()
 
 
-def call(executor, probe, service):
-    client = probe.create_client(Trigger, service)
+def call(executor, probe, service, kind=Trigger, **request):
+    client = probe.create_client(kind, service)
     assert client.wait_for_service(timeout_sec=5.0)
-    future = client.call_async(Trigger.Request())
+    future = client.call_async(kind.Request(**request))
     assert spin_until(executor, future.done)
     return future.result()
 
@@ -77,8 +77,13 @@ def test_adapter_comes_up_active_commands_within_limits_and_adapts(system):
     assert float(values['tracking_rmse_adapted']) > 0
 
 
-def test_services_and_runtime_parameters(system):
+def test_services_and_runtime_parameters(system, tmp_path):
     executor, sim, adapter, probe, commands, diagnostics = system
+    assert adapter.set_parameters([Parameter('record_dir', value=str(tmp_path))])[0].successful
+    reply = call(executor, probe, 'adapter/record', SetBool, data=True)
+    assert (reply.success, reply.message) == (True, f'recording into {adapter.recorder.path}')
+    reply = call(executor, probe, 'adapter/record', SetBool, data=False)
+    assert (reply.success, reply.message) == (True, 'not recording')
     assert spin_until(executor, lambda: adapter.loop.policy.adapted, ADAPTATION_WAIT)
     reply = call(executor, probe, 'adapter/reset_adaptation')
     assert reply.success and not adapter.loop.policy.adapted and len(adapter.loop.buffer) < 5
