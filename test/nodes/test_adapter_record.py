@@ -212,11 +212,12 @@ def test_a_bag_that_cannot_be_written_is_refused_with_the_reason(make_harness, t
     (tmp_path / 'file').write_text('')  # record_dir is a file: no bag can go there
     harness = make_harness(record_dir=str(tmp_path / 'file'))
     response = harness.node._on_record(SetBool.Request(data=True), SetBool.Response())
-    assert not response.success and 'cannot create the bag' in response.message
+    assert not response.success
+    assert response.message.startswith('could not record: record: cannot create the bag')
     assert harness.node.recorder is None
     values = node_status(harness.node)[2]
-    assert values['recording'] == 'off'
-    assert any('cannot create the bag' in value for value in values.values())
+    assert (values['recording'], values['problems_record']) == ('off', '1')
+    assert f'could not record: {values["last_problem"]}' == response.message
     for _ in range(3):  # the robot is still controlled
         assert harness.joint_state(harness.state())
         assert harness.tick() is not None
