@@ -22,7 +22,7 @@ from maml_ros.nodes import adapter
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 
-from adapter_harness import assert_safe_commands, node_status
+from adapter_harness import AdapterHarness, assert_safe_commands, node_status
 
 
 def run(harness, ticks: int, *, feed: bool = True) -> list:
@@ -304,6 +304,26 @@ def test_an_adapter_not_configured_yet_says_so_each_second(ros_context):
         level, message, values = node_status(node)
         assert (level, message) == (DiagnosticStatus.ERROR, 'unconfigured: not configured yet')
         assert values['lifecycle_state'] == 'unconfigured'
+        result = node.set_parameters([Parameter('active_checkpoint', value='/tmp/x')])[0]
+        assert not result.successful and 'read-only' in result.reason
+    finally:
+        node.destroy_node()
+
+
+def test_a_configured_adapter_ticks_on_joint_states_only_once_activated(ros_context):
+    node = AdapterNode(context=ros_context, parameter_overrides=[
+        Parameter('autostart', value=False), Parameter('adaptation_process', value=False),
+        Parameter('trigger', value='joint_states')])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        harness = AdapterHarness(node)
+        for activated in (False, True):
+            if activated:
+                harness.transition('activate')
+            for _ in range(5):
+                harness.now += harness.period
+                assert harness.joint_state(harness.state())
+            assert node.loop.commands_sent == len(harness.commands) == 5 * activated
     finally:
         node.destroy_node()
 
