@@ -295,6 +295,8 @@ def test_empty_checkpoint_loads_the_shipped_one_and_an_unknown_mode_is_refused(r
         Parameter('mode', value='load')])
     try:
         assert trainer.path == shipped_checkpoint() and trainer.state == 'ready'
+        timers = [(timer.timer_period_ns, timer.callback) for timer in trainer.timers]
+        assert (1_000_000_000, trainer._publish_diagnostics) in timers  # at 1 Hz
     finally:
         trainer.destroy_node()
     with pytest.raises(StartupError, match=re.escape(

@@ -179,6 +179,8 @@ def test_diagnostics_say_whether_commands_are_in_force(ros):
     assert status.name == f'maml_ros {sim.get_name()}' and status.level == b'\x00'
     assert status.message == 'waiting for commands'
     assert {kv.key: kv.value for kv in status.values}['commanded'] == 'False'
+    timers = [(timer.timer_period_ns, timer.callback) for timer in sim.timers]
+    assert (1_000_000_000, sim._publish_diagnostics) in timers  # at 1 Hz
     publisher = probe.create_publisher(Float64MultiArray, 'effort_controller/commands', 10)
     timer = probe.create_timer(0.05, lambda: publisher.publish(Float64MultiArray(data=[0.0] * 7)))
     commanded = diagnostics(executor, probe, sim.get_name(), 2)[-1]
