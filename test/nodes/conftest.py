@@ -22,6 +22,17 @@ def ros_context(private_ros_domain):
     rclpy.shutdown(context=context)
 
 
+@pytest.fixture(params=['ROS_HOME', '~/.ros'])
+def ros_home(request, tmp_path, monkeypatch) -> Path:
+    """Where ROS 2 keeps its files, in ``tmp_path``: ``$ROS_HOME``, or ``~/.ros`` without it."""
+    if request.param == 'ROS_HOME':
+        monkeypatch.setenv('ROS_HOME', str(tmp_path / 'ros_home'))
+        return tmp_path / 'ros_home'
+    monkeypatch.delenv('ROS_HOME', raising=False)
+    monkeypatch.setenv('HOME', str(tmp_path))
+    return tmp_path / '.ros'
+
+
 @pytest.fixture
 def executor(ros_context):
     executor = SingleThreadedExecutor(context=ros_context)

@@ -126,18 +126,10 @@ def test_inner_lr_scales_the_physics_step(make_harness):
     assert len(values['identified actuator_gain'].split(',')) == 7
 
 
-@pytest.mark.parametrize('ros_home', [True, False])
-def test_save_adapted_without_a_path_saves_under_ros_home(make_harness, tmp_path, monkeypatch,
-                                                          ros_home):
+def test_save_adapted_without_a_path_saves_under_ros_home(make_harness, ros_home):
     """``adapted_checkpoint`` empty: ``$ROS_HOME/maml_ros/adapted.safetensors``, where
     ``ROS_HOME`` defaults to ``~/.ros`` as in ROS 2."""
-    if ros_home:
-        monkeypatch.setenv('ROS_HOME', str(tmp_path / 'ros_home'))
-        expected = tmp_path / 'ros_home' / 'maml_ros' / 'adapted.safetensors'
-    else:
-        monkeypatch.delenv('ROS_HOME', raising=False)
-        monkeypatch.setenv('HOME', str(tmp_path))
-        expected = tmp_path / '.ros' / 'maml_ros' / 'adapted.safetensors'
+    expected = ros_home / 'maml_ros' / 'adapted.safetensors'
     node = make_harness(adapted_checkpoint='').node
     response = node._on_save(Trigger.Request(), Trigger.Response())
     assert (response.success, response.message) == (True, f'saved the meta policy to {expected}')
