@@ -41,21 +41,28 @@ def executor(ros_context):
 
 
 @pytest.fixture
-def make_harness(ros_context):
-    """``make_harness(**parameters)``: an active adapter node in an :class:`AdapterHarness`,
+def make_adapter(ros_context):
+    """``make_adapter(**parameters)``: an adapter node (active unless ``autostart`` is false),
     adapting in a thread of this process unless told otherwise (tests replace ``MAML.adapt``
-    here)."""
+    here); destroyed after the test."""
     nodes = []
 
-    def make(**parameters) -> AdapterHarness:
+    def make(**parameters) -> AdapterNode:
         parameters = {'adaptation_process': False, **parameters}
         node = AdapterNode(context=ros_context, parameter_overrides=[
             Parameter(name, value=value) for name, value in parameters.items()])
         nodes.append(node)
-        return AdapterHarness(node)
+        return node
 
     yield make
     for node in nodes:
         if node.loop is not None:
             node.loop.policy.wait(10.0)
         node.destroy_node()
+
+
+@pytest.fixture
+def make_harness(make_adapter):
+    """``make_harness(**parameters)``: an active adapter node (:func:`make_adapter`) in an
+    :class:`AdapterHarness`."""
+    return lambda **parameters: AdapterHarness(make_adapter(**parameters))

@@ -293,48 +293,38 @@ def test_diagnostics_say_why_in_every_lifecycle_state(ros_context, executor, tmp
             n.destroy_node()
 
 
-def test_an_adapter_not_configured_yet_says_so_each_second(ros_context):
+def test_an_adapter_not_configured_yet_says_so_each_second(make_adapter):
     """Without ``autostart``: unconfigured, and ``/diagnostics`` at 1 Hz says so (its timer
     is the node's only one until activation)."""
-    node = AdapterNode(context=ros_context, parameter_overrides=[
-        Parameter('autostart', value=False)])
-    try:
-        (timer,) = node.timers
-        assert (timer.timer_period_ns, timer.callback) == (1_000_000_000, node._every_second)
-        level, message, values = node_status(node)
-        assert (level, message) == (DiagnosticStatus.ERROR, 'unconfigured: not configured yet')
-        assert values['lifecycle_state'] == 'unconfigured'
-        result = node.set_parameters([Parameter('active_checkpoint', value='/tmp/x')])[0]
-        assert not result.successful and 'read-only' in result.reason
-    finally:
-        node.destroy_node()
+    node = make_adapter(autostart=False)
+    (timer,) = node.timers
+    assert (timer.timer_period_ns, timer.callback) == (1_000_000_000, node._every_second)
+    level, message, values = node_status(node)
+    assert (level, message) == (DiagnosticStatus.ERROR, 'unconfigured: not configured yet')
+    assert values['lifecycle_state'] == 'unconfigured'
+    result = node.set_parameters([Parameter('active_checkpoint', value='/tmp/x')])[0]
+    assert not result.successful and 'read-only' in result.reason
 
 
-def test_a_configured_adapter_ticks_on_joint_states_only_once_activated(ros_context):
-    node = AdapterNode(context=ros_context, parameter_overrides=[
-        Parameter('autostart', value=False), Parameter('adaptation_process', value=False),
-        Parameter('trigger', value='joint_states')])
-    try:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        harness = AdapterHarness(node)
-        for activated in (False, True):
-            if activated:
-                harness.transition('activate')
-            for _ in range(5):
-                harness.now += harness.period
-                assert harness.joint_state(harness.state())
-            assert node.loop.commands_sent == len(harness.commands) == 5 * activated
-    finally:
-        node.destroy_node()
+def test_a_configured_adapter_ticks_on_joint_states_only_once_activated(make_adapter):
+    node = make_adapter(autostart=False, trigger='joint_states')
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    harness = AdapterHarness(node)
+    for activated in (False, True):
+        if activated:
+            harness.transition('activate')
+        for _ in range(5):
+            harness.now += harness.period
+            assert harness.joint_state(harness.state())
+        assert node.loop.commands_sent == len(harness.commands) == 5 * activated
 
 
-def test_each_transition_undoes_what_its_counterpart_made(ros_context):
+def test_each_transition_undoes_what_its_counterpart_made(make_adapter):
     """Publishers, subscriptions and services: configure makes them, cleanup destroys every
     one, and configuring again makes the same set, not a second one; activate makes the
     control timer, deactivate destroys it, and so does shutting down from active (a finalized
     node is not destroyed yet: it commands nothing)."""
-    node = AdapterNode(context=ros_context, parameter_overrides=[
-        Parameter('autostart', value=False), Parameter('adaptation_process', value=False)])
+    node = make_adapter(autostart=False)
 
     def entities() -> Counter:
         return Counter([('publisher', p.topic_name) for p in node.publishers]
@@ -342,33 +332,30 @@ def test_each_transition_undoes_what_its_counterpart_made(ros_context):
                        + [('service', s.srv_name) for s in node.services]
                        + [('timer', t.timer_period_ns) for t in node.timers])
 
-    try:
-        bare = entities()
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        configured = entities()
-        assert configured - bare == Counter({
-            ('publisher', '/effort_controller/commands'): 1, ('publisher', '/adapter/desired'): 1,
-            ('subscription', '/joint_states'): 1, ('subscription', '/adapter/reference'): 1,
-            ('subscription', '/meta_trainer/checkpoint'): 1, ('service', '~/adapt'): 1,
-            ('service', '~/reset_adaptation'): 1, ('service', '~/save_adapted'): 1,
-            ('service', '~/record'): 1})
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert entities() - configured == Counter({('timer', 10_000_000): 1})  # 100 Hz
-        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-        assert entities() == configured and not node.active
-        assert node_status(node)[1] == 'inactive: not commanding'
-        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-        assert entities() == bare
-        _, message, values = node_status(node)
-        assert (message, values['lifecycle_state']) == ('unconfigured: cleaned up', 'unconfigured')
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert entities() == configured
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS  # as deactivate
-        assert entities() == configured and not node.active
-        assert not node.commands.is_activated and not node.desired.is_activated
-    finally:
-        node.destroy_node()
+    bare = entities()
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    configured = entities()
+    assert configured - bare == Counter({
+        ('publisher', '/effort_controller/commands'): 1, ('publisher', '/adapter/desired'): 1,
+        ('subscription', '/joint_states'): 1, ('subscription', '/adapter/reference'): 1,
+        ('subscription', '/meta_trainer/checkpoint'): 1, ('service', '~/adapt'): 1,
+        ('service', '~/reset_adaptation'): 1, ('service', '~/save_adapted'): 1,
+        ('service', '~/record'): 1})
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert entities() - configured == Counter({('timer', 10_000_000): 1})  # 100 Hz
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert entities() == configured and not node.active
+    assert node_status(node)[1] == 'inactive: not commanding'
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert entities() == bare
+    _, message, values = node_status(node)
+    assert (message, values['lifecycle_state']) == ('unconfigured: cleaned up', 'unconfigured')
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert entities() == configured
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS  # as deactivate
+    assert entities() == configured and not node.active
+    assert not node.commands.is_activated and not node.desired.is_activated
 
 
 @pytest.mark.parametrize('leave, why', [('trigger_deactivate', 'deactivated'),

@@ -162,17 +162,12 @@ def test_bags_go_under_ros_home_by_default_and_the_log_says_where(make_harness, 
     assert f'[adapter]: recorded 15 messages into {recorder.path}\n' in log
 
 
-def test_record_set_before_configure_starts_the_bag_at_configure(ros_context, tmp_path):
-    node = AdapterNode(context=ros_context, parameter_overrides=[
-        Parameter('autostart', value=False), Parameter('adaptation_process', value=False),
-        Parameter('record_dir', value=str(tmp_path))])
-    try:
-        assert node.set_parameters([Parameter('record', value=True)])[0].successful
-        assert node.recorder is None and not any(tmp_path.iterdir())
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert list(tmp_path.iterdir()) == [node.recorder.path]
-    finally:
-        node.destroy_node()
+def test_record_set_before_configure_starts_the_bag_at_configure(make_adapter, tmp_path):
+    node = make_adapter(autostart=False, record_dir=str(tmp_path))
+    assert node.set_parameters([Parameter('record', value=True)])[0].successful
+    assert node.recorder is None and not any(tmp_path.iterdir())
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert list(tmp_path.iterdir()) == [node.recorder.path]
 
 
 def test_a_record_dir_set_while_running_holds_the_next_bag(make_harness, tmp_path):
