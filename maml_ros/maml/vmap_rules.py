@@ -5,11 +5,13 @@ Vectorized MAML differentiates the inner gradient again (second order) under
 against torch 2.13 by ``test/maml/test_vmap_zoo.py``, which fails when an
 update changes either):
 
-- ``layer_norm`` with an affine weight: the batching rule of its backward,
-  differentiated again, gives wrong gradients for the parameters before the
-  norm (relative error ~1e-2, no error raised; pytorch/functorch #534). Under
-  :class:`ExactUnderVmap`, ``functional.layer_norm`` (what ``nn.LayerNorm`` calls) is
-  evaluated through its textbook decomposition, whose pieces batch exactly.
+- ``layer_norm``: the batching rule of its backward, differentiated again,
+  gives wrong gradients for the parameters before the norm (relative error
+  ~1e-2, no error raised; pytorch/functorch #534). Under
+  :class:`ExactUnderVmap`, every Python entry point to it
+  (``functional.layer_norm``, which ``nn.LayerNorm`` calls, ``torch.layer_norm``
+  and ``torch.native_layer_norm``) is evaluated through its textbook
+  decomposition, whose pieces batch exactly, for any ``normalized_shape``.
 - Recurrent layers (``nn.RNN``, ``nn.GRU``, ``nn.LSTM``): no batching rule at
   all. :func:`unbatchable_modules` names them so MAML can loop over tasks.
 """
@@ -27,23 +29,33 @@ from torch.overrides import TorchFunctionMode
 UNBATCHABLE = (nn.RNNBase,)
 
 
-def layer_norm(x: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
-               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """``layer_norm`` as mean, biased variance and ``rsqrt``: same values, exact under vmap."""
+def native_layer_norm(x: Tensor, normalized_shape: Sequence[int], weight: Tensor | None,
+                      bias: Tensor | None, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``torch.native_layer_norm`` as mean, biased variance and ``rsqrt``: the same output,
+    mean and reciprocal standard deviation (kept dimensions), exact under vmap."""
     dims = tuple(range(-len(normalized_shape), 0))
-    centred = x - x.mean(dims, keepdim=True)
-    y = centred * torch.rsqrt(centred.square().mean(dims, keepdim=True) + eps)
+    mean = x.mean(dims, keepdim=True)
+    centred = x - mean
+    rstd = torch.rsqrt(centred.square().mean(dims, keepdim=True) + eps)
+    y = centred * rstd
     if weight is not None:
         y = y * weight
     if bias is not None:
         y = y + bias
-    return y
+    return y, mean, rstd
+
+
+def layer_norm(x: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5, cudnn_enable: bool = True) -> Tensor:
+    """``F.layer_norm`` and ``torch.layer_norm`` (``cudnn_enable`` is ignored), decomposed."""
+    return native_layer_norm(x, normalized_shape, weight, bias, eps)[0]
 
 
 class ExactUnderVmap(TorchFunctionMode):
     """Within this mode, functions whose batching rules are wrong run decomposed."""
 
-    replacements = {functional.layer_norm: layer_norm}
+    replacements = {functional.layer_norm: layer_norm, torch.layer_norm: layer_norm,
+                    torch.native_layer_norm: native_layer_norm}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         return self.replacements.get(func, func)(*args, **(kwargs or {}))

@@ -82,6 +82,25 @@ class WithBuffers(nn.Module):
         return self.linear(x * self.input_scale)
 
 
+class DirectLayerNorm(nn.Module):
+    """A layer norm over two dimensions (4 features as 2x2) through a ``torch`` entry point
+    called directly, as a model written without ``nn.LayerNorm`` does."""
+
+    def __init__(self, entry, affine=True):
+        super().__init__()
+        self.entry = entry
+        self.weight = nn.Parameter(1 + 0.3 * torch.randn(2, 2)) if affine else None
+        self.bias = nn.Parameter(0.3 * torch.randn(2, 2)) if affine else None
+
+    def forward(self, x):
+        grid = x.unflatten(-1, (2, 2))
+        if self.entry == 'native':
+            normalized = torch.native_layer_norm(grid, [2, 2], self.weight, self.bias, 1e-5)[0]
+        else:
+            normalized = torch.layer_norm(grid, (2, 2), self.weight, self.bias, 1e-5)
+        return normalized.flatten(-2)
+
+
 def around(layer):
     return nn.Sequential(nn.Linear(FEATURES, 4), nn.Tanh(), layer, nn.Tanh(), nn.Linear(4, 1))
 
@@ -92,6 +111,9 @@ ZOO = {
     'conv2d': lambda: Conv(2),
     'layer_norm': lambda: around(nn.LayerNorm(4)),
     'layer_norm_no_affine': lambda: around(nn.LayerNorm(4, elementwise_affine=False)),
+    'torch_layer_norm_2d': lambda: around(DirectLayerNorm('torch')),
+    'torch_layer_norm_2d_no_affine': lambda: around(DirectLayerNorm('torch', affine=False)),
+    'native_layer_norm_2d': lambda: around(DirectLayerNorm('native')),
     'group_norm': lambda: around(nn.GroupNorm(2, 4)),
     'batch_norm_eval': lambda: around(nn.BatchNorm1d(4)).eval(),
     'rms_norm': lambda: around(nn.RMSNorm(4)),
@@ -257,3 +279,21 @@ def test_two_headed_gaussian_model_with_tuple_targets(learn_inner_lr):
         loss = maml.meta_loss(support, query, gaussian_nll)
         grads.append(parameters_to_vector(torch.autograd.grad(loss, list(maml.parameters()))))
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize('normalized_shape', [(5,), (4, 5), (3, 4, 5)])
+def test_decomposed_layer_norm_gives_pytorchs_values_at_every_entry_point(normalized_shape):
+    """Output, mean and reciprocal standard deviation as PyTorch's own kernels give them."""
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 4, 5, generator=generator, dtype=torch.float64)
+    weight = torch.randn(normalized_shape, generator=generator, dtype=torch.float64)
+    bias = torch.randn(normalized_shape, generator=generator, dtype=torch.float64)
+    calls = [lambda: torch.native_layer_norm(x, normalized_shape, weight, bias, 1e-5),
+             lambda: torch.layer_norm(x, normalized_shape, weight, bias, 1e-5),
+             lambda: torch.nn.functional.layer_norm(x, normalized_shape, weight, bias),
+             lambda: torch.nn.functional.layer_norm(x, normalized_shape)]
+    for call in calls:
+        expected = call()
+        with ExactUnderVmap():
+            decomposed = call()
+        torch.testing.assert_close(decomposed, expected, rtol=1e-12, atol=1e-12)
