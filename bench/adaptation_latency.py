@@ -14,7 +14,7 @@ Each grid runs with 1 torch thread (the adapter node's default,
 on 2 cores.
 
 Then the physics model (``maml_physics``, the adapter's default): the whole
-adaptation (:func:`~maml_ros.training.physics_adaptation.adapt_physics`: the
+adaptation (:func:`~maml_ros.model.physics_adaptation.adapt_physics`: the
 regressors, the step with the cross-validated damping, the support loss before
 and after) on one core. Goal: 200 transitions <= 20 ms p50.
 
@@ -31,13 +31,13 @@ from pathlib import Path
 
 import torch
 
+from maml_ros.model.adaptation import maml_adapt
+from maml_ros.model.physics_adaptation import PhysicsAdaptation, adapt_physics
+from maml_ros.model.trained_models import TrainedModels
+from maml_ros.model.transitions import Transitions
 from maml_ros.online.adaptive_policy import AdaptivePolicy
-from maml_ros.online.support_buffer import Transitions
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
-from maml_ros.training.adaptation import maml_adapt
-from maml_ros.training.models import TrainedModels
-from maml_ros.training.physics_adaptation import PhysicsAdaptation, adapt_physics
 
 from bench_common import percentiles, write_json
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maml_ros.evaluation.tracking import EvalSettings, method_policy, run_loop
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import Dynamics, SimRobot
-from maml_ros.training.evaluation import EvalSettings, method_policy, run_loop
-from maml_ros.training.models import TrainedModels
 
 from bench_common import write_json
 

@@ -30,10 +30,10 @@ import matplotlib
 import numpy as np
 import torch
 
+from maml_ros.evaluation.tracking import EvalSettings, evaluate_method
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import InverseDynamicsModel, SimRobot
-from maml_ros.training.evaluation import EvalSettings, evaluate_method
-from maml_ros.training.models import TrainedModels
 
 from bench_common import write_json
 

@@ -60,8 +60,8 @@ def private_ros_domain(monkeypatch: pytest.MonkeyPatch) -> int:
 @pytest.fixture(scope='module')
 def models():
     """The shipped checkpoint, warmed up (one per test module that asks for it)."""
+    from maml_ros.model.trained_models import TrainedModels
     from maml_ros.resources import shipped_checkpoint
-    from maml_ros.training.models import TrainedModels
 
     models = TrainedModels.load(shipped_checkpoint())
     models.warm_up()

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from maml_ros.evaluation.tracking import METHODS, EvalSettings, evaluate_tasks, summarize
 from maml_ros.maml.checkpoint import CheckpointError
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.sim import ENGINES, Dynamics, InverseDynamicsModel
-from maml_ros.training.evaluation import METHODS, EvalSettings, evaluate_tasks, summarize
-from maml_ros.training.models import TrainedModels
 
 
 def parse_dynamics(text: str) -> Dynamics:
@@ -143,7 +143,7 @@ def main(args: list[str] | None = None) -> int:
         options.json.parent.mkdir(parents=True, exist_ok=True)
         options.json.write_text(json.dumps(output, indent=2))
     if options.plot:
-        from maml_ros.training.plots import plot_tracking
+        from maml_ros.evaluation.plots import plot_tracking
         plot_tracking(options.plot, models, next(iter(groups.values()))[0], settings=settings,
                       seed=options.seed)
         print(f'plot written to {options.plot}')

@@ -23,13 +23,12 @@ import json
 import sys
 from pathlib import Path
 
+from maml_ros.evaluation.replay import replay
 from maml_ros.maml.checkpoint import CheckpointError
+from maml_ros.model.trained_models import TrainedModels
+from maml_ros.online.policy_choice import ADAPTATION_CHOICES, ON_ROBOT, adaptation_method
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.ros.bag import BagError, BagTicks, read_ticks
-from maml_ros.training.models import TrainedModels
-from maml_ros.training.replay import replay
-
-METHODS = ('maml_physics', 'maml')
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='support from this many seconds after the first tick')
     window.add_argument('--recorded', type=int,
                         help="the support window of the adapter's K-th recorded adaptation")
-    parser.add_argument('--adaptation', default='auto', choices=('auto', *METHODS),
+    parser.add_argument('--adaptation', default='auto', choices=ADAPTATION_CHOICES,
                         help="auto: the recorded adaptation's (--recorded), else the "
                         "checkpoint's physics model when it has one")
     parser.add_argument('--inner-steps', type=int, default=5)
@@ -58,18 +57,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def adaptation_method(adaptation: str, *, ticks: BagTicks, recorded: int | None,
-                      models: TrainedModels) -> str:
+def replayed_method(adaptation: str, *, ticks: BagTicks, recorded: int | None,
+                    models: TrainedModels) -> str:
     """``--adaptation``, where ``auto`` is the method of the adapter's ``recorded``-th
-    adaptation when the bag says which, else ``maml_physics`` for a checkpoint with a physics
-    model and ``maml`` for one without (the adapter's own ``auto``)."""
-    if adaptation != 'auto':
-        return adaptation
-    if recorded is not None and 1 <= recorded <= len(ticks.outcomes):
+    adaptation when the bag says which, else the adapter's own ``auto``."""
+    if adaptation == 'auto' and recorded is not None and 1 <= recorded <= len(ticks.outcomes):
         method = ticks.outcomes[recorded - 1].values.get('method')
-        if method in METHODS:
+        if method in ON_ROBOT:
             return method
-    return 'maml_physics' if models.physics is not None else 'maml'
+    return adaptation_method(adaptation, models)
 
 
 def main(args: list[str] | None = None) -> int:
@@ -83,15 +79,17 @@ def main(args: list[str] | None = None) -> int:
                            joint_state_topic=options.joint_states,
                            outcome_topic=options.outcome_topic,
                            watchdog_timeout=options.watchdog_timeout)
-        method = adaptation_method(options.adaptation, ticks=ticks, recorded=options.recorded,
+        method = replayed_method(options.adaptation, ticks=ticks, recorded=options.recorded,
                                    models=models)
-        result = replay(ticks, models, method=method, support_size=options.support_size,
-                        start=options.start, recorded=options.recorded,
+        transitions, stamps, broken = ticks.transitions(control_period=robot.control_period)
+        window = None if options.recorded is None else ticks.recorded_window(options.recorded)
+        result = replay(transitions, stamps, models, method=method,
+                        support_size=options.support_size, start=options.start,
+                        origin=ticks.stamps[0], window=window,
                         inner_steps=options.inner_steps, inner_lr=options.inner_lr)
     except (BagError, CheckpointError, ValueError) as error:
         print(f'maml-ros-replay: {error}', file=sys.stderr)
         return 2
-    transitions, _, broken = ticks.transitions(control_period=robot.control_period)
     outcome = result.outcome
     print(f'{options.bag}: {len(ticks)} control ticks, {len(transitions)} transitions '
           f'({broken} chain breaks), {len(ticks.outcomes)} recorded adaptations')
@@ -122,7 +120,7 @@ def main(args: list[str] | None = None) -> int:
         options.json.parent.mkdir(parents=True, exist_ok=True)
         options.json.write_text(json.dumps(report, indent=2))
     if options.plot:
-        from maml_ros.training.plots import plot_replay
+        from maml_ros.evaluation.plots import plot_replay
         plot_replay(options.plot, result, joints=list(robot.joints),
                     control_period=robot.control_period)
         print(f'plot written to {options.plot}')

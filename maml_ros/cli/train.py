@@ -26,7 +26,7 @@ import yaml
 
 from maml_ros.sim.robot_check import check_robot
 from maml_ros.stop_signals import stop_on_signals
-from maml_ros.training.collection import CollectionError
+from maml_ros.training.collector import CollectionError
 from maml_ros.training.config import load_train_config
 from maml_ros.training.meta_train import meta_train
 

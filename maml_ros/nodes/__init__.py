@@ -1,1 +1,3 @@
-"""ROS 2 nodes: thin shells over the core (one node per module, each with main())."""
+"""ROS 2 nodes: shells that convert messages and own the lifecycle, parameters and services,
+over the core (one node per module, each with ``main()``).
+"""

@@ -1,68 +1,48 @@
 """``adapter``: on-robot adaptation and the policy, as a lifecycle node.
 
-A shell over :class:`maml_ros.online.control_loop.ControlLoop` (the loop, its
-safety rules and the adaptation schedule): it converts messages, publishes
-what the loop returns, and owns the lifecycle, services and parameters
-(:data:`maml_ros.ros.params.ADAPTER_PARAMETERS`). Malformed input is dropped,
-counted and logged (:mod:`maml_ros.ros.problems`); ``/diagnostics`` reports
-the loop's status at 1 Hz in every lifecycle state.
-
-Which checkpoint runs: the ``checkpoint`` parameter when it is set (the
-launch argument, a parameter file); otherwise the shipped one, replaced by
-each checkpoint ``meta_trainer`` announces. An announcement never replaces a
-chosen checkpoint, except the same file rewritten (retrained); the read-only
-``active_checkpoint`` parameter names the one that runs.
-
-With ``record`` on (or ``~/record``), everything the adapter receives and sends goes
-into a rosbag2 bag as well (:mod:`maml_ros.ros.bag`), with each adaptation's outcome and
-support window: ``maml-ros-replay`` adapts from it offline.
-
-Commands stop with one stop command (:meth:`ControlLoop.stop`: the posture held
-by gravity compensation, zero velocity or the measured position) on
-deactivate, shutdown and stale joint states, because a ros2_control forward
-command controller keeps applying the last command it received.
+A shell over :class:`~maml_ros.online.control_loop.ControlLoop` (the loop, its safety
+rules and the adaptation schedule): it converts messages, publishes what the loop returns,
+and owns the lifecycle, services and parameters (:data:`~maml_ros.ros.params.ADAPTER_PARAMETERS`).
+Which checkpoint runs, and how it is loaded, is :mod:`~maml_ros.online.policy_choice`'s
+(``active_checkpoint`` names it); with ``record`` on (or ``~/record``) everything it
+receives and sends goes into a bag (:mod:`~maml_ros.ros.recording`) that
+``maml-ros-replay`` adapts from offline. Malformed input is dropped, counted and logged
+(:mod:`~maml_ros.ros.problems`); ``/diagnostics`` reports at 1 Hz in every state.
+Deactivate, shutdown and stale joint states send one stop command
+(:meth:`ControlLoop.stop`), because a ros2_control forward command controller keeps
+applying the last command it received.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from maml_ros.maml.checkpoint import CheckpointError
-from maml_ros.online.adaptive_policy import AdaptationOutcome, AdaptivePolicy, warm_up
-from maml_ros.online.control_loop import STOP_COMMANDS, ControlLoop, LoopSettings
-from maml_ros.resources import shipped_checkpoint
-from maml_ros.ros.bag import COMMANDS, JOINT_STATE, OUTCOME, BagError, BagRecorder, outcome_values
+from maml_ros.model.outcome import AdaptationOutcome
+from maml_ros.online.control_loop import ControlLoop, LoopSettings
+from maml_ros.online.policy_choice import Announcement, CheckpointChoice, load_policy
+from maml_ros.ros.bag import COMMANDS, JOINT_STATE, OUTCOME
 from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
-from maml_ros.ros.params import (
-    ADAPTATION_METHODS,
-    ADAPTER_PARAMETERS,
-    LOOP_PARAMETERS,
-    TRIGGERS,
-    declare_parameters,
-)
+from maml_ros.ros.params import ADAPTER_PARAMETERS, LOOP_PARAMETERS, TRIGGERS, declare_parameters
 from maml_ros.ros.problems import Problems, ReportsRejectedParameters
 from maml_ros.ros.qos import CHECKPOINT_QOS, JOINT_STATE_QOS
+from maml_ros.ros.recording import RecordingSwitch, outcome_status, ros_home
 from maml_ros.ros.spin import spin_node
 from maml_ros.ros.trajectory import trajectory_arrays
-from maml_ros.sim.robot_check import require_robot
-from maml_ros.training.models import TrainedModels
 
 NO_JOINT_STATES_WARNING = 3.0  # s after activation without a joint state: a warning
 ADAPT_ANSWER_TIMEOUT = 5.0  # s that ~/adapt waits for the outcome before it answers
@@ -84,23 +64,26 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         self.loop: ControlLoop | None = None
-        self._timer = None
-        self.active = False
-        self._ticking_on_joint_states = False
+        self._timer, self.active, self._ticking_on_joint_states = None, False, False
         self._setting_active_checkpoint = False
         super().__init__('adapter', **kwargs)
         self.problems = Problems(self.get_logger())
         declare_parameters(self, ADAPTER_PARAMETERS)
         value = lambda name: self.get_parameter(name).value  # noqa: E731
         self.settings = LoopSettings(**{name: value(name) for name in LOOP_PARAMETERS})
-        self.checkpoint, self.adapted_checkpoint = value('checkpoint'), value('adapted_checkpoint')
+        self.choice = CheckpointChoice(value('checkpoint'))
         self.joints, self.interface = list(value('joints')), value('command_interface')
         self.trigger, self.period = value('trigger'), 1.0 / value('control_rate')
         self.controller, self.torch_threads = value('controller'), value('torch_threads')
         self.worker = 'process' if value('adaptation_process') else 'thread'
         self.adaptation, self.stop_command = value('adaptation'), value('stop_command')
-        self.record, self.record_dir = value('record'), value('record_dir')
-        self.recorder: BagRecorder | None = None
+        self.adapted_checkpoint, self.record_dir = value('adapted_checkpoint'), value('record_dir')
+        self.recording = RecordingSwitch(topics={
+            'joint_states': (self.resolve_topic_name('joint_states'), JOINT_STATE),
+            'commands': (self.resolve_topic_name(f'{self.controller}/commands'), COMMANDS),
+            '~/desired': (self.resolve_topic_name('~/desired'), JOINT_STATE),
+            '~/adaptation': (self.resolve_topic_name('~/adaptation'), OUTCOME)},
+            logger=self.get_logger(), problems=self.problems)
         self.unconfigured = 'not configured yet'  # why there is no loop
         self._activated_at: float | None = None  # until the first joint state after it
         self._ignored_announcements: set[str] = set()
@@ -112,84 +95,55 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         if value('autostart') and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
 
-
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Load and check the checkpoint, build the loop, create the communication.
         FAILURE on a bad checkpoint or setting: the node stays unconfigured and says why."""
-        path = self.checkpoint or str(shipped_checkpoint())
-        for name, value, choices in [('trigger', self.trigger, TRIGGERS),
-                                     ('adaptation', self.adaptation, ADAPTATION_METHODS),
-                                     ('stop_command', self.stop_command, STOP_COMMANDS)]:
-            if value not in choices:
-                return self._refuse(f'parameter {name} must be one of {list(choices)}, '
-                                    f'not {value!r}')
+        path = self.choice.first()
         torch.set_num_threads(self.torch_threads)
         try:
+            if self.trigger not in TRIGGERS:
+                raise ValueError(f'trigger must be one of {list(TRIGGERS)}, not {self.trigger!r}')
             policy = self._policy(path)
+            self.loop = ControlLoop(policy=policy, settings=self.settings, period=self.period,
+                                    stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
+                                    on_adapted=self._on_adapted, stop_command=self.stop_command)
         except (CheckpointError, ValueError) as error:
-            return self._refuse(str(error))
+            self.unconfigured = str(error)
+            self.get_logger().error(f'cannot configure: {error}')
+            return TransitionCallbackReturn.FAILURE
         trained = policy.models.formulation.robot.control_period
         if abs(self.period - trained) > 1e-9:
             self.get_logger().warn(f'control_rate {1 / self.period:g} Hz is not the checkpoint\'s '
                                    f'{1 / trained:g} Hz: expect worse tracking and rejected '
                                    'adaptations')
-        self.loop = ControlLoop(policy=policy, settings=self.settings, period=self.period,
-                                stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
-                                on_adapted=self._on_adapted, stop_command=self.stop_command)
         self._running(path)
         self.commands = self.create_lifecycle_publisher(
             Float64MultiArray, f'{self.controller}/commands', 10)
         self.desired = self.create_lifecycle_publisher(JointState, '~/desired', 10)
-        # Not ``self._subscriptions``: that is rclpy's own list (destroying from it while
-        # iterating over it skipped every second subscription).
+        # Not ``self._subscriptions`` nor ``self._services``: rclpy's own lists.
         self._loop_subscriptions = [
             self.create_subscription(JointState, 'joint_states', self._on_joint_state,
                                      JOINT_STATE_QOS),
             self.create_subscription(JointTrajectory, '~/reference', self._on_reference, 10),
             self.create_subscription(String, 'meta_trainer/checkpoint', self._on_checkpoint,
                                      CHECKPOINT_QOS)]
-        # Not ``self._services``: rclpy's Node keeps its own services (parameters!) there.
-        self._trigger_services = [
-            self.create_service(Trigger, f'~/{name}', callback) for name, callback in
-            [('adapt', self._on_adapt), ('reset_adaptation', self._on_reset),
-             ('save_adapted', self._on_save)]]
-        self._trigger_services.append(self.create_service(SetBool, '~/record', self._on_record))
+        self._trigger_services = [self.create_service(kind, f'~/{name}', callback)
+                                  for kind, name, callback in [
+            (Trigger, 'adapt', self._on_adapt), (Trigger, 'reset_adaptation', self._on_reset),
+            (Trigger, 'save_adapted', self._on_save), (SetBool, 'record', self._on_record)]]
         self.unconfigured = ''
         self.get_logger().info(f'configured with {path}')
-        self._recording(self.record)
+        self.recording.switch(self.get_parameter('record').value, self.record_dir)
         return TransitionCallbackReturn.SUCCESS
 
-    def _refuse(self, reason: str) -> TransitionCallbackReturn:
-        """Stay unconfigured, and say why (the log, ``/diagnostics``)."""
-        self.unconfigured = reason
-        self.get_logger().error(f'cannot configure: {reason}')
-        return TransitionCallbackReturn.FAILURE
-
-    def _policy(self, path: str) -> AdaptivePolicy:
-        """The checkpoint at ``path`` as a warmed-up policy.
-
-        :raises CheckpointError: for a bad checkpoint.
-        :raises ValueError: for ``adaptation: maml_physics`` and a checkpoint without one,
-            or a robot that fails the robot check (``RobotCheckError``).
-        """
-        models = TrainedModels.load(path, joints=self.joints, command_interface=self.interface)
-        form = models.formulation
-        report = require_robot(form.robot, ranges=models.ranges, reference=models.reference,
-                               natural_frequency=form.natural_frequency)
-        for finding in report.findings:
-            if finding.status == 'WARN':
-                self.get_logger().warn(f'robot check: {finding.message}')
-        method = self.adaptation
-        if method == 'auto':
-            method = 'maml_physics' if models.physics is not None else 'maml'
-        # The first adaptation after a switch is not slower: warm up where it will run (a
-        # worker process warms itself up).
-        warm_up(models, None if self.worker == 'process' else method)
-        return AdaptivePolicy(models=models, method=method, worker=self.worker)
+    def _policy(self, path: str):
+        return load_policy(path, joints=self.joints, command_interface=self.interface,
+                           adaptation=self.adaptation, worker=self.worker,
+                           warn=self.get_logger().warn)
 
     def _running(self, path: str) -> None:
         """``path`` is the checkpoint that runs: ``active_checkpoint`` says so."""
-        self.checkpoint_path, self._checkpoint_version = path, _file_version(path)
+        self.choice.now_running(path)
         self._setting_active_checkpoint = True
         try:
             self.set_parameters([Parameter('active_checkpoint', value=path)])
@@ -214,7 +168,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Drop the loop, the policy, publishers, subscriptions and services; close the bag."""
-        self._recording(False)
+        self.recording.switch(False, '')
         self.loop.policy.close()
         for publisher in (self.commands, self.desired):
             self.destroy_publisher(publisher)
@@ -250,7 +204,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             if self.active:
                 self._send_stop('shutting down')
             self.loop.policy.close(wait=10.0)
-        self._recording(False)
+        self.recording.switch(False, '')
         super().destroy_node()
 
     def _send_stop(self, why: str) -> None:
@@ -262,7 +216,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.commands.wait_for_all_acked(ACK_TIMEOUT)
         self.get_logger().info(f'{why}: sent the stop command ({self.loop.stop_description}) '
                                'and stopped commanding')
-
 
     def _on_joint_state(self, msg: JointState) -> None:
         now = self.monotonic()
@@ -292,20 +245,16 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.get_logger().info(f'tracking a {reference.duration:.1f} s reference trajectory')
 
     def _on_checkpoint(self, msg: String) -> None:
-        """A checkpoint announced by meta_trainer: run it unless another one was chosen (see the
-        module docstring); validated first."""
-        path = msg.data
-        if self.checkpoint and not _same_file(path, self.checkpoint):
-            if path not in self._ignored_announcements:
-                self._ignored_announcements.add(path)
-                self.get_logger().info(
-                    f'meta_trainer announced {path}; keeping the chosen checkpoint '
-                    f'{self.checkpoint} (leave the checkpoint parameter empty to follow '
-                    'meta_trainer)')
-            return
-        if _same_file(path, self.checkpoint_path) and \
-                _file_version(path) == self._checkpoint_version:
-            self.get_logger().debug(f'meta_trainer announced {path}: running it already')
+        """A checkpoint announced by meta_trainer: run it unless another one was chosen
+        (:class:`CheckpointChoice`); validated first."""
+        path, verdict = msg.data, self.choice.announced(msg.data)
+        if verdict is Announcement.KEEP_CHOSEN and path not in self._ignored_announcements:
+            self._ignored_announcements.add(path)
+            self.get_logger().info(
+                f'meta_trainer announced {path}; keeping the chosen checkpoint '
+                f'{self.choice.chosen} (leave the checkpoint parameter empty to follow '
+                'meta_trainer)')
+        if verdict is not Announcement.RUN:
             return
         try:
             policy = self._policy(path)
@@ -315,7 +264,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.loop.switch_policy(policy)
         self._running(path)
         self.get_logger().info(f'switched to the checkpoint {path} (announced by meta_trainer)')
-
 
     def _tick(self) -> None:
         tick = self.loop.step(self.monotonic())
@@ -337,98 +285,51 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         else:
             self.get_logger().warn(f'adaptation {outcome}')
         loop = self.loop  # None when cleaned up while it ran
-        identified = loop.policy.identified() if outcome.accepted and loop is not None else None
+        if loop is None:
+            return
+        identified = loop.policy.identified() if outcome.accepted else None
         if identified is not None:
             self.get_logger().debug(f'identified: {identified}')
             if identified['not_identified_joints']:
                 self.get_logger().info(
                     f'joints {identified["not_identified_joints"]} keep their previous model: '
                     'this support did not identify their torque (they hardly moved)')
-        if loop is not None:
-            values = outcome_values(outcome, method=str(loop.policy.method),
-                                    identified=identified)
-            self._record('~/adaptation', DiagnosticStatus(
-                level=DiagnosticStatus.OK if outcome.accepted else DiagnosticStatus.WARN,
-                name=self.get_name(), message=f'adaptation {outcome}',
-                values=[KeyValue(key=k, value=v) for k, v in values.items()]))
-
-    # -- recording -------------------------------------------------------------
-
-    def _record_topics(self) -> dict[str, tuple[str, str]]:
-        """What is recorded: the name used here -> (the resolved topic, its type)."""
-        return {'joint_states': (self.resolve_topic_name('joint_states'), JOINT_STATE),
-                'commands': (self.resolve_topic_name(f'{self.controller}/commands'), COMMANDS),
-                '~/desired': (self.resolve_topic_name('~/desired'), JOINT_STATE),
-                '~/adaptation': (self.resolve_topic_name('~/adaptation'), OUTCOME)}
-
-    def _recording(self, on: bool) -> None:
-        """Start (a new bag) or stop recording; a bag that cannot be created is a problem
-        (counted, in the log and ``/diagnostics``)."""
-        if not on:
-            recorder, self.recorder = self.recorder, None
-            if recorder is not None:
-                recorder.close()
-                self.get_logger().info(f'recorded {recorder.written} messages into '
-                                       f'{recorder.path}')
-            return
-        if self.recorder is not None or self.loop is None:  # recording, or at configure
-            return
-        folder = Path(self.record_dir or Path(os.environ.get(
-            'ROS_HOME', Path.home() / '.ros')) / 'maml_ros' / 'bags')
-        bag = folder / datetime.now(timezone.utc).strftime('support_%Y%m%d_%H%M%S_%f')
-        topics = self._record_topics()
-        self._topics = {name: topic for name, (topic, _) in topics.items()}
-        try:
-            self.recorder = BagRecorder(bag, dict(topics.values()))
-        except BagError as error:
-            self.problems.report('record', str(error))
-            return
-        self.get_logger().info(f'recording into {self.recorder.path}')
+        self._record('~/adaptation', outcome_status(
+            outcome, name=self.get_name(), method=str(loop.policy.method), identified=identified))
 
     def _record(self, name: str, msg) -> None:
-        recorder = self.recorder  # the adapting thread reads it too
-        if recorder is not None:
-            recorder.write(self._topics[name], self.get_clock().now().nanoseconds,
-                           serialize_message(msg))
+        self.recording.record(name, self.get_clock().now().nanoseconds, msg)
 
     def _publish(self, publisher, name: str, msg) -> None:
-        """Publish ``msg``, and record it as ``name`` (see :meth:`_record_topics`)."""
+        """Publish ``msg``, and record it as ``name``."""
         publisher.publish(msg)
         self._record(name, msg)
 
     def _on_record(self, request, response):
-        """``~/record``: true starts a new bag, false closes it (the ``record`` parameter
-        follows)."""
+        """``~/record``: true starts a new bag, false closes it (``record`` follows)."""
         result = self.set_parameters([Parameter('record', value=request.data)])[0]
-        if not result.successful:
-            response.success, response.message = False, result.reason
-        elif self.recorder is not None:
-            response.success, response.message = True, f'recording into {self.recorder.path}'
-        else:
-            response.success = not request.data
-            response.message = 'not recording' if not request.data else \
-                f'could not record: {self.problems.last}'
+        bag = self.recording.bag
+        response.success, response.message = (
+            (False, result.reason) if not result.successful else
+            (True, f'recording into {bag.path}') if bag is not None else
+            (True, 'not recording') if not request.data else
+            (False, f'could not record: {self.problems.last}'))
         return response
-
 
     async def _on_adapt(self, request, response):
         """Adapt now; the answer is the outcome (the control loop goes on meanwhile)."""
         policy = self.loop.policy
         previous = policy.last_outcome
         reason = self.loop.adapt(self.monotonic())
-        if reason:
-            response.success, response.message = False, f'not adapting: {reason}'
-            return response
         deadline = time.monotonic() + ADAPT_ANSWER_TIMEOUT
-        while policy.last_outcome is previous and time.monotonic() < deadline:
+        while not reason and policy.last_outcome is previous and time.monotonic() < deadline:
             await _NextSpin()
         outcome = policy.last_outcome
-        if outcome is previous:
-            response.success, response.message = True, (
-                f'adaptation still running after {ADAPT_ANSWER_TIMEOUT:g} s; its outcome will '
-                'be in the log and /diagnostics')
-        else:
-            response.success, response.message = outcome.accepted, f'adaptation {outcome}'
+        response.success, response.message = (
+            (False, f'not adapting: {reason}') if reason else
+            (True, f'adaptation still running after {ADAPT_ANSWER_TIMEOUT:g} s; its outcome '
+                   'will be in the log and /diagnostics') if outcome is previous else
+            (outcome.accepted, f'adaptation {outcome}'))
         return response
 
     def _on_reset(self, request, response):
@@ -437,8 +338,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         return response
 
     def _on_save(self, request, response):
-        path = Path(self.adapted_checkpoint or Path(
-            os.environ.get('ROS_HOME', Path.home() / '.ros')) / 'maml_ros' / 'adapted.safetensors')
+        path = Path(self.adapted_checkpoint or ros_home() / 'maml_ros' / 'adapted.safetensors')
         policy = self.loop.policy
         try:
             policy.active_models().save(path)
@@ -461,9 +361,8 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         changes = {p.name: p.value for p in parameters}
         self.adapted_checkpoint = changes.get('adapted_checkpoint', self.adapted_checkpoint)
         self.record_dir = changes.get('record_dir', self.record_dir)
-        if 'record' in changes:
-            self.record = changes['record']
-            self._recording(self.record)
+        if 'record' in changes and self.loop is not None:  # before configure: at configure
+            self.recording.switch(changes['record'], self.record_dir)
         self.settings = dataclasses.replace(self.settings, **{
             name: value for name, value in changes.items() if name in LOOP_PARAMETERS})
         if self.loop is not None:
@@ -471,30 +370,22 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
 
     def status(self) -> tuple[bytes, str, dict[str, str]]:
         """What ``/diagnostics`` says now: level, message, values (the lifecycle state, the
-        loop's figures, what the active physics fit identified, and the problems counted)."""
+        checkpoint, the loop's figures, the recording and the problems counted)."""
         if self.loop is None:
             return (DiagnosticStatus.ERROR, f'unconfigured: {self.unconfigured}',
                     {'lifecycle_state': 'unconfigured', **self.problems.values()})
-        status = self.loop.status(self.monotonic())
-        level, message = bytes([status.level]), status.message
-        if not self.active:
-            level, message = DiagnosticStatus.OK, 'inactive: not commanding'
-        identified = {f'identified {name}': str(value)
-                      for name, value in (self.loop.policy.identified() or {}).items()}
-        recorder = self.recorder
-        recording = {'recording': 'off' if recorder is None else str(recorder.path)}
-        if recorder is not None and recorder.error:
+        status = self.loop.status(self.monotonic(), active=self.active)
+        level, message, recording = bytes([status.level]), status.message, self.recording.values()
+        if 'recording_error' in recording:
             level, message = DiagnosticStatus.WARN, f'{message}; recording failed'
-            recording['recording_error'] = recorder.error
         return (level, message, {'lifecycle_state': 'active' if self.active else 'inactive',
-                                 'checkpoint': self.checkpoint_path, **status.values, **recording,
-                                 **identified, **self.problems.values()})
+                                 'checkpoint': self.choice.running, **status.values, **recording,
+                                 **self.problems.values()})
 
     def _every_second(self) -> None:
         """``/diagnostics``, and a warning when no joint state came since activation."""
-        level, message, values = self.status()
-        self.diagnostics.publish(diagnostic_array(self, level=level, name='maml_ros adapter',
-                                                  message=message, values=values))
+        self.diagnostics.publish(diagnostic_array(self, name='maml_ros adapter', **dict(zip(
+            ('level', 'message', 'values'), self.status(), strict=True))))
         if self.active and self._activated_at is not None and \
                 self.monotonic() - self._activated_at > NO_JOINT_STATES_WARNING:
             self._activated_at = None  # once per activation
@@ -504,19 +395,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
                 f'{NO_JOINT_STATES_WARNING:g} s since activation: is the robot\'s '
                 'joint_state_broadcaster running, and are ROS_DOMAIN_ID and '
                 'ROS_AUTOMATIC_DISCOVERY_RANGE the same as the robot\'s?')
-
-
-def _file_version(path: str) -> tuple[int, int] | None:
-    """What changes when a file is rewritten (None: no such file)."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
-
-
-def _same_file(a: str, b: str) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -21,6 +21,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from maml_ros.maml.checkpoint import CheckpointError
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.resources import default_config, shipped_checkpoint
 from maml_ros.ros.diagnostics import diagnostic_array
 from maml_ros.ros.params import ParamSpec, declare_parameters
@@ -29,7 +30,6 @@ from maml_ros.ros.spin import StartupError, spin_node
 from maml_ros.sim.robot_check import require_robot
 from maml_ros.training.config import load_train_config
 from maml_ros.training.meta_train import meta_train
-from maml_ros.training.models import TrainedModels
 
 MODES = ('auto', 'train', 'load')
 

@@ -34,18 +34,18 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 import torch
 
-from maml_ros.online.outcome import AdaptationOutcome
-from maml_ros.online.support_buffer import Transitions
-from maml_ros.training.actuator import CommandPipeline
-from maml_ros.training.adaptation import ADAPTATIONS, adapt_params, scaled_mse, state_with
-from maml_ros.training.models import TrainedModels
-from maml_ros.training.physics_adaptation import (
+from maml_ros.model.actuator import CommandPipeline
+from maml_ros.model.adaptation import ADAPTATIONS, adapt_params, scaled_mse, state_with
+from maml_ros.model.outcome import AdaptationOutcome
+from maml_ros.model.physics_adaptation import (
     PhysicsAdaptation,
     PhysicsController,
     PhysicsFit,
     adapt_physics,
 )
-from maml_ros.training.policy_controller import PolicyController
+from maml_ros.model.policy_controller import PolicyController
+from maml_ros.model.trained_models import TrainedModels
+from maml_ros.model.transitions import Transitions
 
 WORKERS = ('process', 'thread', 'inline')
 PHYSICS = 'maml_physics'  # the physics model: its fit is the state, not network weights

@@ -344,8 +344,10 @@ class ControlLoop:
         return {policy: math.sqrt(squares / count)
                 for policy, (squares, count) in self._tracking.items() if count}
 
-    def status(self, now: float) -> Status:
-        """Severity, a one-line message and the figures, for diagnostics."""
+    def status(self, now: float, *, active: bool = True) -> Status:
+        """Severity, a one-line message and the figures (what the active physics fit
+        identified among them), for diagnostics; ``active`` False: the loop is not
+        commanding (its owner paused it), which is no fault."""
         outcome = self.policy.last_outcome
         state = 'adapting' if self.policy.busy else 'adapted' if self.policy.adapted \
             else 'collecting'
@@ -365,6 +367,10 @@ class ControlLoop:
                            'adaptation_ms': f'{outcome.duration_ms:.1f}',
                            'last_adaptation': 'accepted' if outcome.accepted
                            else f'rejected: {outcome.reason}'})
+        values.update({f'identified {name}': str(value)
+                       for name, value in (self.policy.identified() or {}).items()})
         message = 'joint states stale' if stale else \
             f'{state}; last adaptation rejected' if rejected else state
+        if not active:
+            level, message = Level.OK, 'inactive: not commanding'
         return Status(level, message, values)

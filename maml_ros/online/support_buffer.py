@@ -11,21 +11,10 @@ of producing a transition the hindsight relabelling would get wrong.
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Transitions:
-    """Arrays with one row per transition: states ``(T, 2n)``, commands ``(T, n)``."""
-
-    states: np.ndarray
-    commands: np.ndarray
-    next_states: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.states)
+from maml_ros.model.transitions import Transitions
 
 
 class SupportBuffer:

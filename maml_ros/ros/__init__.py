@@ -1,1 +1,3 @@
-"""ROS 2 glue: message <-> array conversions, parameter declarations, QoS."""
+"""ROS 2 glue: message <-> array conversions, parameter declarations, QoS, diagnostics,
+rosbag2 recording and reading, and the simulator nodes' common shell.
+"""

@@ -41,8 +41,9 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from maml_ros.model.transitions import Transitions
 from maml_ros.online.control_loop import stamp_rejection
-from maml_ros.online.support_buffer import SupportBuffer, Transitions
+from maml_ros.online.support_buffer import SupportBuffer
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
@@ -188,6 +189,19 @@ class BagTicks:
                                          self.commands[keep], strict=True):
             buffer.record(stamp, state, command)
         return buffer.transitions(), buffer.stamps(), buffer.broken
+
+    def recorded_window(self, recorded: int) -> tuple[float, int]:
+        """The support window of the adapter's ``recorded``-th adaptation (from 1) as
+        ``(window_end, transitions)``, for :func:`maml_ros.evaluation.replay.split`.
+
+        :raises ValueError: no such recorded adaptation, or one without its window.
+        """
+        if not 1 <= recorded <= len(self.outcomes):
+            raise ValueError(f'the bag records {len(self.outcomes)} adaptations, not {recorded}')
+        outcome = self.outcomes[recorded - 1]
+        if outcome.window_end is None:
+            raise ValueError(f'adaptation {recorded} has no recorded support window')
+        return outcome.window_end, outcome.transitions
 
 
 def read_ticks(path: Path | str, *, joints: list[str], command_topic: str,

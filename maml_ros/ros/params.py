@@ -91,7 +91,6 @@ def declare_parameters(node, specs: Iterable[ParamSpec]) -> None:
 # -- the adapter node's parameters ------------------------------------------
 
 TRIGGERS = ('timer', 'joint_states')
-ADAPTATION_METHODS = ('auto', 'maml_physics', 'maml')
 LOOP = LoopSettings()  # the defaults of the runtime-tunable parameters
 
 ADAPTER_PARAMETERS = [

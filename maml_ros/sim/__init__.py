@@ -1,4 +1,4 @@
-"""Domain-randomized PyBullet robot (no rclpy).
+"""Domain-randomized simulated robots, PyBullet and MuJoCo (no rclpy).
 
 - :mod:`~maml_ros.sim.dynamics`: one task's :class:`Dynamics`, the
   :class:`DynamicsRanges` tasks are drawn from, in-range checks, out-of-range draws;
@@ -12,6 +12,7 @@
   nominal computed-torque controller;
 - :mod:`~maml_ros.sim.rollout`: one task's rollout, parallel collection,
   closed-loop tracking evaluation;
+- :mod:`~maml_ros.sim.robot_check`: whether a URDF makes a robot the project can train;
 - :mod:`~maml_ros.sim.throughput`: bare versus collection physics throughput.
 """
 

@@ -1,1 +1,3 @@
-"""Meta-training and evaluation (no rclpy): uses maml/ and sim/."""
+"""Offline meta-training (no rclpy): the configuration, rollout collection and its backends
+(local processes or Ray), and the meta-training loop of the network and the physics model.
+"""

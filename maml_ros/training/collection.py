@@ -1,6 +1,6 @@
-"""Collection backends: where meta-training's rollouts run.
+"""Which backend runs meta-training's rollouts.
 
-Two implement :class:`Collector`: the local process pool
+Two implement :class:`~maml_ros.training.collector.Collector`: the local process pool
 (:class:`~maml_ros.sim.rollout.RolloutCollector`, the default) and a Ray cluster
 (:class:`~maml_ros.training.ray_collection.RayCollector`, ``ray_address``; Ray is
 an optional extra and is imported only then). Both run the same code per task,
@@ -9,29 +9,10 @@ so the same seeds give the same rollouts bitwise with either.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Callable
 
-from maml_ros.sim import Controller, Rollout, RolloutCollector, RolloutConfig, Task
-
-
-class CollectionError(RuntimeError):
-    """A backend could not collect: Ray could not be started or joined, or lost its workers."""
-
-
-class Collector(Protocol):
-    """What meta-training needs of a collection backend."""
-
-    def collect(self, tasks: Iterable[Task | int], *, controller: Controller | None = None,
-                config: RolloutConfig | None = None) -> list[Rollout]:
-        """Run every task; the rollouts come back in the order of ``tasks``."""
-
-    def close(self) -> None:
-        """Stop the workers."""
-
-    def __enter__(self) -> Collector: ...
-
-    def __exit__(self, *exc: object) -> None: ...
+from maml_ros.sim import RolloutCollector, RolloutConfig
+from maml_ros.training.collector import Collector
 
 
 def open_collector(*, config: RolloutConfig, workers: int | None, ray_address: str = '',

@@ -10,7 +10,7 @@ only orders them:
    domain-randomization baseline, and the starting point of MAML and of the
    other baselines); the baselines' fine-tuning step size and ridge strength
    picked on the validation tasks. ``train_physics``: the physics model
-   (:mod:`~maml_ros.training.physics_model`) on the same tasks.
+   (:mod:`~maml_ros.model.physics_model`) on the same tasks.
 3. ``meta_step``: vectorized MAML meta-steps (Adam, gradient clipping);
    support = the first ``support_size`` steps of a task, query = its last
    ``query_size``. At ``refresh_at``, ``refresh`` replaces part of the tasks
@@ -33,31 +33,32 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from maml_ros.evaluation.plots import plot_learning_curves
+from maml_ros.evaluation.tracking import EvalSettings, evaluate_task
 from maml_ros.maml import MAML
 from maml_ros.maml.policy import PolicyNet
-from maml_ros.sim import InverseDynamicsModel, RolloutConfig, Task
-from maml_ros.training.adaptation import (
+from maml_ros.model.adaptation import (
     finetune,
     ridge_head,
     scaled_mse,
     train_supervised,
 )
-from maml_ros.training.collection import Collector, open_collector
+from maml_ros.model.data import TaskSet
+from maml_ros.model.formulation import Formulation
+from maml_ros.model.model_based import SystemIdentification
+from maml_ros.model.physics_model import PhysicsResidualModel
+from maml_ros.model.policy_controller import PolicyController
+from maml_ros.model.trained_models import TrainedModels
+from maml_ros.sim import InverseDynamicsModel, RolloutConfig, Task
+from maml_ros.training.collection import open_collector
+from maml_ros.training.collector import Collector
 from maml_ros.training.config import TrainConfig
-from maml_ros.training.data import TaskSet
-from maml_ros.training.evaluation import EvalSettings, evaluate_task
-from maml_ros.training.formulation import Formulation
-from maml_ros.training.model_based import SystemIdentification
-from maml_ros.training.models import TrainedModels
-from maml_ros.training.physics_model import PhysicsResidualModel
 from maml_ros.training.physics_training import (
     Window,
     query_loss,
     task_windows,
     train_physics,
 )
-from maml_ros.training.plots import plot_learning_curves
-from maml_ros.training.policy_controller import PolicyController
 
 FINETUNE_LRS = (0.003, 0.01, 0.03, 0.1, 0.3)
 RIDGES = (0.1, 1.0, 10.0, 100.0, 1000.0)

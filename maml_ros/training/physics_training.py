@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from maml_ros.model.physics_adaptation import window_arrays
+from maml_ros.model.physics_model import PhysicsResidualModel
 from maml_ros.sim import Rollout
-from maml_ros.training.physics_adaptation import window_arrays
-from maml_ros.training.physics_model import PhysicsResidualModel
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from maml_ros.sim.rollout import (  # noqa: E402
     run_chunk,
     warm_worker,
 )
-from maml_ros.training.collection import CollectionError  # noqa: E402
+from maml_ros.training.collector import CollectionError  # noqa: E402
 
 CHUNKS_PER_WORKER = 4  # per collection: balance, and a small loss when a worker dies
 MAX_TRIES = 3  # workers a chunk may lose before collection gives up on it

@@ -12,10 +12,10 @@ from ros_testing import spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 from maml_ros.sim import InverseDynamicsModel, RobotConfig
-from maml_ros.training.models import TrainedModels
 
 EFFORT_LIMIT = InverseDynamicsModel.shared(RobotConfig()).description.limits.effort
 # The adaptation worker process runs at nice 10, so that the control loop goes first: on a
@@ -81,7 +81,7 @@ def test_services_and_runtime_parameters(system, tmp_path):
     executor, sim, adapter, probe, commands, diagnostics = system
     assert adapter.set_parameters([Parameter('record_dir', value=str(tmp_path))])[0].successful
     reply = call(executor, probe, 'adapter/record', SetBool, data=True)
-    assert (reply.success, reply.message) == (True, f'recording into {adapter.recorder.path}')
+    assert (reply.success, reply.message) == (True, f'recording into {adapter.recording.bag.path}')
     reply = call(executor, probe, 'adapter/record', SetBool, data=False)
     assert (reply.success, reply.message) == (True, 'not recording')
     assert spin_until(executor, lambda: adapter.loop.policy.adapted, ADAPTATION_WAIT)

@@ -299,7 +299,7 @@ def test_an_unknown_choice_leaves_the_node_unconfigured_with_the_choices(ros_con
     try:
         assert node._state_machine.current_state[1] == 'unconfigured'
         time.sleep(0.05)  # let the log line reach stderr
-        assert (f'[adapter]: cannot configure: parameter {name} must be one of {choices}, '
+        assert (f'[adapter]: cannot configure: {name} must be one of {choices}, '
                 f'not {value!r}') in capfd.readouterr().err
     finally:
         node.destroy_node()
@@ -348,7 +348,7 @@ def test_bad_checkpoint_from_meta_trainer_is_ignored_and_control_goes_on(make_ha
     path = tmp_path / 'bad.safetensors'
     reason = bad_checkpoint(case, path)
     node._on_checkpoint(String(data=str(path)))
-    assert node.loop.policy.models is models and node.checkpoint_path != str(path)
+    assert node.loop.policy.models is models and node.choice.running != str(path)
     assert node.problems.counts['checkpoint'] == 1 and reason in node.problems.last
     assert not (tmp_path / 'pwned').exists()
     harness.joint_state(harness.state())

@@ -17,11 +17,11 @@ from rosbags.rosbag2 import Reader
 from std_srvs.srv import SetBool
 
 from maml_ros.cli.replay import main as replay_main
+from maml_ros.evaluation.replay import replay
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 from maml_ros.ros.bag import OUTCOME, deserialize, read_ticks
 from maml_ros.sim import PANDA_HOME
-from maml_ros.training.replay import replay
 
 from adapter_harness import node_status
 
@@ -41,10 +41,10 @@ def record_run(ros_context, executor, folder, **parameters):
     try:
         assert spin_until(executor, lambda: node.loop.policy.last_outcome is not None, 60.0)
         spin_for(executor, 1.0)  # what follows the support: the held-out part
-        assert node_status(node)[2]['recording'] == str(node.recorder.path)
+        assert node_status(node)[2]['recording'] == str(node.recording.bag.path)
         online = node.loop.policy.active_state()
         outcome = node.loop.policy.last_outcome
-        bag = node.recorder.path
+        bag = node.recording.bag.path
     finally:
         node.destroy_node()  # closes the bag
         sim.destroy_node()
@@ -60,6 +60,13 @@ def recorded_ticks(bag, models):
     return ticks
 
 
+def replay_recorded(ticks, models, method):
+    """Replay the window of the bag's first recorded adaptation, as ``--recorded 1`` does."""
+    transitions, stamps, _ = ticks.transitions(
+        control_period=models.formulation.robot.control_period)
+    return replay(transitions, stamps, models, method=method, window=ticks.recorded_window(1))
+
+
 def test_a_recorded_run_replays_to_the_same_adapted_model(ros_context, executor, tmp_path,
                                                           capsys, models):
     """The adapter records a run of the simulated demo robot; replaying the recorded support
@@ -67,7 +74,7 @@ def test_a_recorded_run_replays_to_the_same_adapted_model(ros_context, executor,
     checkpoint maml-ros-replay writes runs in the adapter."""
     bag, online, outcome = record_run(ros_context, executor, tmp_path / 'bags')
     ticks = recorded_ticks(bag, models)
-    recorded = replay(ticks, models, method='maml_physics', recorded=1)
+    recorded = replay_recorded(ticks, models, 'maml_physics')
     assert recorded.outcome.loss_before == outcome.loss_before
     assert recorded.outcome.loss_after == outcome.loss_after
     np.testing.assert_array_equal(recorded.policy.active_state().theta, online.theta)
@@ -102,7 +109,7 @@ def test_the_network_adaptation_replays_to_the_same_weights(ros_context, executo
     bag, online, outcome = record_run(ros_context, executor, tmp_path, adaptation='maml')
     ticks = recorded_ticks(bag, models)
     assert ticks.outcomes[0].values['method'] == 'maml' and models.physics is not None
-    recorded = replay(ticks, models, method='maml', recorded=1)
+    recorded = replay_recorded(ticks, models, 'maml')
     assert recorded.outcome.loss_after == outcome.loss_after
     replayed = recorded.policy.active_state()
     assert replayed.keys() == online.keys()
@@ -117,17 +124,17 @@ def test_the_network_adaptation_replays_to_the_same_weights(ros_context, executo
 def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
     harness = make_harness(record_dir=str(tmp_path))
     node = harness.node
-    assert node.recorder is None and node_status(node)[2]['recording'] == 'off'
+    assert node.recording.bag is None and node_status(node)[2]['recording'] == 'off'
     response = node._on_record(SetBool.Request(data=True), SetBool.Response())
     assert response.success and node.get_parameter('record').value
-    path = node.recorder.path
+    path = node.recording.bag.path
     assert response.message == f'recording into {path}' and path.parent == tmp_path
     for _ in range(20):
         assert harness.joint_state(harness.state())
         harness.tick()
     response = node._on_record(SetBool.Request(data=False), SetBool.Response())
     assert (response.success, response.message) == (True, 'not recording')
-    assert node.recorder is None
+    assert node.recording.bag is None
     with Reader(path) as bag:  # under the topics' resolved names, as ros2 bag records them
         assert set(bag.topics) == {'/joint_states', '/effort_controller/commands',
                                    '/adapter/desired', '/adapter/adaptation'}
@@ -138,10 +145,10 @@ def test_record_service_starts_and_stops_bags(make_harness, tmp_path):
 
 def test_record_while_recording_keeps_the_bag(make_harness, tmp_path):
     node = make_harness(record_dir=str(tmp_path), record=True).node
-    recorder = node.recorder
+    recorder = node.recording.bag
     response = node._on_record(SetBool.Request(data=True), SetBool.Response())
     assert (response.success, response.message) == (True, f'recording into {recorder.path}')
-    assert node.recorder is recorder and list(tmp_path.iterdir()) == [recorder.path]
+    assert node.recording.bag is recorder and list(tmp_path.iterdir()) == [recorder.path]
 
 
 def test_bags_go_under_ros_home_by_default_and_the_log_says_where(make_harness, ros_home,
@@ -149,7 +156,7 @@ def test_bags_go_under_ros_home_by_default_and_the_log_says_where(make_harness, 
     """``record_dir`` empty: ``$ROS_HOME/maml_ros/bags``, where ``ROS_HOME`` defaults to
     ``~/.ros`` as in ROS 2; the log names each bag and, when it is closed, what went in."""
     harness = make_harness(record=True)
-    recorder = harness.node.recorder
+    recorder = harness.node.recording.bag
     assert recorder.path.parent == ros_home / 'maml_ros' / 'bags'
     for _ in range(5):
         assert harness.joint_state(harness.state())
@@ -165,9 +172,9 @@ def test_bags_go_under_ros_home_by_default_and_the_log_says_where(make_harness, 
 def test_record_set_before_configure_starts_the_bag_at_configure(make_adapter, tmp_path):
     node = make_adapter(autostart=False, record_dir=str(tmp_path))
     assert node.set_parameters([Parameter('record', value=True)])[0].successful
-    assert node.recorder is None and not any(tmp_path.iterdir())
+    assert node.recording.bag is None and not any(tmp_path.iterdir())
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert list(tmp_path.iterdir()) == [node.recorder.path]
+    assert list(tmp_path.iterdir()) == [node.recording.bag.path]
 
 
 def test_a_record_dir_set_while_running_holds_the_next_bag(make_harness, tmp_path):
@@ -175,7 +182,7 @@ def test_a_record_dir_set_while_running_holds_the_next_bag(make_harness, tmp_pat
     result = node.set_parameters([Parameter('record_dir', value=str(tmp_path / 'second'))])
     assert result[0].successful
     response = node._on_record(SetBool.Request(data=True), SetBool.Response())
-    assert response.success and node.recorder.path.parent == tmp_path / 'second'
+    assert response.success and node.recording.bag.path.parent == tmp_path / 'second'
     node._on_record(SetBool.Request(data=False), SetBool.Response())
     assert [path.name for path in tmp_path.iterdir()] == ['second']
 
@@ -187,7 +194,7 @@ def test_a_bag_is_named_by_its_start_in_utc(make_harness, tmp_path, monkeypatch)
         before = datetime.now(timezone.utc)
         node = make_harness(record_dir=str(tmp_path), record=True).node
         after = datetime.now(timezone.utc)
-        name = node.recorder.path.name
+        name = node.recording.bag.path.name
     finally:
         monkeypatch.undo()
         time.tzset()
@@ -201,7 +208,7 @@ def test_a_bag_that_cannot_be_written_is_refused_with_the_reason(make_harness, t
     response = harness.node._on_record(SetBool.Request(data=True), SetBool.Response())
     assert not response.success
     assert response.message.startswith('could not record: record: cannot create the bag')
-    assert harness.node.recorder is None
+    assert harness.node.recording.bag is None
     values = node_status(harness.node)[2]
     assert (values['recording'], values['problems_record']) == ('off', '1')
     assert f'could not record: {values["last_problem"]}' == response.message
@@ -218,17 +225,17 @@ def test_a_refused_record_parameter_is_the_services_answer(make_harness, tmp_pat
         successful=False, reason='record: not during a test'))
     response = node._on_record(SetBool.Request(data=True), SetBool.Response())
     assert (response.success, response.message) == (False, 'record: not during a test')
-    assert node.recorder is None and not node.get_parameter('record').value
+    assert node.recording.bag is None and not node.get_parameter('record').value
 
 
 def test_cleanup_closes_the_bag_and_does_not_start_another(make_harness, tmp_path):
     harness = make_harness(record_dir=str(tmp_path), record=True)
-    path = harness.node.recorder.path
+    path = harness.node.recording.bag.path
     for _ in range(5):
         assert harness.joint_state(harness.state())
         harness.tick()
     harness.transition('deactivate', 'cleanup')
-    assert harness.node.recorder is None and list(tmp_path.iterdir()) == [path]
+    assert harness.node.recording.bag is None and list(tmp_path.iterdir()) == [path]
     ticks = read_ticks(path, joints=list(harness.node.joints),
                        command_topic='/effort_controller/commands')
     assert len(ticks) == 6  # five ticks, and the stop command sent on deactivating
@@ -237,7 +244,7 @@ def test_cleanup_closes_the_bag_and_does_not_start_another(make_harness, tmp_pat
 def test_a_full_disk_while_recording_is_a_warning_and_the_robot_stays_controlled(
         make_harness, tmp_path):
     harness = make_harness(record_dir=str(tmp_path), record=True)
-    recorder = harness.node.recorder
+    recorder = harness.node.recording.bag
 
     def full(*args):
         raise OSError(28, 'No space left on device')
@@ -267,8 +274,8 @@ def test_replay_refuses_what_it_cannot_use(tmp_path, capsys, argv, message, make
     for _ in range(60):
         assert harness.joint_state(harness.state())
         harness.tick()
-    bag = harness.node.recorder.path
-    harness.node._recording(False)
+    bag = harness.node.recording.bag.path
+    harness.node.recording.switch(False, '')
     assert replay_main([arg.format(bag=bag) for arg in argv]) == 2
     assert message in capsys.readouterr().err
 
@@ -292,7 +299,7 @@ def test_the_recorded_outcome_carries_what_an_accepted_physics_fit_identified(
     outcome = node.loop.policy.last_outcome
     refused = dataclasses.replace(outcome, accepted=False, reason='support loss rose')
     node._on_adapted(refused)
-    path = node.recorder.path
+    path = node.recording.bag.path
     node._on_record(SetBool.Request(data=False), SetBool.Response())
     time.sleep(0.05)  # let the lines reach stderr
     log = capfd.readouterr().err.splitlines()

@@ -8,9 +8,9 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import PANDA_HOME
-from maml_ros.training.models import TrainedModels
 
 from adapter_harness import node_status
 
@@ -99,7 +99,7 @@ def test_a_checkpoint_from_meta_trainer_replaces_the_models_that_run(make_harnes
     models.save(copy)
     harness.node._on_checkpoint(String(data=str(copy)))
     policy = harness.node.loop.policy
-    assert policy is not before and harness.node.checkpoint_path == str(copy)
+    assert policy is not before and harness.node.choice.running == str(copy)
     assert torch.equal(policy.models.meta_policy.head.bias, models.meta_policy.head.bias)
     harness.attach()
     assert all(command is not None for command in drive(harness, 5))

@@ -27,7 +27,7 @@ def test_a_chosen_checkpoint_is_kept_when_meta_trainer_announces_another(make_ha
     chosen = str(shutil.copy(SHIPPED, tmp_path / 'chosen.safetensors'))
     node = make_harness(checkpoint=chosen).node
     policy = node.loop.policy
-    assert active(node) == node.checkpoint_path == chosen
+    assert active(node) == node.choice.running == chosen
     node._on_checkpoint(String(data=SHIPPED))  # the shipped one, announced
     assert node.loop.policy is policy and active(node) == chosen
     assert node.get_parameter('checkpoint').value == chosen
@@ -47,7 +47,7 @@ def test_without_a_choice_the_adapter_follows_meta_trainer(make_harness, tmp_pat
     assert active(node) == SHIPPED
     retrained = str(shutil.copy(SHIPPED, tmp_path / 'retrained.safetensors'))
     node._on_checkpoint(String(data=retrained))
-    assert active(node) == node.checkpoint_path == retrained
+    assert active(node) == node.choice.running == retrained
     assert node.get_parameter('checkpoint').value == ''  # nothing was chosen
 
 
@@ -83,7 +83,7 @@ def test_the_parameter_file_choice_survives_meta_trainer_with_the_same_file(ros_
         assert spin_until(executor, lambda: announced)
         assert announced[0].data == SHIPPED
         assert spin_until(executor, lambda: SHIPPED in adapter._ignored_announcements)
-        assert active(adapter) == adapter.checkpoint_path == str(chosen)
+        assert active(adapter) == adapter.choice.running == str(chosen)
     finally:
         for node in (adapter, trainer, probe):
             node.destroy_node()

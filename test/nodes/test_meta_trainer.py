@@ -27,7 +27,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.sa
 def test_checkpoint_hand_over_from_meta_trainer_to_adapter(ros_context, executor, tmp_path):
     copy = shutil.copy(SHIPPED, tmp_path / 'retrained.safetensors')
     adapter = AdapterNode(context=ros_context)
-    assert adapter.checkpoint_path.endswith('panda_effort.safetensors')
+    assert adapter.choice.running.endswith('panda_effort.safetensors')
     trainer = MetaTrainerNode(context=ros_context, parameter_overrides=[
         Parameter('mode', value='load'), Parameter('checkpoint', value=str(copy))])
     late: list[String] = []
@@ -36,7 +36,7 @@ def test_checkpoint_hand_over_from_meta_trainer_to_adapter(ros_context, executor
     try:
         for node in (adapter, trainer, probe):
             executor.add_node(node)
-        assert spin_until(executor, lambda: adapter.checkpoint_path == str(copy))
+        assert spin_until(executor, lambda: adapter.choice.running == str(copy))
         assert spin_until(executor, lambda: late and late[0].data == str(copy))  # late joiner
         assert trainer.state == 'ready'
     finally:

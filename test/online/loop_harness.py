@@ -28,6 +28,8 @@ from sensor_msgs.msg import JointState
 
 from maml_ros.maml import MAML
 from maml_ros.maml.policy import PolicyNet
+from maml_ros.model.formulation import Formulation
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.online.adaptive_policy import AdaptivePolicy
 from maml_ros.online.control_loop import ControlLoop, LoopSettings
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
@@ -40,8 +42,6 @@ from maml_ros.sim import (
     RobotConfig,
 )
 from maml_ros.sim.command import CommandSpace
-from maml_ros.training.formulation import Formulation
-from maml_ros.training.models import TrainedModels
 
 JOINTS = list(PANDA_ARM_JOINTS)
 LIMITS = InverseDynamicsModel.shared(RobotConfig()).description.limits

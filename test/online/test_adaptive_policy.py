@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from maml_ros.model.adaptation import maml_adapt
+from maml_ros.model.physics_adaptation import keep_unidentified
+from maml_ros.model.trained_models import TrainedModels
+from maml_ros.model.transitions import Transitions
 from maml_ros.online.adaptive_policy import AdaptivePolicy, rejection
-from maml_ros.online.support_buffer import Transitions
 from maml_ros.sim import Dynamics, RolloutConfig, Task, run_task
-from maml_ros.training.adaptation import maml_adapt
-from maml_ros.training.models import TrainedModels
-from maml_ros.training.physics_adaptation import keep_unidentified
 
 CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 HEAVY = Dynamics(payload_mass=1.8, actuator_gain=0.85, joint_friction=0.2)

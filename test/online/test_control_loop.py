@@ -9,6 +9,7 @@ import pytest
 import torch
 from loop_harness import untrained_models
 
+from maml_ros.evaluation.tracking import EvalSettings, run_loop
 from maml_ros.online.adaptive_policy import AdaptivePolicy
 from maml_ros.online.control_loop import (
     MAX_STAMP_LEAD,
@@ -18,7 +19,6 @@ from maml_ros.online.control_loop import (
     stamp_rejection,
 )
 from maml_ros.sim import PANDA_HOME, Dynamics, SimRobot
-from maml_ros.training.evaluation import EvalSettings, run_loop
 
 HEAVY = Dynamics(payload_mass=1.8, actuator_gain=0.85, joint_friction=0.2)
 PERIOD = 0.01

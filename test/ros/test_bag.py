@@ -18,7 +18,7 @@ import yaml
 from mcap.reader import make_reader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from maml_ros.online.outcome import AdaptationOutcome
+from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.ros.bag import (
     COMMANDS,
     JOINT_STATE,

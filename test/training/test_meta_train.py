@@ -8,9 +8,9 @@ import torch
 
 from maml_ros.cli import evaluate as evaluate_cli
 from maml_ros.maml.checkpoint import CheckpointError
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.sim import ReferenceConfig
 from maml_ros.training.config import load_train_config
-from maml_ros.training.models import TrainedModels
 
 
 def test_tiny_meta_training_lowers_the_meta_validation_loss(trained):

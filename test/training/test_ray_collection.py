@@ -23,11 +23,12 @@ import ray
 import safetensors.torch
 from ray.cluster_utils import Cluster
 
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.sim import RolloutCollector, RolloutConfig
-from maml_ros.training.collection import CollectionError, open_collector
+from maml_ros.training.collection import open_collector
+from maml_ros.training.collector import CollectionError
 from maml_ros.training.config import load_train_config
 from maml_ros.training.meta_train import meta_train
-from maml_ros.training.models import TrainedModels
 from maml_ros.training.ray_collection import RayCollector
 
 CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'adapt.yaml'

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from maml_ros.online.support_buffer import Transitions
+from maml_ros.evaluation.tracking import EvalSettings, evaluate_task, run_loop
+from maml_ros.model.model_based import JointModel, SystemIdentification, sysid_policy
+from maml_ros.model.transitions import Transitions
 from maml_ros.sim import Dynamics
-from maml_ros.training.evaluation import EvalSettings, evaluate_task, run_loop
-from maml_ros.training.model_based import JointModel, SystemIdentification, sysid_policy
 
 SETTINGS = EvalSettings(track_steps=200)
 

@@ -24,11 +24,11 @@ from maml_ros.maml.checkpoint import (
     save_checkpoint,
 )
 from maml_ros.maml.policy import PolicyNet
+from maml_ros.model.formulation import Formulation
+from maml_ros.model.physics_model import PhysicsResidualModel
 from maml_ros.sim import DynamicsRanges, InverseDynamicsModel, ReferenceConfig, RobotConfig
 from maml_ros.sim.command import CommandSpace
 from maml_ros.sim.model import urdf_file
-from maml_ros.training.formulation import Formulation
-from maml_ros.training.physics_model import PhysicsResidualModel
 
 META, POOLED, INNER_LR, PHYSICS = 'meta.', 'pooled.', 'inner_lr.', 'physics.'
 
@@ -45,7 +45,7 @@ class TrainedModels:
         (``finetune_lr``, ``ridge``).
     :param info: anything else worth keeping (training settings, seed, figures).
     :param physics: the meta-trained physics model (prior, damping, residual features) of
-        :mod:`~maml_ros.training.physics_model`, where the checkpoint has one.
+        :mod:`~maml_ros.model.physics_model`, where the checkpoint has one.
     :param reference: how training drew the references tracked (evaluation draws the same).
     """
 

@@ -2,7 +2,7 @@
 
 :class:`PhysicsAdaptation` builds the regressors of support transitions and
 takes the meta-trained model's preconditioned step
-(:meth:`~maml_ros.training.physics_model.PhysicsResidualModel.adapt`): a
+(:meth:`~maml_ros.model.physics_model.PhysicsResidualModel.adapt`): a
 :class:`PhysicsFit`. :class:`PhysicsController` commands with a fit, its delay
 and lag inverted. :func:`adapt_physics` is the whole computation of one
 adaptation (what :class:`~maml_ros.online.adaptive_policy.AdaptivePolicy`
@@ -20,12 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from maml_ros.online.support_buffer import Transitions
-from maml_ros.training.actuator import CommandPipeline
-from maml_ros.training.formulation import Formulation
-from maml_ros.training.model_based import SystemIdentification, computed_torque
-from maml_ros.training.models import TrainedModels
-from maml_ros.training.physics_model import (
+from maml_ros.model.actuator import CommandPipeline
+from maml_ros.model.formulation import Formulation
+from maml_ros.model.model_based import SystemIdentification, computed_torque
+from maml_ros.model.physics_model import (
     DAMPING_SCALES,
     DELAYS,
     PHYSICAL_TERMS,
@@ -34,6 +32,8 @@ from maml_ros.training.physics_model import (
     damped_solve,
     physical_regressors,
 )
+from maml_ros.model.trained_models import TrainedModels
+from maml_ros.model.transitions import Transitions
 
 # Terms a passive robot cannot have negative (the command they add opposes motion or gravity).
 PASSIVE_TERMS = [PHYSICAL_TERMS.index(t) for t in ('payload', 'viscous', 'coulomb_sharp',
@@ -109,7 +109,7 @@ class PhysicsFit:
 
 class PhysicsAdaptation:
     """The physics model's adaptation, in the identification protocol of
-    :class:`~maml_ros.training.model_based.ModelPolicy` (which runs it and inverts the
+    :class:`~maml_ros.model.model_based.ModelPolicy` (which runs it and inverts the
     identified delay and lag).
 
     :param formulation: robot and gains (effort interface).
@@ -298,7 +298,7 @@ def keep_unidentified(fit: PhysicsFit, active: PhysicsFit) -> PhysicsFit:
 
 
 class PhysicsController:
-    """Computed torque with a fit (see :func:`~maml_ros.training.model_based.computed_torque`).
+    """Computed torque with a fit (see :func:`~maml_ros.model.model_based.computed_torque`).
 
     :param adaptation: the model and its regressors.
     :param fit: the parameters, delay and lag to command with.

@@ -87,7 +87,7 @@ ADAPTATIONS = {'maml': 'meta_policy', 'pretrained_finetune': 'pooled',
 def adapt_params(models, method: str, support: Support, *, steps: int, lr_scale: float = 1.0,
                  start: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
     """The weights ``method`` (one of :data:`ADAPTATIONS`) gets from this support set;
-    ``models`` is a :class:`~maml_ros.training.models.TrainedModels`. ``maml`` takes its
+    ``models`` is a :class:`~maml_ros.model.trained_models.TrainedModels`. ``maml`` takes its
     steps from ``start`` when given (the baselines always start from the pooled network)."""
     if method == 'maml':
         return maml_adapt(models.learner, support, steps=steps, lr_scale=lr_scale, start=start)

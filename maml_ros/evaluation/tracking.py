@@ -14,11 +14,11 @@ joint tracking RMSE (rad) of the true positions. Methods:
 - learned: ``no_adaptation`` (the pooled network), ``pretrained_finetune``,
   ``last_layer_ridge``, ``maml`` (the meta-learned network), ``maml_physics``
   (the meta-learned physics model with its residual:
-  :mod:`~maml_ros.training.physics_model`), and ``oracle`` (a network trained
+  :mod:`~maml_ros.model.physics_model`), and ``oracle`` (a network trained
   on ample data of the task itself: the pooled network fitted to
   ``oracle_rollouts`` rollouts of the task with Adam, learning rate 3e-4,
   batches of 1024, seeded by the task);
-- classical (:mod:`maml_ros.training.model_based`): ``nominal`` (URDF computed
+- classical (:mod:`maml_ros.model.model_based`): ``nominal`` (URDF computed
   torque), ``sysid`` (the least-squares identified model: the rival to beat)
   and ``true_model`` (computed torque with the true parameters: the floor).
 
@@ -39,6 +39,10 @@ import numpy as np
 import torch
 
 from maml_ros.maml.policy import PolicyNet
+from maml_ros.model.adaptation import ADAPTATIONS, train_supervised
+from maml_ros.model.data import TaskSet
+from maml_ros.model.model_based import ModelPolicy, sysid_policy, true_model_policy
+from maml_ros.model.trained_models import TrainedModels
 from maml_ros.online.adaptive_policy import PHYSICS, AdaptationOutcome, AdaptivePolicy
 from maml_ros.online.control_loop import ControlLoop, LoopSettings
 from maml_ros.sim import (
@@ -52,10 +56,6 @@ from maml_ros.sim import (
     run_task,
 )
 from maml_ros.sim.rollout import task_streams
-from maml_ros.training.adaptation import ADAPTATIONS, train_supervised
-from maml_ros.training.data import TaskSet
-from maml_ros.training.model_based import ModelPolicy, sysid_policy, true_model_policy
-from maml_ros.training.models import TrainedModels
 
 Policy = AdaptivePolicy | ModelPolicy  # what ControlLoop drives
 

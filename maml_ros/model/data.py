@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from maml_ros.model.formulation import Formulation
 from maml_ros.sim import Rollout
-from maml_ros.training.formulation import Formulation
 
 
 @dataclass(frozen=True)

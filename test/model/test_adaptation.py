@@ -3,7 +3,7 @@
 import torch
 
 from maml_ros.maml.policy import PolicyNet
-from maml_ros.training.adaptation import finetune, ridge_head, scaled_mse, state_with
+from maml_ros.model.adaptation import finetune, ridge_head, scaled_mse, state_with
 
 
 def pooled_net_and_support():

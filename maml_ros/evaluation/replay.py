@@ -16,14 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from maml_ros.model.model_based import JointModel, SystemIdentification
+from maml_ros.model.outcome import AdaptationOutcome
+from maml_ros.model.physics_adaptation import PhysicsAdaptation, PhysicsFit
+from maml_ros.model.physics_model import DELAYS, RETENTIONS
+from maml_ros.model.trained_models import TrainedModels
+from maml_ros.model.transitions import Transitions
 from maml_ros.online.adaptive_policy import AdaptivePolicy
-from maml_ros.online.outcome import AdaptationOutcome
-from maml_ros.online.support_buffer import Transitions
-from maml_ros.ros.bag import BagTicks
-from maml_ros.training.model_based import JointModel, SystemIdentification
-from maml_ros.training.models import TrainedModels
-from maml_ros.training.physics_adaptation import PhysicsAdaptation, PhysicsFit
-from maml_ros.training.physics_model import DELAYS, RETENTIONS
 
 
 @dataclass(frozen=True)
@@ -98,53 +97,47 @@ class Replay:
         return figures
 
 
-def split(ticks: BagTicks, *, control_period: float, support_size: int, start: float = 0.0,
-          recorded: int | None = None) -> tuple[Transitions, np.ndarray, Transitions]:
+def split(transitions: Transitions, stamps: np.ndarray, *, support_size: int,
+          start: float = 0.0, origin: float | None = None,
+          window: tuple[float, int] | None = None) -> tuple[Transitions, np.ndarray, Transitions]:
     """The support (and its stamps) and the held-out transitions after it.
 
-    :param support_size: support transitions: the first ones whose state is stamped at least
-        ``start`` seconds after the bag's first.
-    :param recorded: instead, the support window of the adapter's ``recorded``-th
-        adaptation in the bag (from 1): the transitions its buffer held.
-    :raises ValueError: too few transitions, or no such recorded adaptation.
+    :param stamps: the stamp of each transition's next state (s), increasing.
+    :param support_size: support transitions: the first ones whose next state is stamped at
+        least ``start`` seconds after ``origin`` (default: the first stamp).
+    :param window: instead, ``(end, count)``: the newest ``count`` transitions whose next
+        state is stamped at or before ``end`` (the window an adapter adapted on).
+    :raises ValueError: too few transitions.
     """
-    everything, stamps, _ = ticks.transitions(control_period=control_period)
-    if recorded is not None:
-        if not 1 <= recorded <= len(ticks.outcomes):
-            raise ValueError(f'the bag records {len(ticks.outcomes)} adaptations, not '
-                             f'{recorded}')
-        outcome = ticks.outcomes[recorded - 1]
-        if outcome.window_end is None:
-            raise ValueError(f'adaptation {recorded} has no recorded support window')
-        support, support_stamps, _ = ticks.transitions(
-            control_period=control_period, until=outcome.window_end,
-            capacity=outcome.transitions)
-        if len(support) < outcome.transitions:
-            raise ValueError(f'adaptation {recorded} used {outcome.transitions} transitions; '
-                             f'the bag holds {len(support)} of them (recording started later)')
-        end = outcome.window_end
+    if window is not None:
+        end, count = window
+        first = np.flatnonzero(stamps <= end)[-count:]
+        if len(first) < count:
+            raise ValueError(f'the window has {count} transitions; {len(first)} of them are '
+                             'here (recording started later)')
     else:
-        first = np.flatnonzero(stamps >= ticks.stamps[0] + start)[:support_size]
+        origin = stamps[0] if origin is None else origin
+        first = np.flatnonzero(stamps >= origin + start)[:support_size]
         if len(first) < support_size:
             raise ValueError(f'{len(first)} transitions from {start:g} s on, fewer than the '
-                             f'{support_size} asked for (the bag has {len(everything)})')
-        support, support_stamps = _rows(everything, first), stamps[first]
-        end = support_stamps[-1]
-    return support, support_stamps, _rows(everything, np.flatnonzero(stamps > end))
+                             f'{support_size} asked for (there are {len(transitions)})')
+    end = stamps[first[-1]]
+    return _rows(transitions, first), stamps[first], _rows(transitions,
+                                                          np.flatnonzero(stamps > end))
 
 
-def replay(ticks: BagTicks, models: TrainedModels, *, method: str, support_size: int = 200,
-           start: float = 0.0, recorded: int | None = None, inner_steps: int = 5,
-           inner_lr: float | None = None) -> Replay:
-    """Adapt on a support window of ``ticks`` and predict the held-out commands (module
-    docstring); ``method``, ``inner_steps`` and ``inner_lr`` as the adapter's parameters.
+def replay(transitions: Transitions, stamps: np.ndarray, models: TrainedModels, *,
+           method: str, support_size: int = 200, start: float = 0.0,
+           origin: float | None = None, window: tuple[float, int] | None = None,
+           inner_steps: int = 5, inner_lr: float | None = None) -> Replay:
+    """Adapt on a support window of ``transitions`` and predict the held-out commands
+    (module docstring); the window as :func:`split` chooses it; ``method``,
+    ``inner_steps`` and ``inner_lr`` as the adapter's parameters.
 
     :raises ValueError: too few transitions (see :func:`split`), or none held out.
     """
-    period = models.formulation.robot.control_period
-    support, support_stamps, held_out = split(ticks, control_period=period,
-                                              support_size=support_size, start=start,
-                                              recorded=recorded)
+    support, support_stamps, held_out = split(transitions, stamps, support_size=support_size,
+                                              start=start, origin=origin, window=window)
     if not len(held_out):
         raise ValueError('no transition after the support window to judge the adaptation on')
     policy = AdaptivePolicy(models=models, method=method, worker='inline')

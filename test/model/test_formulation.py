@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from maml_ros.maml.checkpoint import Checkpoint, load_checkpoint
+from maml_ros.model.formulation import Formulation
+from maml_ros.model.physics_model import PhysicsResidualModel
+from maml_ros.model.trained_models import PHYSICS, TrainedModels
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import (
     Dynamics,
@@ -16,9 +19,6 @@ from maml_ros.sim import (
     Task,
     run_task,
 )
-from maml_ros.training.formulation import Formulation
-from maml_ros.training.models import PHYSICS, TrainedModels
-from maml_ros.training.physics_model import PhysicsResidualModel
 
 
 @pytest.fixture(scope='module')

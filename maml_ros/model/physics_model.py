@@ -6,7 +6,7 @@ adapted parameters ``theta_j``::
     e_j = theta_j . [tau_nom_j, dtau_payload_j, qd_j, tanh(qd_j/0.02), tanh(qd_j/0.2), 1,
                      sin(k_j q_j), cos(k_j q_j),  h(x)]
 
-the physical regressors of :mod:`~maml_ros.training.model_based` (URDF inverse
+the physical regressors of :mod:`~maml_ros.model.model_based` (URDF inverse
 dynamics at the hindsight acceleration, its change for 1 kg of payload,
 viscous and Coulomb friction, an offset), then the learned residual: ``M``
 harmonics of the joint's own position, with the wavenumbers ``k_j`` (``M`` of
@@ -14,7 +14,7 @@ them) meta-learned per joint (a transmission's ripple and a motor's cogging are 
 position; their amplitude and phase are what each robot adapts), and ``h(x)``,
 features of ``x = (q, qd, a)`` computed by a meta-learned network for the rest.
 ``e`` is the command in force after the robot's delay and torque lag
-(:mod:`~maml_ros.training.actuator`).
+(:mod:`~maml_ros.model.actuator`).
 
 What is fitted is the command sent: with ``d`` steps of delay and a lag that
 keeps ``r`` per step, ``u[t - d] = (e[t] - r e[t-1]) / (1 - r)``, so with
@@ -34,7 +34,7 @@ linear in ``theta`` lands on the minimum of::
 lag of each joint are the candidates of :data:`DELAYS` x :data:`RETENTIONS`
 whose fit of the physical terms alone (the residual at ``theta0``) has the
 smallest value of that objective. (On the robot the damping
-is then scaled by cross-validation: :mod:`~maml_ros.training.physics_adaptation`.)
+is then scaled by cross-validation: :mod:`~maml_ros.model.physics_adaptation`.)
 Meta-training learns ``theta0``, ``Lambda``, the wavenumbers and the feature
 network ``h`` by differentiating the query loss of the adapted model through
 that step (the step is a linear solve, so the meta-gradient is exact).

@@ -4,22 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from maml_ros.online.support_buffer import Transitions
-from maml_ros.sim import Dynamics, NominalController, RolloutConfig, Task, run_task
-from maml_ros.sim.robot import RIPPLE_WAVENUMBER
-from maml_ros.training.actuator import CommandPipeline
-from maml_ros.training.evaluation import EvalSettings, evaluate_task
-from maml_ros.training.physics_adaptation import (
+from maml_ros.evaluation.tracking import EvalSettings, evaluate_task
+from maml_ros.model.actuator import CommandPipeline
+from maml_ros.model.physics_adaptation import (
     PASSIVE_TERMS,
     PhysicsAdaptation,
     passive_refit,
 )
-from maml_ros.training.physics_model import (
+from maml_ros.model.physics_model import (
     DELAYS,
     RETENTIONS,
     PhysicsResidualModel,
     damped_step,
 )
+from maml_ros.model.transitions import Transitions
+from maml_ros.sim import Dynamics, NominalController, RolloutConfig, Task, run_task
+from maml_ros.sim.robot import RIPPLE_WAVENUMBER
 
 N, P = 3, 6  # joints, physical terms
 

@@ -10,6 +10,16 @@ import pytest
 import torch
 
 from maml_ros.cli import evaluate as evaluate_cli
+from maml_ros.evaluation import tracking as evaluation
+from maml_ros.evaluation.tracking import (
+    EvalSettings,
+    LoopRun,
+    evaluate_task,
+    evaluate_tasks,
+    method_policy,
+    run_loop,
+    summarize,
+)
 from maml_ros.sim import (
     Dynamics,
     InverseDynamicsModel,
@@ -18,16 +28,6 @@ from maml_ros.sim import (
     Task,
     make_robot,
     run_task,
-)
-from maml_ros.training import evaluation
-from maml_ros.training.evaluation import (
-    EvalSettings,
-    LoopRun,
-    evaluate_task,
-    evaluate_tasks,
-    method_policy,
-    run_loop,
-    summarize,
 )
 
 HEAVY = Dynamics(payload_mass=2.0, actuator_gain=0.8, joint_friction=0.3)

@@ -10,7 +10,7 @@ its last value each step). With ``c[t] = u[t - delay]`` the command in force::
 acts over step ``t`` (the simulator's order; before the first command nothing
 is in force, so the first command fills the line and the lag). Learning pairs
 the acceleration achieved over step ``t`` with ``e[t]``, not ``u[t]``
-(:mod:`~maml_ros.training.physics_model`); a controller inverts the pipeline,
+(:mod:`~maml_ros.model.physics_model`); a controller inverts the pipeline,
 choosing ``u[t]`` so that ``e[t + delay]`` is the torque it wants then
 (:meth:`CommandPipeline.command_for`).
 """

@@ -1,6 +1,6 @@
 """AdaptationOutcome: the line the adapter logs for each adaptation."""
 
-from maml_ros.online.outcome import AdaptationOutcome
+from maml_ros.model.outcome import AdaptationOutcome
 
 
 def test_an_outcome_reads_as_its_verdict_losses_support_and_time():

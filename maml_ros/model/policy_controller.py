@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from maml_ros.maml.policy import PolicyNet
-from maml_ros.training.formulation import Formulation
+from maml_ros.model.formulation import Formulation
 
 
 class PolicyController:

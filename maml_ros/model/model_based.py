@@ -15,7 +15,7 @@
   (same gains as the learned policy).
 - ``true_model`` is computed torque with the simulated robot's true masses,
   actuator gain, damping, friction and ripple, its command delay and torque lag
-  inverted (:mod:`~maml_ros.training.actuator`): the floor of this controller
+  inverted (:mod:`~maml_ros.model.actuator`): the floor of this controller
   structure (simulation only).
 
 Both follow the policy protocol :class:`~maml_ros.online.control_loop.ControlLoop`
@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maml_ros.online.outcome import AdaptationOutcome
-from maml_ros.online.support_buffer import Transitions
+from maml_ros.model.actuator import CommandPipeline
+from maml_ros.model.formulation import Formulation
+from maml_ros.model.outcome import AdaptationOutcome
+from maml_ros.model.trained_models import TrainedModels
+from maml_ros.model.transitions import Transitions
 from maml_ros.sim import InverseDynamicsModel, RobotConfig, SimRobot
-from maml_ros.training.actuator import CommandPipeline
-from maml_ros.training.formulation import Formulation
-from maml_ros.training.models import TrainedModels
 
 MAX_DELAY = 4  # control steps
 MIN_TRANSITIONS = 10 + MAX_DELAY  # fewest worth fitting 5 parameters per joint on
@@ -205,7 +205,7 @@ class ModelPolicy:
     :param identification: fits a new model on support data (``sysid``); None: fixed.
     :param delay: command delay (control steps) the initial model looks ahead over.
     :param retention: torque lag of the initial model, per joint (see
-        :class:`~maml_ros.training.actuator.CommandPipeline`), inverted.
+        :class:`~maml_ros.model.actuator.CommandPipeline`), inverted.
     :param on_close: releases what ``torque`` holds.
     """
 

@@ -10,10 +10,10 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from maml_ros.evaluation.tracking import EvalSettings, run_loop  # noqa: E402
+from maml_ros.model.trained_models import TrainedModels  # noqa: E402
 from maml_ros.online.adaptive_policy import AdaptivePolicy  # noqa: E402
 from maml_ros.sim import Dynamics, make_robot  # noqa: E402
-from maml_ros.training.evaluation import EvalSettings, run_loop  # noqa: E402
-from maml_ros.training.models import TrainedModels  # noqa: E402
 
 
 def plot_tracking(path: Path, models: TrainedModels, dynamics: Dynamics, *,
@@ -75,7 +75,7 @@ def plot_learning_curves(path: Path, rows: list[dict]) -> None:
 
 def plot_replay(path: Path, replay, *, joints: list[str], control_period: float) -> None:
     """The held-out commands sent and those the unadapted model, the adapted one and
-    ``sysid`` predict, per joint (:class:`~maml_ros.training.replay.Replay`)."""
+    ``sysid`` predict, per joint (:class:`~maml_ros.evaluation.replay.Replay`)."""
     held_out = replay.held_out.commands
     time = np.arange(len(held_out)) * control_period
     figure, axes = plt.subplots(len(joints), 1, figsize=(10, 1.9 * len(joints)), sharex=True,
