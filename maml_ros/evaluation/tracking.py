@@ -45,6 +45,7 @@ from maml_ros.model.model_based import ModelPolicy, sysid_policy, true_model_pol
 from maml_ros.model.trained_models import TrainedModels
 from maml_ros.online.adaptive_policy import PHYSICS, AdaptationOutcome, AdaptivePolicy
 from maml_ros.online.control_loop import ControlLoop, LoopSettings
+from maml_ros.online.policy import Policy
 from maml_ros.sim import (
     Dynamics,
     RolloutConfig,
@@ -56,8 +57,6 @@ from maml_ros.sim import (
     run_task,
 )
 from maml_ros.sim.rollout import task_streams
-
-Policy = AdaptivePolicy | ModelPolicy  # what ControlLoop drives
 
 METHODS = ('nominal', 'no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'sysid', 'maml',
            'maml_physics', 'oracle', 'true_model')
@@ -75,6 +74,8 @@ class EvalSettings:
     :param exploration_std: exploration noise while collecting support (see RolloutConfig).
     :param readapt_period: seconds between re-adaptations on the sliding window; 0: adapt
         once (as the adapter's ``readapt_period``).
+    :param max_command_rate: the safety filter's largest command change per second (as the
+        adapter's ``max_command_rate``).
     :param oracle_rollouts: rollouts of the task itself the oracle trains on.
     :param oracle_iterations: training iterations of the oracle.
     :param methods: which methods to run.
@@ -86,6 +87,7 @@ class EvalSettings:
     settle_steps: int = 100
     track_steps: int = 500
     readapt_period: float = 0.0
+    max_command_rate: float = LoopSettings.max_command_rate
     exploration_std: float = LoopSettings.exploration_std
     oracle_rollouts: int = 16
     oracle_iterations: int = 1500
@@ -178,6 +180,7 @@ def run_loop(policy: Policy, dynamics: Dynamics, *, seed: int, settings: EvalSet
     loop_settings = LoopSettings(
         support_size=settings.support_size, inner_steps=settings.inner_steps,
         inner_lr=models.learner.base_inner_lr, readapt_period=settings.readapt_period,
+        max_command_rate=settings.max_command_rate,
         exploration_std=settings.exploration_std if explores else 0.0)
     clock, outcomes = [0.0], []
     loop = ControlLoop(policy=policy, settings=loop_settings, period=period,

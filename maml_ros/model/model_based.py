@@ -230,6 +230,11 @@ class ModelPolicy:
         return computed_torque(self.formulation, self._torque, self.model.delay, self.pipeline,
                                q, qd, q_ref, qd_ref, qdd_ref)
 
+    def hold(self, q: np.ndarray) -> np.ndarray:
+        """The model's command that holds posture ``q`` at rest."""
+        rest = np.zeros_like(q)
+        return self._torque(q, rest, rest)
+
     def sent(self, command: np.ndarray) -> None:
         """The command that went out: the pipeline's lag is inverted from what it holds."""
         self.pipeline.sent(command)

@@ -111,11 +111,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.unconfigured = str(error)
             self.get_logger().error(f'cannot configure: {error}')
             return TransitionCallbackReturn.FAILURE
-        trained = policy.models.formulation.robot.control_period
-        if abs(self.period - trained) > 1e-9:
-            self.get_logger().warn(f'control_rate {1 / self.period:g} Hz is not the checkpoint\'s '
-                                   f'{1 / trained:g} Hz: expect worse tracking and rejected '
-                                   'adaptations')
         self._running(path)
         self.commands = self.create_lifecycle_publisher(
             Float64MultiArray, f'{self.controller}/commands', 10)
@@ -138,7 +133,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
 
     def _policy(self, path: str):
         return load_policy(path, joints=self.joints, command_interface=self.interface,
-                           adaptation=self.adaptation, worker=self.worker,
+                           adaptation=self.adaptation, worker=self.worker, period=self.period,
                            warn=self.get_logger().warn)
 
     def _running(self, path: str) -> None:

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maml_ros.online.adaptive_policy import AdaptationOutcome, AdaptivePolicy
+from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.online.loop_stats import LoopStats
+from maml_ros.online.policy import Policy
 from maml_ros.online.safety import SafetyFilter, Watchdog
 from maml_ros.online.support_buffer import SupportBuffer
 from maml_ros.online.waypoints import WaypointReference
@@ -131,7 +132,7 @@ class ControlLoop:
         active model's torque that holds the last measured posture at rest; ``zero``.
     """
 
-    def __init__(self, *, policy: AdaptivePolicy, settings: LoopSettings, period: float,
+    def __init__(self, *, policy: Policy, settings: LoopSettings, period: float,
                  stamp_clock: Callable[[], float], seed: int = 0,
                  on_adapted: Callable[[AdaptationOutcome], None] | None = None,
                  stop_command: str = 'gravity') -> None:
@@ -328,7 +329,7 @@ class ControlLoop:
         self.buffer.clear()
         self._last_adaptation = -math.inf
 
-    def switch_policy(self, policy: AdaptivePolicy) -> None:
+    def switch_policy(self, policy: Policy) -> None:
         """Run ``policy`` from now on (a new checkpoint); the old one is stopped."""
         self.policy.close()
         self.policy = policy

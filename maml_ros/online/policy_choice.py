@@ -41,13 +41,15 @@ def adaptation_method(choice: str, models: TrainedModels) -> str:
 
 
 def load_policy(path: str, *, joints: list[str], command_interface: str, adaptation: str,
-                worker: str, warn: Callable[[str], None]) -> AdaptivePolicy:
+                worker: str, period: float, warn: Callable[[str], None]) -> AdaptivePolicy:
     """The checkpoint at ``path`` as a warmed-up policy for these joints and interface.
 
     :param adaptation: one of :data:`ADAPTATION_CHOICES`.
     :param worker: where adaptations run (:class:`AdaptivePolicy`); a worker process warms
         itself up.
-    :param warn: where the robot check's warnings go.
+    :param period: the control period it will run at (s).
+    :param warn: where the robot check's warnings go, and a period the checkpoint was not
+        trained for.
     :raises CheckpointError: for a bad checkpoint.
     :raises ValueError: for an unknown ``adaptation``, ``maml_physics`` and a checkpoint
         without one, or a robot that fails the robot check (``RobotCheckError``).
@@ -59,6 +61,10 @@ def load_policy(path: str, *, joints: list[str], command_interface: str, adaptat
     for finding in report.findings:
         if finding.status == 'WARN':
             warn(f'robot check: {finding.message}')
+    if abs(period - form.robot.control_period) > 1e-9:
+        warn(f'control_rate {1 / period:g} Hz is not the checkpoint\'s '
+             f'{1 / form.robot.control_period:g} Hz: expect worse tracking and rejected '
+             'adaptations')
     method = adaptation_method(adaptation, models)
     warm_up(models, None if worker == 'process' else method)
     return AdaptivePolicy(models=models, method=method, worker=worker)

@@ -224,6 +224,27 @@ def test_the_reference_is_the_one_a_training_rollout_of_the_task_tracks(models, 
     np.testing.assert_array_equal(run.true_positions[0], rollout.true_states[0, :7])
 
 
+def test_collection_and_the_control_loop_move_the_robot_alike_where_safety_does_not_act(
+        models, robot):
+    """The second closed loop (collection's, README "One loop, and the one it does not
+    cover") differs from ControlLoop by what the README says only: driven by the same
+    controller without exploration, and with a rate limit that never acts, the robot moves
+    the same; with a rate limit that acts (1 N*m per tick, as a Panda's own), it does not."""
+    steps, runs = 200, {}
+    for rate in (1e9, 100.0):
+        settings = EvalSettings(support_size=20, settle_steps=0, track_steps=steps - 21,
+                                methods=('nominal',), max_command_rate=rate)
+        policy = method_policy(models, 'nominal', HEAVY, seed=3, settings=settings, robot=robot)
+        runs[rate] = run_loop(policy, HEAVY, seed=3, settings=settings, robot=robot)
+    controller = method_policy(models, 'nominal', HEAVY, seed=3, settings=settings, robot=robot)
+    rollout = run_task(Task(3, HEAVY), robot=robot, controller=controller, config=RolloutConfig(
+        robot=models.formulation.robot, reference=models.reference, steps=steps,
+        exploration_std=0.0))
+    collected = rollout.true_states[:, :7]
+    np.testing.assert_allclose(runs[1e9].true_positions, collected, rtol=0, atol=1e-9)
+    assert np.abs(runs[100.0].true_positions - collected).max() > 1e-3  # the check can fail
+
+
 def test_evaluation_groups_draw_the_robots_they_name(models):
     def groups(*names):
         options = evaluate_cli.parse_args(['--checkpoint', 'unused', '--tasks', '8',

@@ -1,6 +1,5 @@
 """Fixtures of the node tests: an rclpy context, adapter nodes in an AdapterHarness."""
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,7 @@ from rclpy.parameter import Parameter
 
 from maml_ros.nodes.adapter import AdapterNode
 
-sys.path.insert(0, str(Path(__file__).parent))  # the tests import adapter_harness, ros_testing
-from adapter_harness import AdapterHarness  # noqa: E402
+from helpers.adapter_harness import AdapterHarness
 
 
 @pytest.fixture

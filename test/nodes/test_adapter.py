@@ -8,7 +8,6 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
-from ros_testing import spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
@@ -16,6 +15,8 @@ from maml_ros.model.trained_models import TrainedModels
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 from maml_ros.sim import InverseDynamicsModel, RobotConfig
+
+from helpers.ros_testing import spin_for, spin_until
 
 EFFORT_LIMIT = InverseDynamicsModel.shared(RobotConfig()).description.limits.effort
 # The adaptation worker process runs at nice 10, so that the control loop goes first: on a

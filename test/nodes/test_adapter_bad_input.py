@@ -17,7 +17,6 @@ from builtin_interfaces.msg import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
-from ros_testing import refusal
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from std_msgs.msg import String
@@ -28,7 +27,8 @@ from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import PANDA_HOME
 
-from adapter_harness import JOINTS, LIMITS, joint_state, node_status
+from helpers.adapter_harness import JOINTS, LIMITS, joint_state, node_status
+from helpers.ros_testing import refusal
 
 HOME = np.array(PANDA_HOME)
 

@@ -15,14 +15,14 @@ import torch
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from ros_testing import diagnostics, spin_for, spin_until
 from std_msgs.msg import Float64MultiArray
 
 from maml_ros.nodes import adapter
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 
-from adapter_harness import AdapterHarness, assert_safe_commands, node_status
+from helpers.adapter_harness import AdapterHarness, assert_safe_commands, node_status
+from helpers.ros_testing import diagnostics, spin_for, spin_until
 
 
 def run(harness, ticks: int, *, feed: bool = True) -> list:

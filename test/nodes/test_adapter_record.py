@@ -12,7 +12,6 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from ros_testing import spin_for, spin_until
 from rosbags.rosbag2 import Reader
 from std_srvs.srv import SetBool
 
@@ -23,7 +22,8 @@ from maml_ros.nodes.pybullet_sim import PybulletSimNode
 from maml_ros.ros.bag import OUTCOME, deserialize, read_ticks
 from maml_ros.sim import PANDA_HOME
 
-from adapter_harness import node_status
+from helpers.adapter_harness import node_status
+from helpers.ros_testing import spin_for, spin_until
 
 
 def record_run(ros_context, executor, folder, **parameters):

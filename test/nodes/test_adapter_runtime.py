@@ -12,7 +12,7 @@ from maml_ros.model.trained_models import TrainedModels
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import PANDA_HOME
 
-from adapter_harness import node_status
+from helpers.adapter_harness import node_status
 
 HOME = np.array(PANDA_HOME)
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import rclpy
 from rclpy.parameter import Parameter
-from ros_testing import spin_until
 from std_msgs.msg import String
 
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.meta_trainer import MetaTrainerNode
 from maml_ros.resources import shipped_checkpoint
+
+from helpers.ros_testing import spin_until
 
 SHIPPED = str(shipped_checkpoint())
 

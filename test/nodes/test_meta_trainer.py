@@ -10,7 +10,6 @@ import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
-from ros_testing import diagnostics, refusal, spin_for, spin_until
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -20,6 +19,8 @@ from maml_ros.nodes.meta_trainer import MetaTrainerNode
 from maml_ros.resources import default_config, shipped_checkpoint
 from maml_ros.ros.qos import CHECKPOINT_QOS
 from maml_ros.ros.spin import StartupError
+
+from helpers.ros_testing import diagnostics, refusal, spin_for, spin_until
 
 SHIPPED = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 

@@ -2,20 +2,17 @@
 keeps applying the last command it got (pybullet_sim with ``command_timeout: 0``, like a
 ros2_control forward command controller)."""
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from ros_testing import spin_for, spin_until
 
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
 
-sys.path.insert(0, str(Path(__file__).parents[1] / 'online'))
-from loop_harness import untrained_models  # noqa: E402
+from helpers.loop_harness import untrained_models
+from helpers.ros_testing import spin_for, spin_until
 
 
 def run_then_deactivate(context, executor, *, interface: str, adapter_parameters: dict,

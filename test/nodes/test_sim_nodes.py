@@ -9,7 +9,6 @@ import pytest
 import rclpy
 import yaml
 from rclpy.parameter import Parameter
-from ros_testing import diagnostics, refusal, spin_for, spin_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -20,6 +19,8 @@ from maml_ros.nodes.pybullet_sim import PybulletSimNode
 from maml_ros.ros.spin import StartupError
 from maml_ros.sim import PANDA_HOME, Dynamics
 from maml_ros.training.config import TRAINING_RANGES
+
+from helpers.ros_testing import diagnostics, refusal, spin_for, spin_until
 
 SIM_NODES = [PybulletSimNode, MujocoSimNode]
 

@@ -7,7 +7,6 @@ from unittest.mock import ANY
 import numpy as np
 import pytest
 import torch
-from loop_harness import untrained_models
 
 from maml_ros.evaluation.tracking import EvalSettings, run_loop
 from maml_ros.online.adaptive_policy import AdaptivePolicy
@@ -19,6 +18,8 @@ from maml_ros.online.control_loop import (
     stamp_rejection,
 )
 from maml_ros.sim import PANDA_HOME, Dynamics, SimRobot
+
+from helpers.loop_harness import untrained_models
 
 HEAVY = Dynamics(payload_mass=1.8, actuator_gain=0.85, joint_friction=0.2)
 PERIOD = 0.01

@@ -23,13 +23,14 @@ import pytest
 from builtin_interfaces.msg import Duration, Time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loop_harness import JOINTS, LIMITS, LoopHarness, untrained_models
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from maml_ros.model.trained_models import TrainedModels
 from maml_ros.online.control_loop import MAX_STAMP_LEAD
 from maml_ros.ros.joint_state import MAX_ABS_POSITION, MAX_ABS_VELOCITY
+
+from helpers.loop_harness import JOINTS, LIMITS, LoopHarness, untrained_models
 
 CHECKPOINT = Path(__file__).resolve().parents[2] / 'checkpoints' / 'panda_effort.safetensors'
 

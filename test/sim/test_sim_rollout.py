@@ -4,7 +4,6 @@ import dataclasses
 import importlib
 import os
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,10 +133,9 @@ def test_parallel_collection_with_two_workers_matches_one_worker():
 
 
 @pytest.fixture
-def controllers(monkeypatch):
-    """The importable controller module (workers inherit ``sys.path`` when spawned)."""
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    return importlib.import_module('sim_test_controllers')
+def controllers():
+    """The importable controller module (spawned workers import it by name)."""
+    return importlib.import_module('helpers.sim_test_controllers')
 
 
 def test_any_picklable_controller_drives_collection_in_workers(controllers):

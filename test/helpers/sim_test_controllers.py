@@ -2,7 +2,7 @@
 
 The test suite runs with ``--import-mode=importlib``, so classes defined in
 test modules cannot be unpickled in spawned workers; this module is imported
-by name after the tests put its folder on ``sys.path``.
+by name (``helpers`` is on the tests' ``sys.path``: setup.cfg).
 """
 
 

@@ -3,28 +3,25 @@
 :class:`AdapterHarness` calls the node's message handlers directly (the
 transport adds nothing to what a handler does with a message), runs its
 control loop one tick at a time on a fake clock, and checks every command the
-node publishes with the invariants of ``test/online/loop_harness.py`` (which
+node publishes with the invariants of ``helpers/loop_harness.py`` (which
 runs them on the bare ControlLoop); none may go out while the node is inactive.
 """
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
-sys.path.insert(0, str(Path(__file__).parents[1] / 'online'))
-from loop_harness import (  # noqa: E402
+from maml_ros.nodes.adapter import AdapterNode
+
+from helpers.loop_harness import (
     JOINTS,
     LIMITS,
     FakeTime,
     SafetyInvariants,
     joint_state,
 )
-
-from maml_ros.nodes.adapter import AdapterNode  # noqa: E402
 
 __all__ = ['JOINTS', 'LIMITS', 'AdapterHarness', 'assert_safe_commands', 'joint_state',
            'node_status']
