@@ -280,7 +280,7 @@ def test_diagnostics_say_why_in_every_lifecycle_state(ros_context, executor, tmp
         (status,) = diagnostics(executor, probe, 'maml_ros adapter')  # unconfigured, yet publishing
         assert status.level == DiagnosticStatus.ERROR
         assert status.message.startswith('unconfigured: ') and str(missing) in status.message
-        node.checkpoint = ''  # the shipped one: configure, and stay inactive
+        node.choice.chosen = ''  # the shipped one: configure, and stay inactive
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         (status,) = diagnostics(executor, probe, 'maml_ros adapter')
         values = {kv.key: kv.value for kv in status.values}
