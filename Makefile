@@ -38,8 +38,12 @@ $(STAMP): requirements.txt constraints.txt setup.py
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# Three test processes on two cores: many tests wait on DDS, timers and child processes.
+# One OpenMP thread each: torch's spinning thread pools cost a third more CPU in parallel.
+TEST_WORKERS ?= 3
+
 test: lint
-	$(ISOLATE) $(PY) -m pytest test
+	$(ISOLATE) env OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile test
 
 demo: venv
 	$(PY) -m maml_ros.cli.demo --simulator $(SIM) --plot demo.png
