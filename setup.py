@@ -39,6 +39,7 @@ setup(
             'maml-ros-evaluate = maml_ros.cli.evaluate:main',
             'maml-ros-sinusoid = maml_ros.cli.sinusoid:main',
             'maml-ros-replay = maml_ros.cli.replay:main',
+            'maml-ros-log-to-bag = maml_ros.cli.log_to_bag:main',
         ],
     },
 )
