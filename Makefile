@@ -55,6 +55,7 @@ bench: venv
 	$(PY) bench/control_loop.py
 	$(PY) bench/sim_throughput.py
 	$(PY) bench/sample_efficiency.py
+	$(PY) bench/real_logs.py
 	$(PY) bench/continual_adaptation.py
 	$(ISOLATE) $(PY) bench/ray_collection.py
 

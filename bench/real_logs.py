@@ -3,10 +3,13 @@
 Each shipped log (``bench/data/``) is written as the bag a ros2_control robot records
 (``maml-ros-log-to-bag``) and read back by the adapter's own rules, as
 ``maml-ros-replay`` does. For every support size and start time, the model adapts on that
-window exactly as the adapter would (``maml_ros.evaluation.replay``), and four models
+window exactly as the adapter would (``maml_ros.evaluation.replay``), and five models
 predict the torques of every transition after the window: the URDF's computed torque,
-the checkpoint's model unadapted (the prior), the adapted one, and ``sysid`` fitted on the
-same window. The figure is the RMS error over all joints and held-out transitions (N·m).
+the checkpoint's model unadapted (the prior), the adapted one, ``sysid`` fitted on the
+same window, and the identification an engineer writes (``regressor_ridge``: every link's
+inertial parameters and per-joint friction, a ridge toward the URDF;
+``maml_ros.model.inertial_identification``). The figure is the RMS error over all joints
+and held-out transitions (N·m).
 
     python bench/real_logs.py [--sizes 100 200 500 1000] [--starts 0 8]
         [--json bench/results/real_logs.json] [--plot bench/results/real_logs.png]
@@ -21,7 +24,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from maml_ros.evaluation.replay import predict, replay
+from maml_ros.evaluation.replay import Prediction, predict, replay
+from maml_ros.model.inertial_identification import InertialIdentification
 from maml_ros.model.model_based import JointModel
 from maml_ros.model.trained_models import TrainedModels
 from maml_ros.resources import shipped_checkpoint
@@ -36,7 +40,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 DATA = Path(__file__).resolve().parent / 'data'
 #: The logs, with the checkpoint that models their robot.
 LOGS = {'panda_gaz2019': (DATA / 'panda_gaz2019' / 'exciting_traj.csv.gz', None)}
-MODELS = ('urdf', 'unadapted', 'adapted', 'sysid')
+MODELS = ('urdf', 'unadapted', 'adapted', 'sysid', 'regressor_ridge')
 
 
 def log_transitions(log: Path, models: TrainedModels):
@@ -59,7 +63,12 @@ def judge(models: TrainedModels, transitions, stamps, origin: float, *, size: in
                     start=start, origin=origin)
     held_out = result.held_out
     urdf = predict(models, JointModel.nominal(models.formulation.n_joints, 0), held_out)
-    predictions = {'urdf': urdf, **result.predictions}
+    period = models.formulation.robot.control_period
+    identification = InertialIdentification(models.formulation.robot)
+    fit = identification.fit(result.support, period)
+    engineer = Prediction(np.arange(len(held_out)),
+                          identification.predict(fit, held_out, period))
+    predictions = {'urdf': urdf, **result.predictions, 'regressor_ridge': engineer}
     figures = {}
     for label, prediction in predictions.items():
         rms = prediction.rms(held_out)
@@ -68,7 +77,7 @@ def judge(models: TrainedModels, transitions, stamps, origin: float, *, size: in
     return {'support': size, 'start': start, 'held_out': len(held_out), 'rms': figures,
             'accepted': outcome.accepted, 'support_loss': [outcome.loss_before,
                                                            outcome.loss_after],
-            'identified': result.identified['adapted']}
+            'identified': result.identified['adapted'], 'regressor_ridge': fit.ridge}
 
 
 def plot(path: Path, runs: list[dict], title: str) -> None:
@@ -79,8 +88,9 @@ def plot(path: Path, runs: list[dict], title: str) -> None:
         chosen = [run for run in runs if run['start'] == start]
         sizes = [run['support'] for run in chosen]
         for offset, label in enumerate(MODELS):
-            axis.bar(np.arange(len(sizes)) + 0.2 * (offset - 1.5),
-                     [run['rms'][label]['all'] for run in chosen], width=0.2, label=label)
+            axis.bar(np.arange(len(sizes)) + 0.16 * (offset - 2), [run['rms'][label]['all']
+                                                                   for run in chosen],
+                     width=0.16, label=label)
         axis.set_xticks(np.arange(len(sizes)), [f'{n}\n({n / 100:g} s)' for n in sizes])
         axis.set_xlabel(f'support transitions, from {start:g} s')
         axis.set_title(title)
@@ -106,7 +116,7 @@ def main(args: list[str] | None = None) -> None:
         print(f'{name}: {len(transitions)} transitions at '
               f'{1 / models.formulation.robot.control_period:g} Hz; held-out torque error, '
               'RMS over all joints (N*m)')
-        print(f'{"support":>8}{"from s":>8}{"held out":>9}' + ''.join(f'{m:>11}' for m in MODELS)
+        print(f'{"support":>8}{"from s":>8}{"held out":>9}' + ''.join(f'{m:>16}' for m in MODELS)
               + '  adaptation')
         runs = []
         for start in options.starts:
@@ -115,7 +125,7 @@ def main(args: list[str] | None = None) -> None:
                 runs.append(run)
                 before, after = run['support_loss']
                 print(f'{size:>8}{start:>8g}{run["held_out"]:>9}'
-                      + ''.join(f'{run["rms"][m]["all"]:>11.3f}' for m in MODELS)
+                      + ''.join(f'{run["rms"][m]["all"]:>16.3f}' for m in MODELS)
                       + f'  {"accepted" if run["accepted"] else "rejected"} '
                         f'({before:.3g} -> {after:.3g})')
         report[name] = {'log': str(log.relative_to(DATA.parent.parent)),

@@ -9,7 +9,8 @@ ROSDEP_KEYS = {'python3-torch', 'python3-pybullet-pip', 'python3-yaml', 'python3
                'python3-tqdm', 'python3-matplotlib', 'python3-pytest', 'python3-hypothesis',
                'python3-mujoco-pip', 'python3-rosbags-pip', 'python3-onnxruntime-pip'}
 ROS_PACKAGES = {'rclpy', 'sensor_msgs', 'std_msgs', 'std_srvs', 'trajectory_msgs',
-                'diagnostic_msgs', 'lifecycle_msgs', 'launch', 'launch_ros'}
+                'diagnostic_msgs', 'lifecycle_msgs', 'launch', 'launch_ros',
+                'pinocchio'}  # the rigid-body library, a ROS package (pip: pin)
 
 
 def test_every_dependency_key_resolves():
