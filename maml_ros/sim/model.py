@@ -21,12 +21,17 @@ Choices that silently change results (each one met in practice):
   never changed.
 - Movable joints that are not controlled (the Panda fingers) are held by
   position motors, and still count as degrees of freedom for inverse dynamics.
+- PyBullet gives a link without ``<inertial>`` a mass of 1 kg and an inertia of
+  1 kg*m^2 (it warns "No inertial data for link, using mass=1"); the URDF
+  convention (Pinocchio, Drake, KDL, MuJoCo) makes it massless, and so does
+  :func:`load_robot`, from the URDF's own text (:func:`urdf_links`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +150,29 @@ def urdf_file(urdf_path: str) -> Path:
     return path if path.is_absolute() else Path(pybullet_data.getDataPath()) / path
 
 
+@dataclass(frozen=True)
+class UrdfLink:
+    """What a URDF's text says of one link: whether it declares ``<inertial>`` (without it
+    the link is massless) and ``<collision>`` geometry."""
+
+    inertial: bool
+    collision: bool
+
+
+def urdf_links(urdf: Path) -> dict[str, UrdfLink]:
+    """Every link of the URDF at ``urdf``, by name, as its text declares it.
+
+    :raises ValueError: when it is not well-formed XML.
+    """
+    try:
+        root = ElementTree.parse(urdf).getroot()
+    except (ElementTree.ParseError, OSError) as error:
+        raise ValueError(f'cannot read {urdf}: {error}') from None
+    return {link.get('name'): UrdfLink(inertial=link.find('inertial') is not None,
+                                       collision=link.find('collision') is not None)
+            for link in root.iter('link')}
+
+
 def load_robot(config: RobotConfig, *, gui: bool = False) -> tuple[int, int, RobotDescription]:
     """Connect a client (DIRECT, or a GUI window), load the robot, read its joints.
 
@@ -212,10 +240,20 @@ def _load(cid: int, config: RobotConfig) -> int:
         raise ValueError(f'URDF not found: {config.urdf_path!r} (a relative path is taken '
                          f'inside pybullet_data; give an absolute path for your own robot)')
     try:
-        return pybullet.loadURDF(str(urdf), useFixedBase=True, flags=flags, physicsClientId=cid)
+        body = pybullet.loadURDF(str(urdf), useFixedBase=True, flags=flags,
+                                 physicsClientId=cid)
     except pybullet.error as error:  # it says no more than "Cannot load URDF file."
         raise ValueError(f'PyBullet cannot load {urdf}: {error} (check that it is well-formed '
                          'URDF and that every mesh it names exists)') from None
+    declared = urdf_links(urdf)
+    links = {-1: pybullet.getBodyInfo(body, physicsClientId=cid)[0].decode()}
+    links |= {j: pybullet.getJointInfo(body, j, physicsClientId=cid)[12].decode()
+              for j in range(pybullet.getNumJoints(body, physicsClientId=cid))}
+    for index, name in links.items():
+        if name in declared and not declared[name].inertial:  # PyBullet made it 1 kg
+            pybullet.changeDynamics(body, index, mass=0.0, localInertiaDiagonal=[0.0] * 3,
+                                    physicsClientId=cid)
+    return body
 
 
 def _describe(cid: int, body: int, config: RobotConfig) -> RobotDescription:

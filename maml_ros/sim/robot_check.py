@@ -7,7 +7,9 @@ finding per problem, each with what to change:
   :func:`~maml_ros.sim.model.load_robot` refuses);
 - the inertias: every link with mass has a physical inertia (no zeroed
   principal moments, the triangle inequality, a radius of gyration no larger
-  than the link itself, not one placeholder value on every link);
+  than the link's collision geometry, where it has some, not one placeholder
+  value on every link); links the URDF gives no ``<inertial>`` are massless,
+  as the URDF convention says (one line names them);
 - what the URDF declares as joint damping and friction, which the simulator
   replaces by the randomization ranges (a warning where the URDF says more);
 - the gains: :func:`~maml_ros.sim.gains.derive_gains` finds a stable one per joint;
@@ -38,7 +40,15 @@ import numpy as np
 from maml_ros.sim.controller import NominalController
 from maml_ros.sim.dynamics import Dynamics, DynamicsRanges
 from maml_ros.sim.gains import TrackingGains, derive_gains
-from maml_ros.sim.model import InverseDynamicsModel, RobotConfig, RobotDescription, load_robot
+from maml_ros.sim.model import (
+    InverseDynamicsModel,
+    RobotConfig,
+    RobotDescription,
+    UrdfLink,
+    load_robot,
+    urdf_file,
+    urdf_links,
+)
 from maml_ros.sim.quiet_pybullet import pybullet
 from maml_ros.sim.reference import ReferenceConfig, ReferenceTrajectory, random_reference
 from maml_ros.sim.robot import SimRobot
@@ -183,13 +193,32 @@ def require_robot(config: RobotConfig, *, ranges: DynamicsRanges | None = None,
 def _inertia_findings(cid: int, body: int, d: RobotDescription, config: RobotConfig
                       ) -> list[Finding]:
     source = 'the URDF' if config.use_urdf_inertia else 'the collision meshes'
-    other = 'inertia: collision' if config.use_urdf_inertia else 'inertia: urdf'
+    declared = urdf_links(urdf_file(config.urdf_path))
     findings = []
+    massless = [name for name, link in declared.items() if not link.inertial]
+    if massless:
+        findings.append(Finding('inertia', 'PASS', f'links without <inertial> are massless (the '
+                                f'URDF convention): {", ".join(massless)}'))
     massive = [k for k in range(d.n_links) if d.link_masses[k] > 0]
+    shapeless = [d.link_names[k] for k in massive
+                 if not declared.get(d.link_names[k], UrdfLink(True, True)).collision]
+    if shapeless and config.use_urdf_inertia:
+        findings.append(Finding('inertia', 'WARN', f'links {", ".join(shapeless)} have no '
+                                'collision geometry: their inertias are checked for positive '
+                                'moments and the triangle inequality, not against their size'))
     for k in massive:
         name, mass, moments = d.link_names[k], d.link_masses[k], np.sort(d.link_inertias[k])
-        reach = _reach(cid, body, k)
-        if moments[0] <= 0:
+        reach = 0.0 if name in shapeless else _reach(cid, body, k)
+        # What a user can change: the URDF, or where inertias come from (collision meshes
+        # only where the link has some).
+        other = ('inertia: collision' if config.use_urdf_inertia and name not in shapeless
+                 else 'inertia: urdf' if not config.use_urdf_inertia else '')
+        fix = f'fix the URDF or set {other}' if other else 'fix the URDF'
+        if name in shapeless and not config.use_urdf_inertia:
+            problem, fix = ('no collision geometry to take an inertia from (PyBullet gives it '
+                            f'that of its collision margin, {moments[2]:.2g} kg*m^2)'),\
+                'set inertia: urdf'
+        elif moments[0] <= 0:
             problem = (f'zero principal inertia {moments.tolist()} (PyBullet zeroes a tensor '
                        'that is not physical)')
         elif moments[0] + moments[1] < moments[2] * (1 - 1e-6):
@@ -201,24 +230,23 @@ def _inertia_findings(cid: int, body: int, d: RobotDescription, config: RobotCon
         else:
             continue
         findings.append(Finding('inertia', 'FAIL', f'link {name} ({mass:.3g} kg) from {source}: '
-                                f'{problem}; fix the URDF or set {other}'))
+                                f'{problem}; {fix}'))
     tensors = {tuple(np.round(d.link_inertias[k], 9)) for k in massive}
     if len(massive) >= 3 and len(tensors) == 1:
         tensor = [float(v) for v in tensors.pop()]
+        other = 'inertia: collision' if config.use_urdf_inertia else 'inertia: urdf'
         findings.append(Finding('inertia', 'FAIL', f'every link has the inertia {tensor} from '
                                 f'{source}: placeholders, not the robot; set {other}'))
-    if not findings:
+    if all(finding.status != 'FAIL' for finding in findings):
         findings.append(Finding('inertia', 'PASS', f'{len(massive)} links with mass, physical '
                                 f'inertias from {source}'))
     return findings
 
 
 def _reach(cid: int, body: int, link: int) -> float:
-    """The farthest corner of the link's bounding box from its centre of mass (0 if none)."""
+    """The farthest corner of the link's bounding box from its centre of mass."""
     low, high = (np.array(corner) for corner in pybullet.getAABB(body, link,
                                                                   physicsClientId=cid))
-    if np.max(high - low) < 1e-3:
-        return 0.0  # no collision shape: nothing to compare with
     centre = np.array(pybullet.getLinkState(body, link, physicsClientId=cid)[0])
     corners = np.array(np.meshgrid(*zip(low, high, strict=True))).reshape(3, -1).T
     return float(np.max(np.linalg.norm(corners - centre, axis=1)))
