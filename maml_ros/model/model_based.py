@@ -18,9 +18,9 @@
   inverted (:mod:`~maml_ros.model.actuator`): the floor of this controller
   structure (simulation only).
 
-Both follow the policy protocol :class:`~maml_ros.online.control_loop.ControlLoop`
-drives (``command``, ``start``, ``adapted``, ...), so they are evaluated through
-the same loop as the learned policies.
+Both implement :class:`~maml_ros.online.policy.Policy`, the protocol
+:class:`~maml_ros.online.control_loop.ControlLoop` drives, so they are evaluated
+through the same loop as the learned policies.
 """
 
 from __future__ import annotations
