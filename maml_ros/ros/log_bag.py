@@ -69,8 +69,9 @@ class PlainLog:
                 raise LogError(f'{name} holds values that are not finite')
         if np.any(np.diff(self.times) <= 0):
             first = int(np.flatnonzero(np.diff(self.times) <= 0)[0]) + 1
-            raise LogError(f'times must increase: sample {first} is at {self.times[first]!r}, '
-                           f'the one before at {self.times[first - 1]!r}')
+            raise LogError(f'times must increase: sample {first} is at '
+                           f'{float(self.times[first])!r} s, the one before at '
+                           f'{float(self.times[first - 1])!r} s')
 
     @property
     def n_joints(self) -> int:

@@ -111,3 +111,35 @@ def test_the_acceleration_is_the_velocity_change_over_each_period_and_stops_at_g
     acceleration = filtered_acceleration(broken, PERIOD)
     np.testing.assert_allclose(acceleration[10:], np.tile([2.0, -1.0], (10, 1)), atol=1e-9)
     assert np.abs(acceleration[:10]).max() > 2.5  # its own run, not smoothed into the next
+
+
+def test_each_transition_is_modelled_at_its_periods_midpoint(identification):
+    """The design's rows are the URDF's inverse dynamics at the mean position and velocity of
+    each period, with the velocity change over it as the acceleration."""
+    transitions = sines(30)
+    rigid = identification.prior.copy()
+    rigid[70:] = 0.0
+    nominal = InverseDynamicsModel.shared(CONFIG)
+    q = (transitions.states[:, :7] + transitions.next_states[:, :7]) / 2
+    qd = (transitions.states[:, 7:] + transitions.next_states[:, 7:]) / 2
+    qdd = filtered_acceleration(transitions, PERIOD)
+    expected = np.array([nominal.torques(*row) for row in zip(q, qd, qdd, strict=True)])
+    np.testing.assert_allclose(
+        (identification.design(transitions, PERIOD) @ rigid).reshape(-1, 7), expected,
+        rtol=0, atol=1e-9)
+
+
+def test_the_smoothing_takes_out_velocity_noise_that_the_raw_difference_multiplies():
+    """Measured velocities with noise that flips sign each tick: differenced raw, the noise
+    becomes 2e/T; smoothed over five ticks first, a fraction of it."""
+    ticks, noise = 60, 0.01
+    t = PERIOD * np.arange(ticks + 1)[:, None]
+    true = np.concatenate([np.sin(t), 2.0 * t], axis=1)
+    measured = true + noise * (-1.0) ** np.arange(ticks + 1)[:, None]
+    states = np.concatenate([np.zeros_like(measured), measured], axis=1)
+    transitions = Transitions(states[:-1], np.zeros((ticks, 2)), states[1:])
+    truth = np.diff(true, axis=0) / PERIOD
+    raw = np.diff(measured, axis=0) / PERIOD
+    smoothed = filtered_acceleration(transitions, PERIOD)
+    inner = slice(3, -3)  # the ends average fewer ticks
+    assert np.abs(smoothed - truth)[inner].max() < 0.25 * np.abs(raw - truth)[inner].max()

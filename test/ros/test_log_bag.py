@@ -1,6 +1,8 @@
 """A robot's plain log written as a bag: ticks at the control period, each with the mean
 torque of the period after it, read back by read_ticks as a recorded robot's bag."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -134,3 +136,72 @@ def test_a_log_from_time_zero_starts_at_one_second_since_a_zero_stamp_means_unst
         tmp_path):
     ticks = ticks_of(sampled(seconds=0.5, start=0.0), tmp_path)
     np.testing.assert_allclose(ticks.stamps, 1.0 + PERIOD * np.arange(50), rtol=0, atol=1e-9)
+
+
+def test_each_period_is_averaged_over_the_samples_it_spans_even_where_the_torque_jumps(
+        tmp_path):
+    """A torque that steps every 5 ms: each 10 ms window holds half of each level, so its
+    mean is their midpoint, whatever the value at the tick."""
+    t = 1.0 + np.arange(0, 0.5001, 0.0005)
+    high = (np.floor((t - 1.0) / 0.005 + 1e-9) % 2).astype(float)
+    effort = np.stack([4.0 * high, -2.0 * high], 1)
+    motion = np.zeros((len(t), 2))
+    ticks = ticks_of(PlainLog(t, motion, motion, effort), tmp_path)
+    np.testing.assert_allclose(ticks.commands, np.tile([2.0, -1.0], (len(ticks), 1)), atol=0.05)
+
+
+def test_ticks_arrive_as_on_a_robot_one_and_two_milliseconds_after_their_stamp(tmp_path):
+    ticks = ticks_of(sampled(seconds=0.2), tmp_path)
+    np.testing.assert_allclose(ticks.times - ticks.stamps, 0.002, atol=1e-9)
+
+
+@pytest.mark.parametrize('start, first_stamp', [(0.5, 0.5), (-2.0, 1.0), (1e-3, 1e-3)])
+def test_only_a_log_that_starts_at_or_before_zero_is_moved(tmp_path, start, first_stamp):
+    ticks = ticks_of(sampled(seconds=0.2, start=start), tmp_path)
+    assert ticks.stamps[0] == pytest.approx(first_stamp, abs=1e-9)
+
+
+def test_the_shortest_logs_that_work(tmp_path):
+    """Two samples make a log; two control periods make a bag (of two ticks)."""
+    two = PlainLog(np.array([0.0, 1.0]), *(np.zeros((2, 2)),) * 3)
+    assert len(two.times) == 2
+    assert len(ticks_of(sampled(seconds=0.02, start=5.0), tmp_path)) == 2
+    with pytest.raises(LogError, match='the log spans 0.015 s: fewer than two control periods'):
+        sampled(seconds=0.015).resampled(PERIOD)
+
+
+def test_arrays_of_other_lengths_and_the_times_that_go_back_are_named():
+    log = sampled(seconds=0.01)
+    longer = {name: np.concatenate([values, values[-1:]])
+              for name, values in (('positions', log.positions), ('velocities', log.velocities),
+                                   ('efforts', log.efforts))}
+    with pytest.raises(LogError, match=r'got time \(11,\) and'):
+        PlainLog(log.times, **longer)
+    times = log.times.copy()
+    times[3] = times[2]
+    with pytest.raises(LogError, match=re.escape(f'sample 3 is at {float(times[3])!r} s, the '
+                                                 f'one before at {float(times[2])!r} s')):
+        PlainLog(times, log.positions, log.velocities, log.efforts)
+
+
+def test_an_npz_without_an_array_is_refused_naming_it(tmp_path):
+    log = sampled(seconds=0.01)
+    np.savez(tmp_path / 'log.npz', time=log.times, position=log.positions, effort=log.efforts)
+    with pytest.raises(LogError, match=r"has no array \['velocity'\]: need time, position, "
+                                       'velocity, effort'):
+        PlainLog.load(tmp_path / 'log.npz')
+
+
+@pytest.mark.parametrize('joints', [1, 3])
+def test_a_csv_of_any_number_of_joints_loads_and_unequal_columns_are_refused(tmp_path, joints):
+    names = ['time'] + [f'{field}_{j + 1}' for field in ('position', 'velocity', 'effort')
+                        for j in range(joints)]
+    rows = np.arange(3 * len(names), dtype=float).reshape(3, len(names))
+    rows[:, 0] = [0.0, 0.1, 0.2]
+    np.savetxt(tmp_path / 'log.csv', rows, delimiter=',', header=','.join(names), comments='')
+    assert PlainLog.load(tmp_path / 'log.csv').positions.shape == (3, joints)
+    unequal = names + [f'position_{joints + 1}']
+    np.savetxt(tmp_path / 'unequal.csv', np.zeros((3, len(unequal))) + rows[:, :1],
+               delimiter=',', header=','.join(unequal), comments='')
+    with pytest.raises(LogError, match='needs the columns'):
+        PlainLog.load(tmp_path / 'unequal.csv')
