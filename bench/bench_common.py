@@ -24,6 +24,14 @@ def percentiles(samples, *quantiles: float) -> list[float]:
     return [float(np.percentile(np.asarray(samples, float), q)) for q in quantiles]
 
 
+def save_figure(figure, path: Path, *, dpi: int) -> None:
+    """Lay ``figure`` out and write it to ``path`` (its folder made)."""
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi)
+    print(f'plot written to {path}')
+
+
 def write_json(path: Path, results: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({'machine': machine(), **results}, indent=2))

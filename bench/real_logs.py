@@ -32,7 +32,7 @@ from maml_ros.resources import shipped_checkpoint
 from maml_ros.ros.bag import read_ticks
 from maml_ros.ros.log_bag import PlainLog, write_log_bag
 
-from bench_common import write_json
+from bench_common import save_figure, write_json
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -96,10 +96,7 @@ def plot(path: Path, runs: list[dict], title: str) -> None:
         axis.set_title(title)
     axes[0][0].set_ylabel('held-out torque error, RMS (N·m)')
     axes[0][0].legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    print(f'plot written to {path}')
+    save_figure(figure, path, dpi=120)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -35,7 +35,7 @@ from maml_ros.model.trained_models import TrainedModels
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.sim import InverseDynamicsModel, SimRobot
 
-from bench_common import write_json
+from bench_common import save_figure, write_json
 
 matplotlib.use('Agg')
 from matplotlib import pyplot as plt  # noqa: E402
@@ -94,10 +94,7 @@ def plot(path: Path, mean: dict[str, float], robots: int) -> None:
     by_size.set_yscale('log')
     by_steps.set_xlabel('inner gradient steps')
     figure.suptitle(f'Adaptation on {robots} held-out in-range robots (shipped checkpoint)')
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    print(f'plot written to {path}')
+    save_figure(figure, path, dpi=110)
 
 
 def main(args: list[str] | None = None) -> None:
