@@ -24,7 +24,8 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
-from maml_ros.evaluation.replay import Prediction, predict, replay
+from maml_ros.evaluation.replay import predict, replay
+from maml_ros.model.held_out import Prediction
 from maml_ros.model.inertial_identification import InertialIdentification
 from maml_ros.model.model_based import JointModel
 from maml_ros.model.trained_models import TrainedModels

@@ -114,7 +114,8 @@ def main(args: list[str] | None = None) -> int:
               'dropped': dict(ticks.dropped.counts), 'support': len(result.support),
               'held_out': len(result.held_out), 'accepted': outcome.accepted,
               'reason': outcome.reason, 'support_loss_before': outcome.loss_before,
-              'support_loss_after': outcome.loss_after, 'held_out_rms': rms,
+              'support_loss_after': outcome.loss_after, **outcome.judged(),
+              'held_out_rms': rms,
               'identified': result.identified}
     if options.json:
         options.json.parent.mkdir(parents=True, exist_ok=True)

@@ -14,55 +14,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from maml_ros.model.model_based import JointModel, SystemIdentification
+from maml_ros.model.adaptation import predict_commands
+from maml_ros.model.held_out import Prediction
+from maml_ros.model.model_based import JointModel, SystemIdentification, sysid_policy
 from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.model.physics_adaptation import PhysicsAdaptation, PhysicsFit
-from maml_ros.model.physics_model import DELAYS, RETENTIONS
 from maml_ros.model.trained_models import TrainedModels
 from maml_ros.model.transitions import Transitions
 from maml_ros.online.adaptive_policy import AdaptivePolicy
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The commands a model predicts for some of a set of transitions: ``rows`` index the
-    transitions whose command is predicted, ``commands`` ``(len(rows), n)``."""
-
-    rows: np.ndarray
-    commands: np.ndarray
-
-    def rms(self, transitions: Transitions) -> np.ndarray:
-        """Per joint, the RMS difference from the commands sent (command units)."""
-        return np.sqrt(np.mean((self.commands - transitions.commands[self.rows]) ** 2, axis=0))
 
 
 def predict(models: TrainedModels, state: dict | PhysicsFit | JointModel,
             transitions: Transitions) -> Prediction:
     """The commands ``state`` (network weights, a physics fit or a ``sysid`` model) says the
     robot needed for ``transitions``, its delay and lag accounted for."""
-    count = len(transitions)
     if isinstance(state, JointModel):
-        regressors, _ = SystemIdentification(models.formulation).support(transitions)
-        rows = np.arange(count - state.delay)
-        return Prediction(rows, state.commands(regressors[state.delay:]))
+        return SystemIdentification(models.formulation).predict(state, transitions)
     if isinstance(state, PhysicsFit):
-        adaptation = PhysicsAdaptation(models.formulation, models.physics)
-        design, commands = adaptation.support(transitions)
-        lag = torch.as_tensor([RETENTIONS.index(r) for r in state.retention])
-        with torch.no_grad():
-            predicted, _ = models.physics.predict(design, commands, torch.as_tensor(state.theta),
-                                                  torch.tensor(state.delay), lag)
-        scale = models.physics.output_scale.double().numpy()
-        rows = np.arange(max(DELAYS), count) - state.delay
-        return Prediction(rows, predicted.numpy().T * scale)
-    features, residual = models.formulation.hindsight(transitions.states, transitions.commands,
-                                                      transitions.next_states)
-    with torch.no_grad():
-        learned = torch.func.functional_call(
-            models.meta_policy, state, torch.as_tensor(features, dtype=torch.float32)).numpy()
-    return Prediction(np.arange(count), transitions.commands - residual + learned)
+        return PhysicsAdaptation(models.formulation, models.physics).predict(state, transitions)
+    return predict_commands(models, state, transitions)
 
 
 @dataclass(frozen=True)
@@ -122,8 +93,7 @@ def split(transitions: Transitions, stamps: np.ndarray, *, support_size: int,
             raise ValueError(f'{len(first)} transitions from {start:g} s on, fewer than the '
                              f'{support_size} asked for (there are {len(transitions)})')
     end = stamps[first[-1]]
-    return _rows(transitions, first), stamps[first], _rows(transitions,
-                                                          np.flatnonzero(stamps > end))
+    return transitions[first], stamps[first], transitions[np.flatnonzero(stamps > end)]
 
 
 def replay(transitions: Transitions, stamps: np.ndarray, models: TrainedModels, *,
@@ -145,8 +115,9 @@ def replay(transitions: Transitions, stamps: np.ndarray, models: TrainedModels, 
     reason = policy.start(support, inner_steps=inner_steps, inner_lr=inner_lr)
     if reason:
         raise ValueError(f'cannot adapt: {reason}')
-    identification = SystemIdentification(models.formulation)
-    sysid = identification.fit(identification.support(support))
+    identification = sysid_policy(models)  # judged by the same rule
+    identification.start(support, inner_steps=inner_steps)
+    sysid = identification.model
     states = {'unadapted': unadapted, 'adapted': policy.active_state(), 'sysid': sysid}
     return Replay(support=support, support_span=(float(support_stamps[0]),
                                                  float(support_stamps[-1])),
@@ -154,8 +125,3 @@ def replay(transitions: Transitions, stamps: np.ndarray, models: TrainedModels, 
                   predictions={label: predict(models, state, held_out)
                                for label, state in states.items()},
                   identified={'adapted': policy.identified(), 'sysid': sysid.physical()})
-
-
-def _rows(transitions: Transitions, rows: np.ndarray) -> Transitions:
-    return Transitions(transitions.states[rows], transitions.commands[rows],
-                       transitions.next_states[rows])

@@ -208,7 +208,8 @@ def evaluate_method(models: TrainedModels, method: str, dynamics: Dynamics, *, s
     run = run_loop(policy, dynamics, seed=seed, settings=settings, robot=robot)
     result = {'rmse': run.rmse(settings.scored_from)}
     if run.outcome is not None:
-        result.update(adapt_ms=run.outcome.duration_ms, accepted=float(run.outcome.accepted))
+        result.update(adapt_ms=run.outcome.duration_ms, accepted=float(run.outcome.accepted),
+                      kept_joints=float(len(run.outcome.kept)))
     identified = policy.identified()
     if identified is not None:
         result['identified'] = identified

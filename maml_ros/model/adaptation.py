@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from maml_ros.maml import MAML
 from maml_ros.maml.policy import PolicyNet
+from maml_ros.model.held_out import Prediction
+from maml_ros.model.transitions import Transitions
 
 Support = tuple[Tensor, Tensor]
 
@@ -104,3 +107,15 @@ def state_with(net: PolicyNet, params: dict[str, Tensor]) -> dict[str, Tensor]:
     state = {name: t.detach().clone() for name, t in net.state_dict().items()}
     state.update({name: t.detach().clone() for name, t in params.items()})
     return state
+
+
+def predict_commands(models, state: dict[str, Tensor], transitions: Transitions) -> Prediction:
+    """The commands the network with weights ``state`` says ``transitions`` needed (the
+    commands sent, with the formulation's hindsight target replaced by the network's);
+    ``models`` is a :class:`~maml_ros.model.trained_models.TrainedModels`."""
+    features, target = models.formulation.hindsight(transitions.states, transitions.commands,
+                                                    transitions.next_states)
+    with torch.no_grad():
+        learned = torch.func.functional_call(
+            models.meta_policy, state, torch.as_tensor(features, dtype=torch.float32)).numpy()
+    return Prediction(np.arange(len(transitions)), transitions.commands - target + learned)

@@ -36,6 +36,7 @@ import numpy as np
 
 from maml_ros.model.actuator import CommandPipeline
 from maml_ros.model.formulation import Formulation
+from maml_ros.model.held_out import Prediction, Procedure, judge
 from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.model.trained_models import TrainedModels
 from maml_ros.model.transitions import Transitions
@@ -82,6 +83,11 @@ class JointModel:
     def commands(self, regressors: np.ndarray) -> np.ndarray:
         """Predicted commands ``(T, n)`` from :meth:`SystemIdentification.regressors`."""
         return np.einsum('tjk,jk->tj', with_friction(regressors, self.eps), self.params)
+
+    def adopting(self, fitted: JointModel, joints: np.ndarray) -> JointModel:
+        """This model with ``fitted``'s parameters on ``joints`` (a mask) and its delay."""
+        return JointModel(np.where(joints[:, None], fitted.params, self.params),
+                          np.where(joints, fitted.eps, self.eps), fitted.delay)
 
 
 def with_friction(regressors: np.ndarray, eps: np.ndarray | float) -> np.ndarray:
@@ -170,6 +176,21 @@ class SystemIdentification:
         """The command ``model`` says achieves ``acceleration`` at ``(q, qd)``."""
         return model.commands(self.regressors(q, qd, acceleration))[0]
 
+    def predict(self, model: JointModel, transitions: Transitions) -> Prediction:
+        """The commands ``model`` says ``transitions`` needed, each at the step it was
+        sent (``delay`` steps before it acted)."""
+        regressors, _ = self.support(transitions)
+        return Prediction(np.arange(len(transitions) - model.delay),
+                          model.commands(regressors[model.delay:]))
+
+    def procedure(self, scale: np.ndarray) -> Procedure[JointModel]:
+        """How it fits and predicts, for :func:`~maml_ros.model.held_out.judge` (the support
+        loss in units of ``scale``)."""
+        return Procedure(fit=lambda transitions: self.fit(self.support(transitions)),
+                         predict=self.predict, adopt=JointModel.adopting,
+                         loss=lambda model, transitions: self.residual(
+                             model, self.support(transitions), scale))
+
     def residual(self, model: JointModel, support: tuple[np.ndarray, np.ndarray],
                  scale: np.ndarray) -> float:
         """Mean squared command prediction error of ``model``, in units of ``scale``."""
@@ -242,26 +263,28 @@ class ModelPolicy:
     def start(self, transitions: Transitions, *, inner_steps: int, inner_lr: float | None = None,
               on_done: Callable[[AdaptationOutcome], None] | None = None) -> str:
         """Identify now (a few hundred ms; simulated time stands still meanwhile); the step
-        settings of gradient methods do not apply. Guarded like them: kept only if the
-        command residual did not rise."""
+        settings of gradient methods do not apply. Judged like them
+        (:mod:`~maml_ros.model.held_out`): each joint takes the identified model only if it
+        predicts that joint's held-out commands better, and the whole only if the command
+        residual did not rise."""
         if self.identification is None:
             return 'this policy does not adapt'
         if len(transitions) < MIN_TRANSITIONS:
             return f'only {len(transitions)} support transitions'
         start = time.perf_counter()
         scale = self.models.meta_policy.output_scale.numpy()
-        support = self.identification.support(transitions)
-        model = self.identification.fit(support)
-        before = self.identification.residual(self.model, support, scale)
-        after = self.identification.residual(model, support, scale)
-        reason = '' if after <= before else f'support loss rose from {before:.4g} to {after:.4g}'
+        judged = judge(self.identification.procedure(scale), self.model, transitions)
+        before, after = judged.loss_before, judged.loss_after
+        reason = judged.held_out.refusal(judged.adopted) or (
+            '' if after <= before else f'support loss rose from {before:.4g} to {after:.4g}')
         if not reason:
-            self.model, self.adapted = model, True
+            self.model, self.adapted = judged.state, True
             self._torque = self._identified
-            self.pipeline.retarget(model.delay, model.retention)
+            self.pipeline.retarget(self.model.delay, self.model.retention)
         self.last_outcome = AdaptationOutcome(
             accepted=not reason, reason=reason, loss_before=before, loss_after=after,
-            duration_ms=1e3 * (time.perf_counter() - start), transitions=len(transitions))
+            duration_ms=1e3 * (time.perf_counter() - start), transitions=len(transitions),
+            held_out=judged.held_out, kept=judged.kept)
         if on_done is not None:
             on_done(self.last_outcome)
         return ''

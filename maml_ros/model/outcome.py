@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from maml_ros.model.held_out import HeldOut
+
 
 @dataclass(frozen=True)
 class AdaptationOutcome:
@@ -18,6 +20,11 @@ class AdaptationOutcome:
     :param window_end: stamp of the newest support state (s), where the control loop knows
         it: the support is the ``transitions`` transitions up to it (a recorded bag replays
         the same window).
+    :param held_out: the cross-validated command error per joint of the model that was
+        running and of the adaptation (:mod:`~maml_ros.model.held_out`); None where the
+        adaptation failed before it was judged.
+    :param kept: the joints (from 1) that kept the model they had, because the adaptation
+        predicted their held-out commands no better.
     """
 
     accepted: bool
@@ -27,8 +34,25 @@ class AdaptationOutcome:
     duration_ms: float
     transitions: int
     window_end: float | None = None
+    held_out: HeldOut | None = None
+    kept: tuple[int, ...] = ()
+
+    def judged(self) -> dict[str, list]:
+        """The held-out judgement, per joint (empty where it was not judged): the RMS
+        command error of the model that was running and of the adaptation, on held-out
+        support transitions, and the joints that kept their model."""
+        if self.held_out is None or not self.held_out.rows.all():
+            return {}
+        before, after = self.held_out.per_joint()
+        return {'held_out_rms_before': before.round(6).tolist(),
+                'held_out_rms_after': after.round(6).tolist(), 'kept_joints': list(self.kept)}
 
     def __str__(self) -> str:
         verdict = 'accepted' if self.accepted else f'rejected: {self.reason}'
-        return (f'{verdict}; support loss {self.loss_before:.4g} -> {self.loss_after:.4g} on '
-                f'{self.transitions} transitions in {self.duration_ms:.1f} ms')
+        if self.accepted and self.kept:
+            verdict += f' (joints {list(self.kept)} kept their model)'
+        judged = ''
+        if self.held_out is not None and self.held_out.rows.all():
+            judged = '; held-out RMS {:.4g} -> {:.4g}'.format(*self.held_out.overall())
+        return (f'{verdict}; support loss {self.loss_before:.4g} -> {self.loss_after:.4g}'
+                f'{judged} on {self.transitions} transitions in {self.duration_ms:.1f} ms')

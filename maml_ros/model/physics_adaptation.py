@@ -4,9 +4,9 @@
 takes the meta-trained model's preconditioned step
 (:meth:`~maml_ros.model.physics_model.PhysicsResidualModel.adapt`): a
 :class:`PhysicsFit`. :class:`PhysicsController` commands with a fit, its delay
-and lag inverted. :func:`adapt_physics` is the whole computation of one
-adaptation (what :class:`~maml_ros.online.adaptive_policy.AdaptivePolicy`
-runs off the control thread for ``maml_physics``).
+and lag inverted. :func:`physics_procedure` is how it adapts and predicts (what
+:class:`~maml_ros.online.adaptive_policy.AdaptivePolicy` judges and runs off the control
+thread for ``maml_physics``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import Tensor
 
 from maml_ros.model.actuator import CommandPipeline
 from maml_ros.model.formulation import Formulation
+from maml_ros.model.held_out import Prediction, Procedure
 from maml_ros.model.model_based import SystemIdentification, computed_torque
 from maml_ros.model.physics_model import (
     DAMPING_SCALES,
@@ -76,6 +77,13 @@ class PhysicsFit:
                     control_period: float, wavenumbers: np.ndarray) -> PhysicsFit:
         return cls(theta.detach().double().numpy(), DELAYS[int(delay)],
                    np.array(RETENTIONS)[lag.numpy()], control_period, wavenumbers)
+
+    def adopting(self, fitted: PhysicsFit, joints: np.ndarray) -> PhysicsFit:
+        """``fitted`` with this fit's parameters and lag on the joints not in ``joints`` (a
+        mask): they keep their model. The delay, shared by all joints, is ``fitted``'s."""
+        return dataclasses.replace(
+            fitted, theta=np.where(joints[:, None], fitted.theta, self.theta),
+            retention=np.where(joints, fitted.retention, self.retention))
 
     def physical(self) -> dict[str, Any]:
         """What the physical part says about the robot, per joint (None where the torque
@@ -218,6 +226,18 @@ class PhysicsAdaptation:
         return (torch.cat([prior.expand_as(damping), zero.expand_as(alone)]),
                 torch.cat([damping, alone]))
 
+    def predict(self, fit: PhysicsFit, transitions: Transitions) -> Prediction:
+        """The commands ``fit`` says ``transitions`` needed, each at the step it was sent
+        (its delay and lag accounted for; the first :data:`DELAYS` rows have too little
+        history to predict)."""
+        design, commands = self.support(transitions)
+        lag = torch.as_tensor([RETENTIONS.index(r) for r in fit.retention])
+        with torch.no_grad():
+            predicted, _ = self.model.predict(design, commands, torch.as_tensor(fit.theta),
+                                              torch.tensor(fit.delay), lag)
+        rows = np.arange(max(DELAYS), len(transitions)) - fit.delay
+        return Prediction(rows, predicted.numpy().T * self.model.output_scale.double().numpy())
+
     def residual(self, fit: PhysicsFit, support: tuple[Tensor, Tensor],
                  scale: np.ndarray | None = None) -> float:
         """Mean squared error, in command-scale units, of the commands ``fit`` predicts
@@ -264,24 +284,30 @@ def passive_refit(model: PhysicsResidualModel, design: Tensor, commands: Tensor,
     return theta
 
 
-def adapt_physics(models: TrainedModels, active: PhysicsFit, transitions: Transitions, *,
-                  inner_steps: int = 1, lr_scale: float = 1.0) -> tuple[PhysicsFit, float, float]:
-    """One adaptation: the new fit, and the support loss of the active fit and of the new.
+def physics_procedure(models: TrainedModels, active: PhysicsFit, *, inner_steps: int = 1,
+                      lr_scale: float = 1.0) -> Procedure[PhysicsFit]:
+    """How the physics model adapts from ``active`` and predicts, for
+    :func:`~maml_ros.model.held_out.judge`.
 
     The step starts from the active fit (a re-adaptation builds on what the robot has
     learned). It is exact for a model linear in its parameters, so ``inner_steps`` above 1
     add nothing and 0 takes none; ``lr_scale`` scales it (1: the whole step; 0: none).
     """
     adaptation = PhysicsAdaptation(models.formulation, models.physics)
-    support = adaptation.support(transitions)
-    before = adaptation.residual(active, support)
-    if inner_steps == 0 or lr_scale == 0:
-        return active, before, before
-    fit = adaptation.fit(support, start=active)
-    if lr_scale != 1.0:
-        fit = dataclasses.replace(fit, theta=active.theta + lr_scale * (fit.theta - active.theta))
-    fit = keep_unidentified(fit, active)
-    return fit, before, adaptation.residual(fit, support)
+
+    def fit(transitions: Transitions) -> PhysicsFit:
+        if inner_steps == 0 or lr_scale == 0:
+            return active
+        fit = adaptation.fit(adaptation.support(transitions), start=active)
+        if lr_scale != 1.0:
+            fit = dataclasses.replace(fit, theta=active.theta + lr_scale * (fit.theta -
+                                                                           active.theta))
+        return keep_unidentified(fit, active)
+
+    return Procedure(fit=fit, predict=adaptation.predict,
+                     loss=lambda state, transitions: adaptation.residual(
+                         state, adaptation.support(transitions)),
+                     adopt=PhysicsFit.adopting)
 
 
 def keep_unidentified(fit: PhysicsFit, active: PhysicsFit) -> PhysicsFit:

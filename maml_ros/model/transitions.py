@@ -17,3 +17,7 @@ class Transitions:
 
     def __len__(self) -> int:
         return len(self.states)
+
+    def __getitem__(self, rows: slice | np.ndarray) -> Transitions:
+        """The transitions at ``rows`` (a slice or an index array)."""
+        return Transitions(self.states[rows], self.commands[rows], self.next_states[rows])

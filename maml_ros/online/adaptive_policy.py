@@ -3,10 +3,12 @@
 The control loop asks :meth:`AdaptivePolicy.command` for commands at every
 tick; that only reads the active policy (one attribute, replaced whole), so it
 never waits for an adaptation. :meth:`AdaptivePolicy.start` adapts to a
-support set in the background. The result is kept only if its support loss is
-finite and no higher than the active policy's (gradient steps on a learned
-inverse model can diverge: fine-tuning one with lr 0.1 once took tracking
-beyond 1 rad); otherwise the previous policy stays and the outcome says why.
+support set in the background. The result is kept only if it predicts commands it
+was not fitted on better than the active policy (:mod:`~maml_ros.model.held_out`; the
+physics model joint by joint, a network whole) and its support loss is finite and no
+higher than the active policy's (gradient steps on a learned inverse model can diverge:
+fine-tuning one with lr 0.1 once took tracking beyond 1 rad); otherwise the previous
+policy stays and the outcome says why.
 
 Where the gradient steps run (``worker``): ``process``, a worker process
 spawned once at a lower CPU priority (an adaptation is mostly small tensor
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import functools
 import math
 import multiprocessing
 import os
@@ -35,13 +38,20 @@ import numpy as np
 import torch
 
 from maml_ros.model.actuator import CommandPipeline
-from maml_ros.model.adaptation import ADAPTATIONS, adapt_params, scaled_mse, state_with
+from maml_ros.model.adaptation import (
+    ADAPTATIONS,
+    adapt_params,
+    predict_commands,
+    scaled_mse,
+    state_with,
+)
+from maml_ros.model.held_out import Judgement, Procedure, judge
 from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.model.physics_adaptation import (
     PhysicsAdaptation,
     PhysicsController,
     PhysicsFit,
-    adapt_physics,
+    physics_procedure,
 )
 from maml_ros.model.policy_controller import PolicyController
 from maml_ros.model.trained_models import TrainedModels
@@ -53,35 +63,51 @@ BACKTRACKS, BACKTRACK_FACTOR = 3, 0.25  # shorter steps tried when the support l
 WARM_UP_TRANSITIONS = 40  # made-up support of the throw-away adaptation
 
 
-def adapt_weights(models: TrainedModels, method: str, active_state: dict,
+def adapt_weights(models: TrainedModels, method: str, active_state: dict | PhysicsFit,
                   transitions: Transitions, *, inner_steps: int,
-                  lr_scale: float) -> tuple[dict, float, float]:
-    """The computation of one adaptation: the adapted weights (or physics fit), and the
-    support loss of the active weights and of the adapted ones."""
+                  lr_scale: float) -> Judgement:
+    """The computation of one adaptation: the adapted weights (or physics fit) judged against
+    the active ones (:func:`~maml_ros.model.held_out.judge`)."""
     if method == PHYSICS:
-        return adapt_physics(models, active_state, transitions, inner_steps=inner_steps,
-                             lr_scale=lr_scale)
-    x, y = models.formulation.hindsight(transitions.states, transitions.commands,
-                                        transitions.next_states)
-    support = (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32))
+        procedure = physics_procedure(models, active_state, inner_steps=inner_steps,
+                                      lr_scale=lr_scale)
+    else:
+        procedure = network_procedure(models, method, active_state, inner_steps=inner_steps,
+                                      lr_scale=lr_scale)
+    return judge(procedure, active_state, transitions)
+
+
+def network_procedure(models: TrainedModels, method: str, active_state: dict, *,
+                      inner_steps: int, lr_scale: float) -> Procedure[dict]:
+    """How a network adapts (``method``, steps from ``active_state``), predicts and is scored
+    (:func:`~maml_ros.model.adaptation.scaled_mse` on the hindsight targets)."""
     loss_fn = scaled_mse(models.meta_policy.output_scale)
 
-    def support_loss(state: dict) -> float:
-        with torch.no_grad():
-            prediction = torch.func.functional_call(models.meta_policy, state, support[0])
-            return float(loss_fn(prediction, support[1]))
+    def support(transitions: Transitions) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = models.formulation.hindsight(transitions.states, transitions.commands,
+                                            transitions.next_states)
+        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
 
-    before = support_loss(active_state)
-    for _ in range(BACKTRACKS + 1):
-        # Steps from the active weights: a re-adaptation builds on what the robot has learned.
-        params = adapt_params(models, method, support, steps=inner_steps, lr_scale=lr_scale,
-                              start=active_state)
-        state = state_with(models.meta_policy, params)
-        after = support_loss(state)
-        if after <= before:  # else: the steps overshot; shorter ones, as a line search would
-            break
-        lr_scale *= BACKTRACK_FACTOR
-    return state, before, after
+    def loss(state: dict, transitions: Transitions) -> float:
+        x, y = support(transitions)
+        with torch.no_grad():
+            return float(loss_fn(torch.func.functional_call(models.meta_policy, state, x), y))
+
+    def fit(transitions: Transitions) -> dict:
+        before, scale = loss(active_state, transitions), lr_scale
+        for _ in range(BACKTRACKS + 1):
+            # Steps from the active weights: a re-adaptation builds on what the robot has
+            # learned.
+            state = state_with(models.meta_policy, adapt_params(
+                models, method, support(transitions), steps=inner_steps, lr_scale=scale,
+                start=active_state))
+            if loss(state, transitions) <= before:  # else: the steps overshot; shorter ones,
+                break                                # as a line search would
+            scale *= BACKTRACK_FACTOR
+        return state
+
+    return Procedure(fit=fit, predict=functools.partial(predict_commands, models), loss=loss,
+                     scale=models.meta_policy.output_scale.double().numpy())
 
 
 def warm_up(models: TrainedModels, method: str | None) -> None:
@@ -95,15 +121,20 @@ def warm_up(models: TrainedModels, method: str | None) -> None:
     rng = np.random.default_rng(0)
     q = np.array(models.formulation.robot.home) + 0.01 * rng.standard_normal((steps + 1, n))
     states = np.concatenate([q, np.zeros_like(q)], axis=1)
-    adapt_physics(models, PhysicsAdaptation(models.formulation, models.physics).initial(),
-                  Transitions(states[:-1], rng.standard_normal((steps, n)), states[1:]))
+    adapt_weights(models, method, PhysicsAdaptation(models.formulation, models.physics).initial(),
+                  Transitions(states[:-1], rng.standard_normal((steps, n)), states[1:]),
+                  inner_steps=1, lr_scale=1.0)
 
 
-def rejection(state: dict | PhysicsFit, before: float, after: float) -> str:
+def rejection(judged: Judgement) -> str:
     """Why the adapted weights (or fit) must not be used ('' when they may)."""
+    state, before, after = judged.state, judged.loss_before, judged.loss_after
     values = [torch.as_tensor(state.theta)] if isinstance(state, PhysicsFit) else state.values()
     if not math.isfinite(after) or not all(bool(torch.isfinite(t).all()) for t in values):
         return 'adapted weights or support loss are not finite'
+    refusal = judged.held_out.refusal(judged.adopted)
+    if refusal:
+        return refusal
     if after > before:
         return f'support loss rose from {before:.4g} to {after:.4g}'
     # No actuator turns a command into no torque or the opposite one: the support did not
@@ -139,7 +170,7 @@ def _exit_at_once() -> None:
 
 
 def _adapt_in_worker(method: str, active_state: dict, transitions: Transitions,
-                     inner_steps: int, lr_scale: float) -> tuple[dict, float, float]:
+                     inner_steps: int, lr_scale: float) -> Judgement:
     return adapt_weights(_worker_models, method, active_state, transitions,
                          inner_steps=inner_steps, lr_scale=lr_scale)
 
@@ -315,18 +346,16 @@ class AdaptivePolicy:
         if it passes the guard."""
         start = time.perf_counter()
         active = self.active_state()
+        judged = None
         try:
             if self._pool is not None:
-                state, before, after = self._pool.submit(
-                    _adapt_in_worker, self.method, active, transitions, inner_steps,
-                    lr_scale).result()
+                judged = self._pool.submit(_adapt_in_worker, self.method, active, transitions,
+                                           inner_steps, lr_scale).result()
             else:
-                state, before, after = adapt_weights(self.models, self.method, active,
-                                                     transitions, inner_steps=inner_steps,
-                                                     lr_scale=lr_scale)
-            reason = rejection(state, before, after)
+                judged = adapt_weights(self.models, self.method, active, transitions,
+                                       inner_steps=inner_steps, lr_scale=lr_scale)
+            reason = rejection(judged)
         except Exception as error:  # e.g. the worker process died: the robot carries on
-            state, before, after = None, math.nan, math.nan
             reason = f'adaptation failed: {type(error).__name__}: {error}'
             if isinstance(error, BrokenProcessPool):
                 self._pool = self._start_pool()  # a new worker for the next adaptation
@@ -334,10 +363,14 @@ class AdaptivePolicy:
             if generation is not None and generation != self._generation:
                 reason = reason or 'adaptation was reset while it ran'
             if not reason:
-                self._active, self._adapted = self._controller(state), True
-            outcome = AdaptationOutcome(accepted=not reason, reason=reason, loss_before=before,
-                                        loss_after=after, transitions=len(transitions),
-                                        duration_ms=1e3 * (time.perf_counter() - start))
+                self._active, self._adapted = self._controller(judged.state), True
+            outcome = AdaptationOutcome(
+                accepted=not reason, reason=reason, transitions=len(transitions),
+                loss_before=judged.loss_before if judged else math.nan,
+                loss_after=judged.loss_after if judged else math.nan,
+                held_out=judged.held_out if judged else None,
+                kept=judged.kept if judged and not reason else (),
+                duration_ms=1e3 * (time.perf_counter() - start))
             self.last_outcome = outcome
         return outcome
 

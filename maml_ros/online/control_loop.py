@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -368,6 +369,7 @@ class ControlLoop:
                            'adaptation_ms': f'{outcome.duration_ms:.1f}',
                            'last_adaptation': 'accepted' if outcome.accepted
                            else f'rejected: {outcome.reason}'})
+            values.update({name: json.dumps(value) for name, value in outcome.judged().items()})
         values.update({f'identified {name}': str(value)
                        for name, value in (self.policy.identified() or {}).items()})
         message = 'joint states stale' if stale else \

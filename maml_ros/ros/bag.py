@@ -117,6 +117,7 @@ def outcome_values(outcome, *, method: str, identified: dict | None) -> dict[str
               'transitions': str(outcome.transitions),
               'duration_ms': f'{outcome.duration_ms:.3f}',
               'window_end': '' if outcome.window_end is None else repr(outcome.window_end)}
+    values.update({name: json.dumps(value) for name, value in outcome.judged().items()})
     if identified:
         values['identified'] = json.dumps(identified)
     return values

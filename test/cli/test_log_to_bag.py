@@ -56,3 +56,6 @@ def test_the_shipped_real_log_converts_and_replays(tmp_path, capsys):
     assert (figures['transitions'], figures['chain_breaks'], figures['dropped']) == (2098, 0, {})
     assert (figures['support'], figures['held_out']) == (200, 1898)
     assert all(np.isfinite(value['all']) for value in figures['held_out_rms'].values())
+    # judged by the never-worse rule on held-out support transitions
+    assert len(figures['held_out_rms_before']) == len(figures['held_out_rms_after']) == 7
+    assert set(figures['kept_joints']) <= set(range(1, 8))

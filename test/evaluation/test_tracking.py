@@ -101,15 +101,18 @@ def test_scoring_starts_settle_steps_after_the_support_is_collected():
 
 
 def test_the_figures_of_each_method(models, robot):
-    """The RMSE from the first scored tick; the adaptation's time and whether it was accepted
-    for the methods that adapt; what was identified for those that identify."""
+    """The RMSE from the first scored tick; the adaptation's time, whether it was accepted
+    and how many joints kept their model for the methods that adapt; what was identified
+    for those that identify."""
     settings = EvalSettings(support_size=60, settle_steps=10, track_steps=40,
                             methods=('nominal', 'maml', 'sysid'))
     results = evaluate_task(models, HEAVY, seed=3, settings=settings, robot=robot)
     assert set(results['nominal']) == {'rmse'}
-    assert set(results['maml']) == {'rmse', 'adapt_ms', 'accepted'}
+    assert set(results['maml']) == {'rmse', 'adapt_ms', 'accepted', 'kept_joints'}
     assert results['maml']['adapt_ms'] > 0 and results['maml']['accepted'] == 1.0
-    assert set(results['sysid']) == {'rmse', 'adapt_ms', 'accepted', 'identified'}
+    assert results['maml']['kept_joints'] == 0.0  # a network is taken whole
+    assert set(results['sysid']) == {'rmse', 'adapt_ms', 'accepted', 'kept_joints',
+                                     'identified'}
     assert len(results['sysid']['identified']['actuator_gain']) == 7
     policy = method_policy(models, 'nominal', HEAVY, seed=3, settings=settings, robot=robot)
     run = run_loop(policy, HEAVY, seed=3, settings=settings, robot=robot)

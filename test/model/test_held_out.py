@@ -1,0 +1,134 @@
+"""The never-worse rule: an adaptation judged on support transitions it was not fitted on."""
+
+import numpy as np
+import pytest
+
+from maml_ros.model.held_out import HeldOut, Prediction, Procedure, cross_validate, judge
+from maml_ros.model.transitions import Transitions
+
+ROWS = 40
+
+
+def transitions(rows: int = ROWS) -> Transitions:
+    """Two joints whose command is ``2 x`` and ``-x`` of the first state column."""
+    x = np.linspace(-1.0, 1.0, rows)
+    states = np.stack([x, np.cos(3 * x), 0 * x, 0 * x], axis=1)
+    return Transitions(states, np.stack([2 * x, -x], axis=1), states)
+
+
+def gains(state: np.ndarray, data: Transitions) -> Prediction:
+    """A model that is a gain per joint on the first state column."""
+    return Prediction(np.arange(len(data)), data.states[:, :1] * state)
+
+
+def least_squares(data: Transitions) -> np.ndarray:
+    x = data.states[:, 0]
+    return data.commands.T @ x / (x @ x)
+
+
+def squared_loss(state, data: Transitions) -> float:
+    prediction = gains(state, data)
+    return float(np.mean((prediction.commands - data.commands[prediction.rows]) ** 2))
+
+
+def per_joint(fit) -> Procedure:
+    return Procedure(fit=fit, predict=gains, loss=squared_loss,
+                     adopt=lambda running, fitted, joints: np.where(joints, fitted, running))
+
+
+def test_a_fit_that_memorizes_its_support_is_judged_on_what_it_did_not_see():
+    """A lookup table of the support fits it exactly (support loss 0) and predicts nothing
+    else: the running model, right on one joint and half right on the other, keeps both."""
+
+    def memorize(data: Transitions):
+        return {round(float(x), 9): command for x, command in
+                zip(data.states[:, 0], data.commands, strict=True)}
+
+    def look_up(state, data: Transitions) -> Prediction:
+        if isinstance(state, np.ndarray):
+            return gains(state, data)
+        return Prediction(np.arange(len(data)), np.array(
+            [state.get(round(float(x), 9), np.zeros(2)) for x in data.states[:, 0]]))
+
+    def loss(state, data: Transitions) -> float:
+        prediction = look_up(state, data)
+        return float(np.mean((prediction.commands - data.commands) ** 2))
+
+    running = np.array([2.0, -0.5])
+    procedure = Procedure(fit=memorize, predict=look_up, loss=loss)
+    judged = judge(procedure, running, transitions())
+    assert judged.loss_after == 0.0 < judged.loss_before
+    assert not judged.adopted.any() and judged.kept == (1, 2)
+    assert judged.held_out.refusal(judged.adopted).startswith(
+        'it predicts held-out transitions no better')
+
+
+def test_each_joint_takes_the_adaptation_unless_it_predicts_that_joint_worse():
+    """The running model is right on joint 1 and wrong on joint 2; a fit that is wrong on
+    joint 1 (every fold says so) and right on joint 2 is taken on joint 2 only."""
+    running = np.array([2.0, 0.0])
+    procedure = per_joint(lambda data: least_squares(data) * np.array([1.5, 1.0]))
+    judged = judge(procedure, running, transitions())
+    np.testing.assert_array_equal(judged.adopted, [False, True])
+    np.testing.assert_allclose(judged.state, [2.0, -1.0])
+    assert judged.kept == (1,) and judged.held_out.refusal(judged.adopted) == ''
+    before, after = judged.held_out.per_joint()
+    assert after[0] > before[0] and after[1] < before[1]
+
+
+def test_the_folds_are_the_halves_each_fitted_on_the_other():
+    seen = []
+
+    def fit(data: Transitions) -> np.ndarray:
+        seen.append(data.states[:, 0].copy())
+        return least_squares(data)
+
+    data = transitions()
+    cross_validate(per_joint(fit), np.zeros(2), data)
+    x = data.states[:, 0]
+    np.testing.assert_array_equal(seen[0], x[:ROWS // 2])
+    np.testing.assert_array_equal(seen[1], x[ROWS // 2:])
+
+
+def test_a_joint_worse_in_one_fold_only_takes_the_adaptation():
+    held_out = HeldOut(before=np.array([[1.0, 1.0], [1.0, 1.0]]),
+                       after=np.array([[1.2, 1.2], [0.9, 1.1]]), rows=np.array([5, 5]))
+    np.testing.assert_array_equal(held_out.adopted(per_joint=True), [True, False])
+
+
+def test_a_shared_model_is_taken_whole_or_not_at_all_in_each_joints_scale():
+    """Joint 2's command scale is 10 times joint 1's: its error counts 100 times less."""
+    held_out = HeldOut(before=np.array([[1.0, 1.0]] * 2), after=np.array([[0.5, 3.0]] * 2),
+                       rows=np.array([5, 5]))
+    np.testing.assert_array_equal(held_out.adopted(per_joint=False), [False, False])
+    np.testing.assert_array_equal(held_out.adopted(per_joint=False, scale=np.array([1, 10])),
+                                  [True, True])
+
+
+def test_a_support_too_short_to_hold_out_is_not_judged_good():
+    running = np.array([2.0, 0.0])
+    procedure = Procedure(fit=least_squares, predict=lambda state, data: Prediction(
+        np.arange(len(data))[3:], gains(state, data).commands[3:]), loss=squared_loss)
+    judged = judge(procedure, running, transitions(6))
+    assert not judged.adopted.any()
+    assert judged.held_out.refusal(judged.adopted) == (
+        'too few support transitions to judge the adaptation on held-out ones')
+
+
+@pytest.mark.parametrize('delay', [0, 3])
+def test_each_model_is_scored_on_the_rows_both_predict(delay):
+    """A fit that cannot predict its first ``delay`` rows (a delay to look back over) and a
+    running model that predicts them all are compared on the same transitions."""
+
+    def delayed(state, data: Transitions) -> Prediction:
+        prediction = gains(state, data)
+        skip = delay if state is not running else 0
+        return Prediction(prediction.rows[skip:], prediction.commands[skip:])
+
+    running = np.array([2.0, 0.0])
+    procedure = Procedure(fit=least_squares, predict=delayed, loss=squared_loss)
+    held_out = cross_validate(procedure, running, transitions())
+    np.testing.assert_array_equal(held_out.rows, [ROWS // 2 - delay] * 2)
+    second = transitions()[ROWS // 2 + delay:]  # fold 1: fitted on the first half
+    np.testing.assert_allclose(held_out.before[0], np.sqrt(np.mean(
+        (second.states[:, :1] * running - second.commands) ** 2, axis=0)))
