@@ -9,7 +9,9 @@ the checkpoint's model unadapted (the prior), the adapted one, ``sysid`` fitted 
 same window, and the identification an engineer writes (``regressor_ridge``: every link's
 inertial parameters and per-joint friction, a ridge toward the URDF;
 ``maml_ros.model.inertial_identification``). The figure is the RMS error over all joints
-and held-out transitions (N·m).
+and held-out transitions (N·m). The adaptation is judged as on the robot
+(``maml_ros.model.held_out``): the joints it predicts worse on held-out support
+transitions keep the unadapted model (``kept``).
 
     python bench/real_logs.py [--sizes 100 200 500 1000] [--starts 0 8]
         [--json bench/results/real_logs.json] [--plot bench/results/real_logs.png]
@@ -78,6 +80,7 @@ def judge(models: TrainedModels, transitions, stamps, origin: float, *, size: in
     return {'support': size, 'start': start, 'held_out': len(held_out), 'rms': figures,
             'accepted': outcome.accepted, 'support_loss': [outcome.loss_before,
                                                            outcome.loss_after],
+            'judged_within_support': outcome.judged(),
             'identified': result.identified['adapted'], 'regressor_ridge': fit.ridge}
 
 
@@ -125,7 +128,8 @@ def main(args: list[str] | None = None) -> None:
                 print(f'{size:>8}{start:>8g}{run["held_out"]:>9}'
                       + ''.join(f'{run["rms"][m]["all"]:>16.3f}' for m in MODELS)
                       + f'  {"accepted" if run["accepted"] else "rejected"} '
-                        f'({before:.3g} -> {after:.3g})')
+                        f'({before:.3g} -> {after:.3g}; kept '
+                        f'{run["judged_within_support"].get("kept_joints", "-")})')
         report[name] = {'log': str(log.relative_to(DATA.parent.parent)),
                         'checkpoint': str(checkpoint or 'shipped'), 'runs': runs}
         plot(options.plot.with_name(f'{options.plot.stem}_{name}{options.plot.suffix}')

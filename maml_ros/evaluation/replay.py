@@ -11,6 +11,7 @@ the commands a robot needed is the one whose computed torque tracks.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,7 +119,10 @@ def replay(transitions: Transitions, stamps: np.ndarray, models: TrainedModels, 
     identification = sysid_policy(models)  # judged by the same rule
     identification.start(support, inner_steps=inner_steps)
     sysid = identification.model
-    states = {'unadapted': unadapted, 'adapted': policy.active_state(), 'sysid': sysid}
+    adapted = policy.active_state()
+    if isinstance(adapted, PhysicsFit):  # both through the moving average of the support
+        unadapted = dataclasses.replace(unadapted, smoothing=adapted.smoothing)
+    states = {'unadapted': unadapted, 'adapted': adapted, 'sysid': sysid}
     return Replay(support=support, support_span=(float(support_stamps[0]),
                                                  float(support_stamps[-1])),
                   held_out=held_out, outcome=policy.last_outcome, policy=policy,

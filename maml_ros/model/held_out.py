@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class Prediction:
         """Per joint, the RMS difference from the commands sent (command units)."""
         return np.sqrt(np.mean((self.commands - transitions.commands[self.rows]) ** 2, axis=0))
 
-    def squared_errors(self, transitions: Transitions, rows: np.ndarray) -> np.ndarray:
+    def squared_errors(self, transitions: Transitions | Any, rows: np.ndarray) -> np.ndarray:
         """``(len(rows), n)``: the squared errors of the predicted ``rows``."""
         index = np.searchsorted(self.rows, rows)
         return (self.commands[index] - transitions.commands[rows]) ** 2
@@ -109,13 +109,17 @@ class Procedure(Generic[State]):
         one on ``joints`` (a mask), for models with parameters per joint; None: one model
         for all joints (a network), taken whole or not at all.
     :param scale: each joint's command scale, in which a shared model's joints are weighed.
+    :param prepare: what ``fit``, ``predict`` and ``loss`` take instead of transitions
+        (sliced like them, with their ``commands``): what the model computes from each
+        transition once (its regressors) rather than for every part of the support.
     """
 
-    fit: Callable[[Transitions], State]
-    predict: Callable[[State, Transitions], Prediction]
-    loss: Callable[[State, Transitions], float]
+    fit: Callable[[Any], State]
+    predict: Callable[[State, Any], Prediction]
+    loss: Callable[[State, Any], float]
     adopt: Callable[[State, State, np.ndarray], State] | None = None
     scale: np.ndarray | None = None
+    prepare: Callable[[Transitions], Any] = lambda transitions: transitions
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ def judge(procedure: Procedure[State], active: State, transitions: Transitions
           ) -> Judgement[State]:
     """Adapt on ``transitions`` and judge the result against the running ``active`` state on
     held-out transitions (module docstring)."""
+    transitions = procedure.prepare(transitions)
     held_out = cross_validate(procedure, active, transitions)
     fitted = procedure.fit(transitions)
     per_joint = procedure.adopt is not None
@@ -148,10 +153,10 @@ def judge(procedure: Procedure[State], active: State, transitions: Transitions
                      procedure.loss(state, transitions), held_out, adopted)
 
 
-def cross_validate(procedure: Procedure[State], active: State,
-                   transitions: Transitions) -> HeldOut:
+def cross_validate(procedure: Procedure[State], active: State, transitions: Any) -> HeldOut:
     """Blocked two-fold cross-validation of ``procedure`` against the ``active`` state on
-    ``transitions`` (module docstring): each model's error on the transitions both predict."""
+    ``transitions`` (prepared; module docstring): each model's error on the transitions both
+    predict."""
     half = len(transitions) // 2
     folds = (slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))
     n = transitions.commands.shape[1]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pinocchio
 
-from maml_ros.model.transitions import Transitions
+from maml_ros.model.transitions import Transitions, centred_mean
 from maml_ros.sim.model import GRAVITY, RobotConfig, load_robot, urdf_file
 from maml_ros.sim.quiet_pybullet import pybullet
 
@@ -118,27 +118,14 @@ class InertialIdentification:
 
 def filtered_acceleration(transitions: Transitions, period: float) -> np.ndarray:
     """``(T, n)``: each transition's velocity change over its period, divided by it, from
-    velocities smoothed over :data:`SMOOTHING` ticks of each unbroken run of transitions
-    (where a transition's next state is the following one's state)."""
+    velocities smoothed over :data:`SMOOTHING` ticks of each unbroken run of transitions."""
     n = transitions.states.shape[1] // 2
-    joined = np.all(transitions.next_states[:-1] == transitions.states[1:], axis=1)
-    starts = np.concatenate([[0], np.flatnonzero(~joined) + 1])
-    ends = np.concatenate([starts[1:], [len(transitions)]])
     acceleration = np.empty((len(transitions), n))
-    for start, end in zip(starts, ends, strict=True):
-        velocity = np.concatenate([transitions.states[start:end, n:],
-                                   transitions.next_states[end - 1:end, n:]])
-        acceleration[start:end] = np.diff(_centred_mean(velocity), axis=0) / period
+    for run in transitions.runs():
+        velocity = np.concatenate([transitions.states[run, n:],
+                                   transitions.next_states[run.stop - 1:run.stop, n:]])
+        acceleration[run] = np.diff(centred_mean(velocity, SMOOTHING), axis=0) / period
     return acceleration
-
-
-def _centred_mean(values: np.ndarray) -> np.ndarray:
-    """Each row averaged with its neighbours, :data:`SMOOTHING` rows centred on it, fewer
-    near the ends (always as many before as after: a linear trend passes unchanged)."""
-    index = np.arange(len(values))
-    half = np.minimum(np.minimum(index, len(values) - 1 - index), SMOOTHING // 2)
-    sums = np.concatenate([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
-    return (sums[index + half + 1] - sums[index - half]) / (2 * half + 1)[:, None]
 
 
 def _set_simulator_inertias(model: pinocchio.Model, config: RobotConfig) -> dict[str, float]:

@@ -39,7 +39,7 @@ from maml_ros.model.formulation import Formulation
 from maml_ros.model.held_out import Prediction, Procedure, judge
 from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.model.trained_models import TrainedModels
-from maml_ros.model.transitions import Transitions
+from maml_ros.model.transitions import Regressed, Transitions
 from maml_ros.sim import InverseDynamicsModel, RobotConfig, SimRobot
 
 MAX_DELAY = 4  # control steps
@@ -141,13 +141,20 @@ class SystemIdentification:
                             for row in zip(q, qd, acceleration, strict=True)]) - nominal
         return np.stack([nominal, payload, qd, np.ones_like(qd)], axis=-1)
 
-    def support(self, transitions: Transitions) -> tuple[np.ndarray, np.ndarray]:
-        """Regressors of each transition and the commands sent at each step (what
-        :meth:`fit` and :meth:`residual` take)."""
+    def prepare(self, transitions: Transitions) -> Regressed:
+        """The regressors of each transition at its hindsight acceleration, computed once
+        (:meth:`support` filters them)."""
         n = self.formulation.n_joints
         states, next_states = transitions.states, transitions.next_states
         achieved = (next_states[:, n:] - states[:, n:]) / self.formulation.robot.control_period
-        return self.regressors(states[:, :n], states[:, n:], achieved), transitions.commands
+        return Regressed(transitions, self.regressors(states[:, :n], states[:, n:], achieved))
+
+    def support(self, transitions: Transitions | Regressed) -> tuple[np.ndarray, np.ndarray]:
+        """Regressors of each transition (or prepared ones) and the commands sent at each
+        step (what :meth:`fit` and :meth:`residual` take)."""
+        prepared = self.prepare(transitions) if isinstance(transitions, Transitions) \
+            else transitions
+        return prepared.rows, prepared.commands
 
     def fit(self, support: tuple[np.ndarray, np.ndarray]) -> JointModel:
         """The model (delay and friction smoothing included) with the smallest residual."""
@@ -176,9 +183,9 @@ class SystemIdentification:
         """The command ``model`` says achieves ``acceleration`` at ``(q, qd)``."""
         return model.commands(self.regressors(q, qd, acceleration))[0]
 
-    def predict(self, model: JointModel, transitions: Transitions) -> Prediction:
-        """The commands ``model`` says ``transitions`` needed, each at the step it was
-        sent (``delay`` steps before it acted)."""
+    def predict(self, model: JointModel, transitions: Transitions | Regressed) -> Prediction:
+        """The commands ``model`` says ``transitions`` (or prepared ones) needed, each at the
+        step it was sent (``delay`` steps before it acted)."""
         regressors, _ = self.support(transitions)
         return Prediction(np.arange(len(transitions) - model.delay),
                           model.commands(regressors[model.delay:]))
@@ -186,10 +193,10 @@ class SystemIdentification:
     def procedure(self, scale: np.ndarray) -> Procedure[JointModel]:
         """How it fits and predicts, for :func:`~maml_ros.model.held_out.judge` (the support
         loss in units of ``scale``)."""
-        return Procedure(fit=lambda transitions: self.fit(self.support(transitions)),
-                         predict=self.predict, adopt=JointModel.adopting,
-                         loss=lambda model, transitions: self.residual(
-                             model, self.support(transitions), scale))
+        return Procedure(fit=lambda prepared: self.fit(self.support(prepared)),
+                         predict=self.predict, adopt=JointModel.adopting, prepare=self.prepare,
+                         loss=lambda model, prepared: self.residual(
+                             model, self.support(prepared), scale))
 
     def residual(self, model: JointModel, support: tuple[np.ndarray, np.ndarray],
                  scale: np.ndarray) -> float:

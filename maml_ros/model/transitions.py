@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -21,3 +23,63 @@ class Transitions:
     def __getitem__(self, rows: slice | np.ndarray) -> Transitions:
         """The transitions at ``rows`` (a slice or an index array)."""
         return Transitions(self.states[rows], self.commands[rows], self.next_states[rows])
+
+    def runs(self) -> list[slice]:
+        """The unbroken runs of transitions: where each one's next state is the following
+        one's state."""
+        joined = np.all(self.next_states[:-1] == self.states[1:], axis=1)
+        starts = np.concatenate([[0], np.flatnonzero(~joined) + 1])
+        ends = np.concatenate([starts[1:], [len(self)]])
+        return [slice(int(start), int(end)) for start, end in zip(starts, ends, strict=True)]
+
+    def smoothed(self, values: np.ndarray | torch.Tensor, width: int
+                 ) -> np.ndarray | torch.Tensor:
+        """``values`` (one row per transition) averaged over ``width`` rows centred on each,
+        within each unbroken run (:func:`centred_mean`)."""
+        runs = [centred_mean(values[run], width) for run in self.runs()]
+        return torch.cat(runs) if isinstance(values, torch.Tensor) else np.concatenate(runs)
+
+
+@dataclass(frozen=True)
+class Regressed:
+    """Transitions with what a model computed from each of them (``rows``: its regressors,
+    one row per transition): computed once, sliced together, however many fits and
+    predictions of parts of a support judge an adaptation. ``smoothing``: the rows of the
+    moving average they are fitted and predicted through."""
+
+    transitions: Transitions
+    rows: np.ndarray | torch.Tensor
+    smoothing: int = 1
+
+    def __len__(self) -> int:
+        return len(self.transitions)
+
+    def __getitem__(self, index: slice | np.ndarray) -> Regressed:
+        return dataclasses.replace(self, transitions=self.transitions[index],
+                                   rows=self.rows[index])
+
+    @property
+    def commands(self) -> np.ndarray:
+        return self.transitions.commands
+
+    def smoothed(self, width: int | None = None) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
+        """The rows and the commands, both averaged over ``width`` rows alike (default:
+        ``smoothing``; :meth:`Transitions.smoothed`)."""
+        width = self.smoothing if width is None else width
+        return (self.transitions.smoothed(self.rows, width),
+                self.transitions.smoothed(self.commands, width))
+
+
+def centred_mean(values: np.ndarray | torch.Tensor, width: int, dim: int = 0
+                 ) -> np.ndarray | torch.Tensor:
+    """``values`` averaged along ``dim`` over ``width`` rows centred on each, fewer near the
+    ends (always as many before as after: a linear trend passes unchanged); an array for an
+    array, a tensor (differentiable) for a tensor."""
+    rows = torch.as_tensor(values).movedim(dim, 0)
+    count = rows.shape[0]
+    index = torch.arange(count)
+    half = torch.minimum(torch.minimum(index, count - 1 - index), torch.tensor(width // 2))
+    sums = torch.cat([torch.zeros_like(rows[:1]), rows.cumsum(0)])
+    widths = (2 * half + 1).to(rows.dtype).reshape(-1, *[1] * (rows.dim() - 1))
+    mean = ((sums[index + half + 1] - sums[index - half]) / widths).movedim(0, dim)
+    return mean if isinstance(values, torch.Tensor) else mean.numpy()
