@@ -88,6 +88,13 @@ class HeldOut:
         return (np.sqrt(np.sum(weights * self.before ** 2, 0)),
                 np.sqrt(np.sum(weights * self.after ** 2, 0)))
 
+    def error_after(self, scale: np.ndarray) -> float:
+        """The adaptation's mean squared error over folds and joints, in units of each
+        joint's command ``scale`` (infinite where nothing was held out)."""
+        if not self.rows.all():
+            return np.inf
+        return float(np.mean((self.after / scale) ** 2))
+
     def overall(self) -> tuple[float, float]:
         """The RMS over all joints and folds, before and after."""
         before, after = self.per_joint()
@@ -112,6 +119,8 @@ class Procedure(Generic[State]):
     :param prepare: what ``fit``, ``predict`` and ``loss`` take instead of transitions
         (sliced like them, with their ``commands``): what the model computes from each
         transition once (its regressors) rather than for every part of the support.
+    :param variants: the prepared support -> the ways it may be fitted (e.g. through
+        moving averages): the one whose fits predict the held-out halves best is taken.
     """
 
     fit: Callable[[Any], State]
@@ -120,6 +129,7 @@ class Procedure(Generic[State]):
     adopt: Callable[[State, State, np.ndarray], State] | None = None
     scale: np.ndarray | None = None
     prepare: Callable[[Transitions], Any] = lambda transitions: transitions
+    variants: Callable[[Any], list[Any]] = lambda prepared: [prepared]
 
 
 @dataclass(frozen=True)
@@ -141,10 +151,14 @@ class Judgement(Generic[State]):
 
 def judge(procedure: Procedure[State], active: State, transitions: Transitions
           ) -> Judgement[State]:
-    """Adapt on ``transitions`` and judge the result against the running ``active`` state on
-    held-out transitions (module docstring)."""
-    transitions = procedure.prepare(transitions)
-    held_out = cross_validate(procedure, active, transitions)
+    """Adapt on ``transitions`` (the variant of them whose fits predict the held-out halves
+    best) and judge the result against the running ``active`` state on held-out transitions
+    (module docstring)."""
+    scale = np.ones(transitions.commands.shape[1]) if procedure.scale is None \
+        else procedure.scale
+    judged = [(cross_validate(procedure, active, variant), variant)
+              for variant in procedure.variants(procedure.prepare(transitions))]
+    held_out, transitions = min(judged, key=lambda pair: pair[0].error_after(scale))
     fitted = procedure.fit(transitions)
     per_joint = procedure.adopt is not None
     adopted = held_out.adopted(per_joint=per_joint, scale=procedure.scale)

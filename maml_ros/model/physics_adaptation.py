@@ -42,7 +42,8 @@ PASSIVE_TERMS = [PHYSICAL_TERMS.index(t) for t in ('payload', 'viscous', 'coulom
 PINNED = 1e8  # the damping that holds a term at zero
 FAMILY_SECONDS = 1.0  # held-out motion it takes to choose the physical terms alone (s)
 # Rows of the moving averages a support's design rows and commands may be fitted through,
-# alike (PhysicsAdaptation.prepare chooses). The hindsight acceleration, a difference of
+# alike: the one whose fits predict the held-out halves of the support best is taken
+# (physics_procedure, maml_ros.model.held_out.judge). The hindsight acceleration, a difference of
 # measured velocities at the control rate, is mostly noise on a real robot; averaging both
 # sides alike leaves a model linear in its parameters unbiased and takes the noise out: on
 # a real Panda's log the URDF model predicted held-out torques at 1.54 N*m from the raw rows
@@ -74,7 +75,7 @@ class PhysicsFit:
     a robot runs before its first adaptation. ``kept``: the joints (from 0) the support did
     not identify, which kept the parameters they had (:func:`keep_unidentified`).
     ``smoothing``: the rows of the moving average it was fitted through, and predicts
-    through (:meth:`PhysicsAdaptation.prepare`)."""
+    through (:func:`physics_procedure`)."""
 
     theta: np.ndarray
     delay: int
@@ -167,38 +168,18 @@ class PhysicsAdaptation:
             return self.model.design(torch.as_tensor(physical, dtype=torch.float32),
                                      torch.as_tensor(inputs, dtype=torch.float32)).double()
 
-    def prepare(self, transitions: Transitions, running: PhysicsFit | None = None, *,
-                smoothing: int | None = None) -> Regressed:
-        """``Phi`` of each transition, computed once, and the moving average (of
-        :data:`SMOOTHINGS`) it is fitted and predicted through: ``smoothing``, or the one
-        through which a step from ``running`` on each half of the transitions predicts the
-        commands sent in the other half best (none; or, without ``running`` or with too
-        few transitions to hold any out, no average)."""
+    def prepare(self, transitions: Transitions, smoothing: int = 1) -> Regressed:
+        """``Phi`` of each transition, computed once, to be fitted and predicted through a
+        moving average over ``smoothing`` rows (1: none)."""
         physical, inputs = window_arrays(self.identification, transitions.states,
                                          transitions.next_states)
-        prepared = Regressed(transitions, self._design(physical, inputs), smoothing or 1)
-        half = len(prepared) // 2
-        if smoothing is not None or running is None or half <= 2 * max(DELAYS):
-            return prepared
-        scale = self.model.output_scale.double().numpy()
-
-        def held_out_error(candidate: Regressed) -> float:
-            error = 0.0
-            for train, test in ((slice(0, half), slice(half, None)),
-                                (slice(half, None), slice(0, half))):
-                prediction = self.predict(self.fit(candidate[train], running), candidate[test])
-                error += float(np.mean(prediction.squared_errors(candidate[test],
-                                                                 prediction.rows) / scale ** 2))
-            return error
-
-        return min((dataclasses.replace(prepared, smoothing=width) for width in SMOOTHINGS),
-                   key=held_out_error)
+        return Regressed(transitions, self._design(physical, inputs), smoothing)
 
     def support(self, transitions: Transitions | Regressed, smoothing: int = 1
                 ) -> tuple[Tensor, Tensor]:
         """``Phi`` and the commands sent of consecutive transitions through a moving average
         over ``smoothing`` rows (prepared ones: through theirs)."""
-        prepared = self.prepare(transitions, smoothing=smoothing) \
+        prepared = self.prepare(transitions, smoothing) \
             if isinstance(transitions, Transitions) else transitions
         design, commands = prepared.smoothed()
         return design, torch.as_tensor(commands)
@@ -352,10 +333,12 @@ def physics_procedure(models: TrainedModels, active: PhysicsFit, *, inner_steps:
                                                                            active.theta))
         return keep_unidentified(fit, active)
 
-    return Procedure(fit=fit, predict=adaptation.predict,
-                     prepare=lambda transitions: adaptation.prepare(transitions, active),
+    return Procedure(fit=fit, predict=adaptation.predict, prepare=adaptation.prepare,
+                     variants=lambda prepared: [dataclasses.replace(prepared, smoothing=width)
+                                                for width in SMOOTHINGS],
                      loss=adaptation.residual,
-                     adopt=PhysicsFit.adopting)
+                     adopt=PhysicsFit.adopting,
+                     scale=models.physics.output_scale.double().numpy())
 
 
 def keep_unidentified(fit: PhysicsFit, active: PhysicsFit) -> PhysicsFit:

@@ -6,10 +6,12 @@ import torch
 
 from maml_ros.evaluation.tracking import EvalSettings, evaluate_task
 from maml_ros.model.actuator import CommandPipeline
+from maml_ros.model.held_out import judge
 from maml_ros.model.physics_adaptation import (
     PASSIVE_TERMS,
     PhysicsAdaptation,
     passive_refit,
+    physics_procedure,
 )
 from maml_ros.model.physics_model import (
     DELAYS,
@@ -117,8 +119,9 @@ def test_a_strong_prior_holds_the_parameters_where_the_data_are_few():
     assert torch.allclose(fit[0], model.prior, atol=1e-3)
 
 
-def noise_free_support(models, dynamics, steps=300):
-    config = RolloutConfig(robot=models.formulation.robot, steps=steps, exploration_std=0.02)
+def noise_free_support(models, dynamics, steps=300, exploration_std=0.02):
+    config = RolloutConfig(robot=models.formulation.robot, steps=steps,
+                           exploration_std=exploration_std)
     rollout = run_task(Task(3, dynamics), config=config,
                        controller=NominalController(config=config.robot))
     return Transitions(states=rollout.states, commands=rollout.issued_commands,
@@ -258,3 +261,24 @@ def test_averaging_the_design_rows_and_commands_alike_leaves_the_fit_unbiased(mo
         predicted = (design.numpy() * fit.theta).sum(-1) * model.output_scale.numpy()
         relative = np.sqrt(np.mean((predicted - commands) ** 2, 0) / np.mean(commands ** 2, 0))
         assert relative.max() < 1e-3  # of each joint's commands (RMS)
+
+
+def test_the_support_is_averaged_where_that_predicts_held_out_commands_better(models):
+    """A simulated robot's exploration steps its commands from tick to tick: through the
+    raw rows the fits predict the other half of the support better, those steps are what
+    identifies it. Under heavy velocity noise (0.2 rad/s), or where the commands are
+    smooth (no exploration, as in a logged excitation trajectory), through the rows
+    averaged over 5 ticks."""
+    running = PhysicsAdaptation(models.formulation, models.physics).initial()
+    procedure = physics_procedure(models, running)
+
+    def smoothing(support: Transitions) -> int:
+        return judge(procedure, running, support).state.smoothing
+
+    support = noise_free_support(models, Dynamics(payload_mass=1.0))
+    assert smoothing(support) == 1
+    measured = np.concatenate([support.states, support.next_states[-1:]])
+    measured[:, 7:] += np.random.default_rng(0).normal(0.0, 0.2, measured[:, 7:].shape)
+    assert smoothing(Transitions(measured[:-1], support.commands, measured[1:])) == 5
+    assert smoothing(noise_free_support(models, Dynamics(payload_mass=1.0),
+                                        exploration_std=0.0)) == 5
