@@ -7,7 +7,9 @@ two-fold cross-validation within its support (:func:`cross_validate`): the same
 procedure fitted on the first half of the support predicts the commands of the second,
 and back. The model running now was fitted on none of the support, so its prediction of
 the same transitions is held out already. A joint whose commands the adaptation predicts
-no better than the running model keeps its model (:meth:`HeldOut.adopted`).
+worse in both halves keeps its model (:meth:`HeldOut.adopted`); where a model may be
+fitted several ways (through a moving average or not), the way whose fits predict the
+halves best is taken (:func:`judge`).
 
 The halves are contiguous blocks, not shuffled rows: consecutive transitions are nearly
 the same state, and a fit that saw a transition's neighbours has all but seen it.
@@ -38,8 +40,9 @@ class Prediction:
         """Per joint, the RMS difference from the commands sent (command units)."""
         return np.sqrt(np.mean((self.commands - transitions.commands[self.rows]) ** 2, axis=0))
 
-    def squared_errors(self, transitions: Transitions | Any, rows: np.ndarray) -> np.ndarray:
-        """``(len(rows), n)``: the squared errors of the predicted ``rows``."""
+    def squared_errors(self, transitions: Any, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), n)``: the squared errors of the predicted ``rows`` of
+        ``transitions`` (or anything with their ``commands``)."""
         index = np.searchsorted(self.rows, rows)
         return (self.commands[index] - transitions.commands[rows]) ** 2
 
@@ -161,7 +164,7 @@ def judge(procedure: Procedure[State], active: State, transitions: Transitions
     held_out, transitions = min(judged, key=lambda pair: pair[0].error_after(scale))
     fitted = procedure.fit(transitions)
     per_joint = procedure.adopt is not None
-    adopted = held_out.adopted(per_joint=per_joint, scale=procedure.scale)
+    adopted = held_out.adopted(per_joint=per_joint, scale=scale)
     state = procedure.adopt(active, fitted, adopted) if per_joint else fitted
     return Judgement(state, procedure.loss(active, transitions),
                      procedure.loss(state, transitions), held_out, adopted)

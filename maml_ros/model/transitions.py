@@ -62,24 +62,22 @@ class Regressed:
     def commands(self) -> np.ndarray:
         return self.transitions.commands
 
-    def smoothed(self, width: int | None = None) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
-        """The rows and the commands, both averaged over ``width`` rows alike (default:
-        ``smoothing``; :meth:`Transitions.smoothed`)."""
-        width = self.smoothing if width is None else width
-        return (self.transitions.smoothed(self.rows, width),
-                self.transitions.smoothed(self.commands, width))
+    def smoothed(self) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
+        """The rows and the commands, both averaged over ``smoothing`` rows alike
+        (:meth:`Transitions.smoothed`)."""
+        return (self.transitions.smoothed(self.rows, self.smoothing),
+                self.transitions.smoothed(self.commands, self.smoothing))
 
 
-def centred_mean(values: np.ndarray | torch.Tensor, width: int, dim: int = 0
-                 ) -> np.ndarray | torch.Tensor:
-    """``values`` averaged along ``dim`` over ``width`` rows centred on each, fewer near the
-    ends (always as many before as after: a linear trend passes unchanged); an array for an
-    array, a tensor (differentiable) for a tensor."""
-    rows = torch.as_tensor(values).movedim(dim, 0)
+def centred_mean(values: np.ndarray | torch.Tensor, width: int) -> np.ndarray | torch.Tensor:
+    """``values`` averaged over ``width`` rows centred on each, fewer near the ends (always
+    as many before as after: a linear trend passes unchanged); an array for an array, a
+    tensor for a tensor."""
+    rows = torch.as_tensor(values)
     count = rows.shape[0]
     index = torch.arange(count)
     half = torch.minimum(torch.minimum(index, count - 1 - index), torch.tensor(width // 2))
     sums = torch.cat([torch.zeros_like(rows[:1]), rows.cumsum(0)])
     widths = (2 * half + 1).to(rows.dtype).reshape(-1, *[1] * (rows.dim() - 1))
-    mean = ((sums[index + half + 1] - sums[index - half]) / widths).movedim(0, dim)
+    mean = (sums[index + half + 1] - sums[index - half]) / widths
     return mean if isinstance(values, torch.Tensor) else mean.numpy()
