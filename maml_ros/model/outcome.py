@@ -41,7 +41,7 @@ class AdaptationOutcome:
         """The held-out judgement, per joint (empty where it was not judged): the RMS
         command error of the model that was running and of the adaptation, on held-out
         support transitions, and the joints that kept their model."""
-        if self.held_out is None or not self.held_out.rows.all():
+        if self.held_out is None or not self.held_out.judged:
             return {}
         before, after = self.held_out.per_joint()
         return {'held_out_rms_before': before.round(6).tolist(),
@@ -52,7 +52,7 @@ class AdaptationOutcome:
         if self.accepted and self.kept:
             verdict += f' (joints {list(self.kept)} kept their model)'
         judged = ''
-        if self.held_out is not None and self.held_out.rows.all():
+        if self.held_out is not None and self.held_out.judged:
             judged = '; held-out RMS {:.4g} -> {:.4g}'.format(*self.held_out.overall())
         return (f'{verdict}; support loss {self.loss_before:.4g} -> {self.loss_after:.4g}'
                 f'{judged} on {self.transitions} transitions in {self.duration_ms:.1f} ms')

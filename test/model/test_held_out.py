@@ -3,10 +3,17 @@
 import numpy as np
 import pytest
 
-from maml_ros.model.held_out import HeldOut, Prediction, Procedure, cross_validate, judge
-from maml_ros.model.transitions import Transitions
+from maml_ros.model.held_out import (
+    MIN_ROWS,
+    HeldOut,
+    Prediction,
+    Procedure,
+    cross_validate,
+    judge,
+)
+from maml_ros.model.transitions import Regressed, Transitions
 
-ROWS = 40
+ROWS = 200  # halves of 100: enough held out to judge by (MIN_ROWS)
 
 
 def transitions(rows: int = ROWS) -> Transitions:
@@ -92,27 +99,55 @@ def test_the_folds_are_the_halves_each_fitted_on_the_other():
 
 def test_a_joint_worse_in_one_fold_only_takes_the_adaptation():
     held_out = HeldOut(before=np.array([[1.0, 1.0], [1.0, 1.0]]),
-                       after=np.array([[1.2, 1.2], [0.9, 1.1]]), rows=np.array([5, 5]))
+                       after=np.array([[1.2, 1.2], [0.9, 1.1]]), rows=np.array([99, 99]))
     np.testing.assert_array_equal(held_out.adopted(per_joint=True), [True, False])
 
 
 def test_a_shared_model_is_taken_whole_or_not_at_all_in_each_joints_scale():
     """Joint 2's command scale is 10 times joint 1's: its error counts 100 times less."""
     held_out = HeldOut(before=np.array([[1.0, 1.0]] * 2), after=np.array([[0.5, 3.0]] * 2),
-                       rows=np.array([5, 5]))
+                       rows=np.array([99, 99]))
     np.testing.assert_array_equal(held_out.adopted(per_joint=False), [False, False])
     np.testing.assert_array_equal(held_out.adopted(per_joint=False, scale=np.array([1, 10])),
                                   [True, True])
 
 
-def test_a_support_too_short_to_hold_out_is_not_judged_good():
+def test_a_support_too_short_to_judge_by_is_taken_as_fitted():
+    """Halves that hold out fewer than MIN_ROWS transitions are noise to judge by: a fit
+    worse on joint 1 is taken on every joint, with its figures but no verdict."""
     running = np.array([2.0, 0.0])
-    procedure = Procedure(fit=least_squares, predict=lambda state, data: Prediction(
-        np.arange(len(data))[3:], gains(state, data).commands[3:]), loss=squared_loss)
-    judged = judge(procedure, running, transitions(6))
-    assert not judged.adopted.any()
-    assert judged.held_out.refusal(judged.adopted) == (
-        'too few support transitions to judge the adaptation on held-out ones')
+    procedure = per_joint(lambda data: least_squares(data) * np.array([1.5, 1.0]))
+    short = transitions(2 * MIN_ROWS - 2)
+    judged = judge(procedure, running, short)
+    assert not judged.held_out.judged and judged.adopted.all()
+    assert judged.held_out.refusal(judged.adopted) == ''
+    np.testing.assert_allclose(judged.state, least_squares(short) * [1.5, 1.0])
+    assert judge(procedure, running, transitions(2 * MIN_ROWS)).kept == (1,)
+
+
+def test_of_several_ways_to_fit_the_one_that_predicts_the_halves_best_is_taken():
+    """Two ways to regress the same commands: on the first state column with noise added,
+    or on it as it is. The noisy regressor fits and predicts worse on the held-out halves;
+    the fit on the clean one is the adaptation, whichever comes first."""
+    data = transitions()
+    noisy = data.states[:, :1] + np.random.default_rng(0).normal(0.0, 0.5, (ROWS, 1))
+
+    def fit(prepared: Regressed) -> np.ndarray:
+        x = prepared.rows[:, 0]
+        return prepared.commands.T @ x / (x @ x)
+
+    def predict(state, prepared) -> Prediction:
+        rows = prepared.rows if isinstance(prepared, Regressed) else prepared.states[:, :1]
+        return Prediction(np.arange(len(prepared)), rows * state)
+
+    for order in (1, -1):
+        procedure = Procedure(
+            fit=fit, predict=predict, loss=lambda state, prepared: 0.0,
+            adopt=lambda running, fitted, joints: np.where(joints, fitted, running),
+            variants=lambda data, order=order: [
+                Regressed(data, noisy), Regressed(data, data.states[:, :1])][::order])
+        judged = judge(procedure, np.zeros(2), data)
+        np.testing.assert_allclose(judged.state, [2.0, -1.0])
 
 
 @pytest.mark.parametrize('delay', [0, 3])

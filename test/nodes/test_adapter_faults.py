@@ -5,7 +5,6 @@ checks the safety invariants at every tick; the others run the real nodes
 over loopback DDS.
 """
 
-import json
 import time
 from collections import Counter
 
@@ -91,7 +90,7 @@ def test_adapt_says_so_when_the_outcome_takes_longer_than_it_waits(make_harness,
      'not finite'),
     (lambda params: {k: v + 0.5 * torch.randn(v.shape, generator=torch.Generator().manual_seed(i))
                      for i, (k, v) in enumerate(params.items())},  # seeded: always the same
-     'predicts held-out transitions no better'),
+     'support loss rose'),
 ])
 def test_bad_adaptation_is_rejected_previous_policy_stays_diagnostics_say_why(
         make_harness, corrupt, reason):
@@ -108,7 +107,7 @@ def test_bad_adaptation_is_rejected_previous_policy_stays_diagnostics_say_why(
     assert level == DiagnosticStatus.WARN and 'last adaptation rejected' in message
     assert values['last_adaptation'].startswith('rejected: ') and reason in values[
         'last_adaptation']
-    assert len(json.loads(values['held_out_rms_after'])) == 7
+    assert 'held_out_rms_after' not in values  # 50 transitions: too few to judge by
     assert all(c is not None for c in run(harness, 10))
 
 
