@@ -189,6 +189,8 @@ def cross_validate(procedure: Procedure[State], active: State, transitions: Any)
     folds = (slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))
     n = transitions.commands.shape[1]
     before, after, rows = np.zeros((2, n)), np.zeros((2, n)), np.zeros(2, dtype=int)
+    if half < MIN_ROWS:  # too short to judge by: not worth the fits
+        return HeldOut(before, after, rows)
     for fold, (train, test) in enumerate(folds):
         held_out = transitions[test]
         if not len(held_out) or len(transitions[train]) < 2:
