@@ -193,8 +193,6 @@ def cross_validate(procedure: Procedure[State], active: State, transitions: Any)
         return HeldOut(before, after, rows)
     for fold, (train, test) in enumerate(folds):
         held_out = transitions[test]
-        if not len(held_out) or len(transitions[train]) < 2:
-            continue
         fitted = procedure.predict(procedure.fit(transitions[train]), held_out)
         running = procedure.predict(active, held_out)
         common = np.intersect1d(fitted.rows, running.rows)
