@@ -3,12 +3,12 @@
 The control loop asks :meth:`AdaptivePolicy.command` for commands at every
 tick; that only reads the active policy (one attribute, replaced whole), so it
 never waits for an adaptation. :meth:`AdaptivePolicy.start` adapts to a
-support set in the background. The result is kept only if it predicts commands it
-was not fitted on better than the active policy (:mod:`~maml_ros.model.held_out`; the
-physics model joint by joint, a network whole) and its support loss is finite and no
-higher than the active policy's (gradient steps on a learned inverse model can diverge:
-fine-tuning one with lr 0.1 once took tracking beyond 1 rad); otherwise the previous
-policy stays and the outcome says why.
+support set in the background. The result is judged on support transitions it was not
+fitted on (:mod:`~maml_ros.model.held_out`: a joint of the physics model it predicts
+worse keeps its model, a network worse over all joints is refused) and kept only if its
+support loss is finite and no higher than the active policy's (gradient steps on a
+learned inverse model can diverge: fine-tuning one with lr 0.1 once took tracking beyond
+1 rad); otherwise the previous policy stays and the outcome says why.
 
 Where the gradient steps run (``worker``): ``process``, a worker process
 spawned once at a lower CPU priority (an adaptation is mostly small tensor
