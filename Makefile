@@ -42,8 +42,10 @@ lint: venv
 # One OpenMP thread each: torch's spinning thread pools cost a third more CPU in parallel.
 TEST_WORKERS ?= 3
 
+# Tests marked `alone` measure wall-clock tracking: they run afterwards, by themselves.
 test: lint
-	$(ISOLATE) env OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile test
+	$(ISOLATE) env OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m 'not alone' test
+	$(ISOLATE) env OMP_NUM_THREADS=1 $(PY) -m pytest -m alone test
 
 demo: venv
 	$(PY) -m maml_ros.cli.demo --simulator $(SIM) --plot demo.png
