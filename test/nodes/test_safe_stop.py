@@ -17,7 +17,8 @@ from helpers.ros_testing import spin_for, spin_until
 def run_then_deactivate(context, executor, *, interface: str, adapter_parameters: dict,
                         seconds: float) -> tuple[np.ndarray, np.ndarray, PybulletSimNode,
                                                  AdapterNode]:
-    """Track the built-in reference for a second (and until adapted, with ``auto_adapt``),
+    """Track the built-in reference for a second (and until an adaptation ended, with
+    ``auto_adapt``),
     deactivate the adapter, watch ``seconds`` of simulated time (physics steps, whatever
     the load on the machine): (the arm's position at deactivation, its positions after,
     the sim, the adapter).
@@ -35,8 +36,10 @@ def run_then_deactivate(context, executor, *, interface: str, adapter_parameters
     try:
         for node in (sim, adapter):
             executor.add_node(node)
+        # moving, and (with auto_adapt) adapted, or the adaptation judged and refused: the
+        # stop command is then the running model's
         assert spin_until(executor, lambda: adapter.loop.commands_sent > 100 and (
-            adapter.loop.policy.adapted or not adapting), 30.0)  # moving
+            adapter.loop.policy.last_outcome is not None or not adapting), 30.0)
         stops = adapter.loop.stops_sent
         adapter.trigger_deactivate()
         assert adapter.loop.stops_sent == stops + 1
@@ -73,14 +76,17 @@ def test_a_velocity_or_position_robot_stays_where_it_was_for_2_s(ros_context, ex
     assert drift < 0.02
 
 
-@pytest.mark.parametrize('stop_command, bound', [('gravity', (0.0, 0.5)), ('zero', (0.8, 10.0))])
+@pytest.mark.parametrize('stop_command, bound', [('gravity', (0.0, 0.5)), ('zero', (0.6, 10.0))])
 def test_an_effort_robot_gets_gravity_compensation_which_slows_its_fall(
         ros_context, executor, stop_command, bound):
     """No constant torque holds an arm (the posture drifts and gravity changes with it): the
     adapted model's gravity compensation buys time for the robot's own timeout. In 0.25 s
-    of simulated time the arm drifts less than 0.5 rad (0.13 measured), against more than
-    0.8 rad (1.31) with zero effort. (Counted in wall-clock time, a loaded machine stepped
-    the physics less often, and zero effort drifted only 0.75 rad in one CI run.)"""
+    of simulated time the arm drifts less than 0.5 rad (0.13–0.35 measured), against more
+    than 0.6 rad (0.70–1.42) with zero effort. (Counted in wall-clock time, a loaded machine
+    stepped the physics less often, and zero effort drifted only 0.75 rad in one CI run.
+    The posture at deactivation follows the reference for as long as the adaptation takes,
+    and gravity loads the arm less in some: since adaptations are judged on held-out
+    halves, and take longer, zero effort drifted 0.70–0.78 rad in 3 of 9 runs.)"""
     start, after, sim, adapter = run_then_deactivate(
         ros_context, executor, interface='effort', seconds=0.25,
         adapter_parameters={'stop_command': stop_command, 'auto_adapt': True})
