@@ -5,13 +5,13 @@ Each shipped log (``bench/data/``) is written as the bag a ros2_control robot re
 ``maml-ros-replay`` does. For every support size and start time, the model adapts on that
 window exactly as the adapter would (``maml_ros.evaluation.replay``), and five models
 predict the torques of every transition after the window: the URDF's computed torque,
-the checkpoint's model unadapted (the prior), the adapted one, ``sysid`` fitted on the
-same window, and the identification an engineer writes (``regressor_ridge``: every link's
-inertial parameters and per-joint friction, a ridge toward the URDF;
-``maml_ros.model.inertial_identification``). The figure is the RMS error over all joints
-and held-out transitions (N·m). The adaptation is judged as on the robot
-(``maml_ros.model.held_out``): the joints it predicts worse on held-out support
-transitions keep the unadapted model (``kept``).
+the checkpoint's model unadapted (the prior), the adapted one, and the two classical
+rivals fitted on the same window: ``sysid``, the identification an engineer writes (every
+link's inertial parameters, per-joint friction, delay and lag, a ridge toward the URDF;
+``maml_ros.model.inertial_identification``) and ``sysid_simple`` (a scale per joint on the
+URDF's torque). The figure is the RMS error over all joints and held-out transitions
+(N·m). Every fit is judged as on the robot (``maml_ros.model.held_out``): the joints it
+predicts worse on held-out support transitions keep the unadapted model (``kept``).
 
     python bench/real_logs.py [--sizes 100 200 500 1000] [--starts 0 8]
         [--json bench/results/real_logs.json] [--plot bench/results/real_logs.png]
@@ -27,9 +27,7 @@ import matplotlib
 import numpy as np
 
 from maml_ros.evaluation.replay import predict, replay
-from maml_ros.model.held_out import Prediction
-from maml_ros.model.inertial_identification import InertialIdentification
-from maml_ros.model.model_based import JointModel
+from maml_ros.model.model_based import JointModel, sysid_policy
 from maml_ros.model.trained_models import TrainedModels
 from maml_ros.resources import shipped_checkpoint
 from maml_ros.ros.bag import read_ticks
@@ -43,7 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 DATA = Path(__file__).resolve().parent / 'data'
 #: The logs, with the checkpoint that models their robot.
 LOGS = {'panda_gaz2019': (DATA / 'panda_gaz2019' / 'exciting_traj.csv.gz', None)}
-MODELS = ('urdf', 'unadapted', 'adapted', 'sysid', 'regressor_ridge')
+MODELS = ('urdf', 'unadapted', 'adapted', 'sysid', 'sysid_simple')
 
 
 def log_transitions(log: Path, models: TrainedModels):
@@ -66,12 +64,10 @@ def judge(models: TrainedModels, transitions, stamps, origin: float, *, size: in
                     start=start, origin=origin)
     held_out = result.held_out
     urdf = predict(models, JointModel.nominal(models.formulation.n_joints, 0), held_out)
-    period = models.formulation.robot.control_period
-    identification = InertialIdentification(models.formulation.robot)
-    fit = identification.fit(result.support, period)
-    engineer = Prediction(np.arange(len(held_out)),
-                          identification.predict(fit, held_out, period))
-    predictions = {'urdf': urdf, **result.predictions, 'regressor_ridge': engineer}
+    simple = sysid_policy(models, simple=True)
+    simple.start(result.support, inner_steps=1)
+    predictions = {'urdf': urdf, **result.predictions,
+                   'sysid_simple': predict(models, simple.model, held_out)}
     figures = {}
     for label, prediction in predictions.items():
         rms = prediction.rms(held_out)
@@ -81,7 +77,7 @@ def judge(models: TrainedModels, transitions, stamps, origin: float, *, size: in
             'accepted': outcome.accepted, 'support_loss': [outcome.loss_before,
                                                            outcome.loss_after],
             'judged_within_support': outcome.judged(),
-            'identified': result.identified['adapted'], 'regressor_ridge': fit.ridge}
+            'identified': result.identified}
 
 
 def plot(path: Path, runs: list[dict], title: str) -> None:

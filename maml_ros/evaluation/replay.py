@@ -18,7 +18,13 @@ import numpy as np
 
 from maml_ros.model.adaptation import predict_commands
 from maml_ros.model.held_out import Prediction
-from maml_ros.model.model_based import JointModel, SystemIdentification, sysid_policy
+from maml_ros.model.inertial_identification import InertialFit
+from maml_ros.model.model_based import (
+    JointModel,
+    SystemIdentification,
+    inertial_identification,
+    sysid_policy,
+)
 from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.model.physics_adaptation import PhysicsAdaptation, PhysicsFit
 from maml_ros.model.trained_models import TrainedModels
@@ -26,10 +32,12 @@ from maml_ros.model.transitions import Transitions
 from maml_ros.online.adaptive_policy import AdaptivePolicy
 
 
-def predict(models: TrainedModels, state: dict | PhysicsFit | JointModel,
+def predict(models: TrainedModels, state: dict | PhysicsFit | InertialFit | JointModel,
             transitions: Transitions) -> Prediction:
-    """The commands ``state`` (network weights, a physics fit or a ``sysid`` model) says the
-    robot needed for ``transitions``, its delay and lag accounted for."""
+    """The commands ``state`` (network weights, a physics fit, a ``sysid`` or ``sysid_simple``
+    model) says the robot needed for ``transitions``, its delay and lag accounted for."""
+    if isinstance(state, InertialFit):
+        return inertial_identification(models.formulation.robot).predict(state, transitions)
     if isinstance(state, JointModel):
         return SystemIdentification(models.formulation).predict(state, transitions)
     if isinstance(state, PhysicsFit):
@@ -128,4 +136,5 @@ def replay(transitions: Transitions, stamps: np.ndarray, models: TrainedModels, 
                   held_out=held_out, outcome=policy.last_outcome, policy=policy,
                   predictions={label: predict(models, state, held_out)
                                for label, state in states.items()},
-                  identified={'adapted': policy.identified(), 'sysid': sysid.physical()})
+                  identified={'adapted': policy.identified(),
+                              'sysid': identification.identified()})

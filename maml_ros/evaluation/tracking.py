@@ -19,8 +19,10 @@ joint tracking RMSE (rad) of the true positions. Methods:
   ``oracle_rollouts`` rollouts of the task with Adam, learning rate 3e-4,
   batches of 1024, seeded by the task);
 - classical (:mod:`maml_ros.model.model_based`): ``nominal`` (URDF computed
-  torque), ``sysid`` (the least-squares identified model: the rival to beat)
-  and ``true_model`` (computed torque with the true parameters: the floor).
+  torque), ``sysid`` (every link's inertial parameters, friction, delay and lag identified
+  by a cross-validated ridge toward the URDF: the rival to beat), ``sysid_simple`` (a
+  least-squares scale per joint on the URDF's torque, friction, delay) and ``true_model``
+  (computed torque with the true parameters: the floor).
 
 Those that do not adapt do not explore. Tasks run in parallel worker processes.
 The robot is simulated by PyBullet, as in training, or by MuJoCo
@@ -58,8 +60,8 @@ from maml_ros.sim import (
 )
 from maml_ros.sim.rollout import task_streams
 
-METHODS = ('nominal', 'no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'sysid', 'maml',
-           'maml_physics', 'oracle', 'true_model')
+METHODS = ('nominal', 'no_adaptation', 'pretrained_finetune', 'last_layer_ridge', 'sysid',
+           'sysid_simple', 'maml', 'maml_physics', 'oracle', 'true_model')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,8 +153,8 @@ def method_policy(models: TrainedModels, method: str, dynamics: Dynamics, *, see
     """The policy ``method`` starts with on this robot (adapting inline, on simulated time)."""
     if method == 'nominal':
         return ModelPolicy(models=models, torque=models.formulation.nominal)
-    if method == 'sysid':
-        return sysid_policy(models)
+    if method in ('sysid', 'sysid_simple'):
+        return sysid_policy(models, simple=method == 'sysid_simple')
     if method == 'true_model':
         robot.set_dynamics(dynamics)
         return true_model_policy(models, robot)

@@ -1,6 +1,9 @@
 """The classical rivals: computed torque with an identified or with the true robot model.
 
-- ``sysid`` is what a controls engineer fits in an afternoon, per joint, by
+- ``sysid`` is the identification an engineer writes, every link's inertial parameters
+  through the standard regressor with delay and lag
+  (:mod:`~maml_ros.model.inertial_identification`).
+- ``sysid_simple`` is what a controls engineer fits in an afternoon, per joint, by
   least squares on the same support transitions the learned policy adapts on::
 
       u_j = a_j tau_nom_j + b_j dtau_payload_j + d_j qd_j + f_j tanh(qd_j / eps_j) + c_j
@@ -9,16 +12,16 @@
   hindsight acceleration ``(qd[t+1] - qd[t]) / T``, ``dtau_payload`` the change
   of it for 1 kg more on the payload link. The friction smoothing ``eps_j``
   (from ``FRICTION_EPS``) and the command delay (0..``MAX_DELAY`` control
-  steps) are picked by fit residual; the controller looks that many steps
-  ahead (state and reference extrapolated). Computed torque with
-  the identified model then tracks the desired acceleration of the formulation
-  (same gains as the learned policy).
+  steps) are picked by fit residual; no torque lag.
 - ``true_model`` is computed torque with the simulated robot's true masses,
   actuator gain, damping, friction and ripple, its command delay and torque lag
   inverted (:mod:`~maml_ros.model.actuator`): the floor of this controller
   structure (simulation only).
 
-Both implement :class:`~maml_ros.online.policy.Policy`, the protocol
+Computed torque with an identified model tracks the desired acceleration of the
+formulation (same gains as the learned policy), looking ahead over the identified delay
+(state and reference extrapolated) and inverting the identified lag. Every one implements
+:class:`~maml_ros.online.policy.Policy`, the protocol
 :class:`~maml_ros.online.control_loop.ControlLoop` drives, so they are evaluated
 through the same loop as the learned policies.
 """
@@ -37,6 +40,7 @@ import numpy as np
 from maml_ros.model.actuator import CommandPipeline
 from maml_ros.model.formulation import Formulation
 from maml_ros.model.held_out import Prediction, Procedure, judge
+from maml_ros.model.inertial_identification import InertialIdentification
 from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.model.trained_models import TrainedModels
 from maml_ros.model.transitions import Regressed, Transitions
@@ -121,7 +125,7 @@ def _unit_payload_model(robot: RobotConfig) -> InverseDynamicsModel:
 
 
 class SystemIdentification:
-    """Regressors and the least-squares fit of the module docstring.
+    """Regressors and the least-squares fit of ``sysid_simple`` (module docstring).
 
     :param formulation: robot and gains (effort interface).
     """
@@ -131,6 +135,16 @@ class SystemIdentification:
             raise ValueError('system identification models joint torques: effort interface only')
         self.formulation = formulation
         self.payload = _unit_payload_model(formulation.robot)
+
+    method = 'sysid_simple'
+
+    def initial(self, delay: int = 0) -> JointModel:
+        """The URDF model as it is: what a robot runs before it is identified."""
+        return JointModel.nominal(self.formulation.n_joints, delay)
+
+    @staticmethod
+    def physical(model: JointModel) -> dict:
+        return model.physical()
 
     def regressors(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
         """``(T, n, 4)``: ``tau_nom, dtau_payload, qd, 1`` per sample and joint (friction
@@ -230,7 +244,8 @@ class ModelPolicy:
 
     :param models: the checkpoint (formulation, and the output scale of the guard's loss).
     :param torque: ``torque(q, qd, acceleration) -> command`` of the initial model.
-    :param identification: fits a new model on support data (``sysid``); None: fixed.
+    :param identification: fits a new model on support data (``sysid``, ``sysid_simple``);
+        None: fixed.
     :param delay: command delay (control steps) the initial model looks ahead over.
     :param retention: torque lag of the initial model, per joint (see
         :class:`~maml_ros.model.actuator.CommandPipeline`), inverted.
@@ -239,11 +254,12 @@ class ModelPolicy:
 
     def __init__(self, *, models: TrainedModels,
                  torque: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-                 identification: SystemIdentification | None = None, delay: int = 0,
+                 identification: InertialIdentification | SystemIdentification | None = None,
+                 delay: int = 0,
                  retention: np.ndarray | float = 0.0,
                  on_close: Callable[[], None] | None = None) -> None:
         self.models, self.identification = models, identification
-        self.method = 'sysid' if identification is not None else None
+        self.method = identification.method if identification is not None else None
         self.formulation = models.formulation
         self._initial, self._initial_delay, self._on_close = torque, delay, on_close
         self._initial_retention = retention
@@ -269,7 +285,7 @@ class ModelPolicy:
 
     def start(self, transitions: Transitions, *, inner_steps: int, inner_lr: float | None = None,
               on_done: Callable[[AdaptationOutcome], None] | None = None) -> str:
-        """Identify now (a few hundred ms; simulated time stands still meanwhile); the step
+        """Identify now (0.2 to 7 s on one core; simulated time stands still meanwhile); the step
         settings of gradient methods do not apply. Judged like them
         (:mod:`~maml_ros.model.held_out`): each joint takes the identified model only if it
         predicts that joint's held-out commands better, and the whole only if the command
@@ -298,13 +314,14 @@ class ModelPolicy:
 
     def identified(self) -> dict | None:
         """What the identified model says about the robot (None before identifying)."""
-        return self.model.physical() if self.adapted else None
+        return self.identification.physical(self.model) if self.adapted else None
 
     def _identified(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
         return self.identification.torque(self.model, q, qd, acceleration)
 
     def reset(self) -> None:
-        self.model = JointModel.nominal(self.formulation.n_joints, self._initial_delay)
+        self.model = (self.identification.initial(self._initial_delay) if self.identification
+                      else JointModel.nominal(self.formulation.n_joints, self._initial_delay))
         self._torque, self.adapted = self._initial, False
         self.pipeline.retarget(self._initial_delay, self._initial_retention)
 
@@ -317,10 +334,20 @@ class ModelPolicy:
             self._on_close()
 
 
-def sysid_policy(models: TrainedModels) -> ModelPolicy:
-    """Computed torque with the URDF model until identified on support data."""
+def sysid_policy(models: TrainedModels, *, simple: bool = False) -> ModelPolicy:
+    """Computed torque with the URDF model until identified on support data: ``sysid``
+    (``simple``: ``sysid_simple``)."""
+    identification = SystemIdentification(models.formulation) if simple \
+        else inertial_identification(models.formulation.robot)
     return ModelPolicy(models=models, torque=models.formulation.nominal,
-                       identification=SystemIdentification(models.formulation))
+                       identification=identification)
+
+
+@functools.lru_cache(maxsize=4)
+def inertial_identification(robot: RobotConfig) -> InertialIdentification:
+    """``sysid``'s regressor of ``robot`` (one per process and robot: it loads the URDF
+    twice)."""
+    return InertialIdentification(robot)
 
 
 def true_model_policy(models: TrainedModels, robot: SimRobot) -> ModelPolicy:

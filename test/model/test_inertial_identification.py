@@ -1,20 +1,25 @@
-"""The engineer's identification: the regressor is the nominal model's physics, the fit
-recovers what the data determine, and a ridge toward the URDF keeps what they do not."""
+"""The engineer's identification (``sysid``): the regressor is the nominal model's physics,
+the fit recovers what the data determine (delay and lag included), and a ridge toward the
+URDF keeps what they do not."""
 
 import numpy as np
 import pytest
 
 from maml_ros.model.inertial_identification import (
+    COULOMB_WIDTHS,
+    JOINT_TERMS,
+    OFFSET,
     RIDGES,
-    InertialFit,
     InertialIdentification,
-    filtered_acceleration,
 )
+from maml_ros.model.physics_model import DELAYS, RETENTIONS
 from maml_ros.model.transitions import Transitions
 from maml_ros.sim import PANDA_HOME, InverseDynamicsModel, RobotConfig
 
 PERIOD = 0.01
 CONFIG = RobotConfig()
+RIGID = 70  # the Panda's seven bodies, ten parameters each
+PAYLOAD = RIGID  # then the payload's mass
 
 
 @pytest.fixture(scope='module')
@@ -32,45 +37,100 @@ def sines(ticks, *, start=0.0, amplitude=0.4):
     return Transitions(states[:-1], np.zeros((ticks, 7)), states[1:])
 
 
+def joint_terms(theta):
+    """``(7, terms)``: each joint's own terms (:data:`JOINT_TERMS`) of a parameter vector."""
+    return theta[PAYLOAD + 1:].reshape(7, len(JOINT_TERMS))
+
+
+def with_commands(identification, transitions, theta, *, delay=0, retention=0.0):
+    """The transitions with the commands a robot of parameters ``theta`` was sent: the torque
+    in force over each period, ``e = Phi theta``, is ``r e[t-1] + (1 - r) u[t - delay]``
+    (the last ``delay`` commands act after the window: zero)."""
+    torque = np.einsum('tjp,p->tj', identification.prepare(transitions).rows, theta)
+    commands = torque.copy()  # the first period's command: as if it had been in force
+    acting = (torque[1:] - retention * torque[:-1]) / (1 - retention)  # sent at t - delay
+    sent = np.arange(max(0, 1 - delay), len(torque) - delay)
+    commands[sent] = acting[sent + delay - 1]
+    commands[len(torque) - delay:] = 0.0
+    return Transitions(transitions.states, commands, transitions.next_states)
+
+
 def test_the_regressor_times_the_urdfs_parameters_is_the_urdfs_inverse_dynamics(
         identification):
+    """So is the URDF-torque column of each joint, and the command of the initial model; the
+    payload column is what 1 kg more on the payload link adds (as the simulator puts it)."""
     nominal, rng = InverseDynamicsModel.shared(CONFIG), np.random.default_rng(0)
+    heavier = InverseDynamicsModel(config=CONFIG, payload_mass=1.0)
     rigid = identification.prior.copy()
-    rigid[70:] = 0.0
+    assert not rigid[RIGID:].any()  # nothing but the URDF
+    urdf_torque = np.zeros_like(rigid)
+    joint_terms(urdf_torque)[:, 0] = 1.0
     for _ in range(20):
         q = np.array(PANDA_HOME) + 0.6 * rng.standard_normal(7)
         qd, qdd = 1.5 * rng.standard_normal(7), 3.0 * rng.standard_normal(7)
         torque = nominal.torques(q, qd, qdd)
-        np.testing.assert_allclose(identification.regressor(q, qd, qdd) @ rigid, torque,
-                                   rtol=0, atol=1e-9 * (1 + np.abs(torque).max()))
+        tolerance = 1e-9 * (1 + np.abs(torque).max())
+        regressor = identification.regressor(q, qd, qdd)
+        np.testing.assert_allclose(regressor @ rigid, torque, rtol=0, atol=tolerance)
+        np.testing.assert_allclose(regressor @ urdf_torque, torque, rtol=0, atol=tolerance)
+        np.testing.assert_allclose(identification.torque(identification.initial(), q, qd, qdd),
+                                   torque, rtol=0, atol=tolerance)
+        np.testing.assert_allclose(regressor[:, PAYLOAD], heavier.torques(q, qd, qdd) - torque,
+                                   rtol=0, atol=tolerance)
 
 
-def with_commands(identification, transitions, theta):
-    commands = identification.design(transitions, PERIOD) @ theta
-    return Transitions(transitions.states, commands.reshape(-1, 7), transitions.next_states)
+def friction(theta, transitions):
+    """``(7, 21)``: each joint's friction torque at velocities across the range it moved at
+    (viscous and the Coulomb widths trade off where the joint never moved fast)."""
+    fastest = np.abs(transitions.states[:, 7:]).max(0)
+    velocity = np.linspace(-1, 1, 21) * fastest[:, None]
+    terms = joint_terms(theta)
+    return terms[:, 2:3] * velocity + sum(
+        terms[:, 3 + i, None] * np.tanh(velocity / width)
+        for i, width in enumerate(COULOMB_WIDTHS))
 
 
-def test_a_noise_free_robot_is_recovered_where_the_data_determine_it(identification):
-    """A 2 kg payload in the hand and friction on every joint: the fit predicts the torques
-    of motion it never saw, and finds each joint's friction and offset."""
+def heavier_robot(identification):
+    """The URDF with 2 kg in the hand and friction on every joint."""
     truth = identification.prior.copy()
     truth[60] += 2.0  # mass of the last body (the payload's inertia as a point on the axis)
     truth[61:64] += 2.0 * np.array([0.0, 0.0, 0.2])  # its first moment: 0.2 m along z
     truth[64] += 2.0 * 0.04  # Ixx and Iyy about the joint origin: m * z^2
     truth[66] += 2.0 * 0.04
-    friction = np.stack([np.linspace(0.5, 0.1, 7), np.linspace(1.0, 0.2, 7),
-                         np.linspace(-0.3, 0.3, 7)], 1)
-    truth[70:] = friction.reshape(-1)
-    support = with_commands(identification, sines(600), truth)
-    fit = identification.fit(support, PERIOD)
-    held_out = with_commands(identification, sines(300, start=20.0, amplitude=0.5), truth)
-    predicted = identification.predict(fit, held_out, PERIOD)
-    error = predicted - held_out.commands  # within 0.1 % (the ridge's least pull remains)
-    assert np.sqrt(np.mean(error ** 2)) < 1e-3 * np.sqrt(np.mean(held_out.commands ** 2))
-    assert np.abs(error).max() < 0.01
-    np.testing.assert_allclose(fit.theta[70:].reshape(7, 3), friction, rtol=0, atol=0.02)
-    urdf = identification.predict(None, held_out, PERIOD)
-    assert np.abs(urdf - held_out.commands).max() > 1.0  # the URDF alone is far off
+    terms = joint_terms(truth)
+    terms[:, 1] = np.linspace(0.3, 0.1, 7)  # armature
+    terms[:, 2] = np.linspace(0.5, 0.1, 7)  # viscous
+    terms[:, 3] = np.linspace(1.0, 0.2, 7)  # sharp Coulomb
+    terms[:, OFFSET] = np.linspace(-0.3, 0.3, 7)
+    return truth
+
+
+@pytest.mark.parametrize('delay, lags', [(0, (0, 0, 0, 0, 0, 0, 0)),
+                                         (max(DELAYS), (4, 3, 2, 1, 0, 4, 1))])
+def test_a_noise_free_robot_is_recovered_with_its_delay_and_lag(identification, delay, lags):
+    """The grid's ends: the fit finds the delay and every joint's lag, predicts the commands
+    of motion it never saw, and finds each joint's friction (over the velocities it moved
+    at) and offset."""
+    truth, retention = heavier_robot(identification), np.array(RETENTIONS)[list(lags)]
+    support = with_commands(identification, sines(600), truth, delay=delay,
+                            retention=retention)
+    fit = identification.fit(identification.prepare(support))
+    assert fit.delay == delay
+    np.testing.assert_array_equal(fit.retention, retention)
+    held_out = with_commands(identification, sines(300, start=20.0, amplitude=0.5), truth,
+                             delay=delay, retention=retention)
+    predicted = identification.predict(fit, held_out)
+    error = predicted.commands - held_out.commands[predicted.rows]
+    scale = np.sqrt(np.mean(held_out.commands ** 2))
+    assert np.sqrt(np.mean(error ** 2)) < 2e-3 * scale  # the ridge's least pull remains
+    np.testing.assert_allclose(friction(fit.theta[0], support), friction(truth, support),
+                               rtol=0, atol=0.05)
+    np.testing.assert_allclose(joint_terms(fit.theta[0])[:, OFFSET],
+                               joint_terms(truth)[:, OFFSET], rtol=0, atol=0.05)
+    physical = identification.physical(fit)
+    assert physical['delay_steps'] == delay and len(physical['torque_lag_ms']) == 7
+    urdf = identification.predict(identification.initial(delay), held_out)
+    assert np.abs(urdf.commands - held_out.commands[urdf.rows]).max() > 1.0
 
 
 def test_on_noisy_torques_cross_validation_chooses_a_ridge_that_predicts_better(
@@ -80,66 +140,82 @@ def test_on_noisy_torques_cross_validation_chooses_a_ridge_that_predicts_better(
     say little, and predicts motion it never saw better."""
     truth = identification.prior.copy()
     truth[60] += 1.0
-    truth[70:] = np.tile([0.2, 0.3, 0.05], 7)
+    joint_terms(truth)[:, 2:5] = [0.2, 0.3, 0.05]  # viscous, two Coulomb widths
     exact = with_commands(identification, sines(100), truth)
     noise = 0.5 * np.random.default_rng(1).standard_normal(exact.commands.shape)
-    support = Transitions(exact.states, exact.commands + noise, exact.next_states)
-    fit = identification.fit(support, PERIOD)
-    assert fit.ridge > RIDGES[0]
-    least_squares = InertialFit(identification._solve(
-        identification.design(support, PERIOD), support.commands.reshape(-1),
-        np.sqrt(np.mean(identification.design(support, PERIOD) ** 2, axis=0)) + 1e-9,
-        RIDGES[0]), RIDGES[0])
+    support = identification.prepare(
+        Transitions(exact.states, exact.commands + noise, exact.next_states))
+    fit = identification.fit(support)
+    least_squares = identification.fit(support, ridges=RIDGES[:1])
+    assert max(fit.ridge) > RIDGES[0]
     held_out = with_commands(identification, sines(300, start=20.0, amplitude=0.5), truth)
 
     def error(candidate):
-        predicted = identification.predict(candidate, held_out, PERIOD)
-        return np.sqrt(np.mean((predicted - held_out.commands) ** 2))
+        predicted = identification.predict(candidate, held_out)
+        return np.sqrt(np.mean((predicted.commands - held_out.commands[predicted.rows]) ** 2))
 
     assert error(fit) < 0.8 * error(least_squares)
 
 
-def test_the_acceleration_is_the_velocity_change_over_each_period_and_stops_at_gaps():
-    t = PERIOD * np.arange(31)[:, None]
-    qd = np.concatenate([2.0 * t, -t], axis=1)  # constant accelerations 2 and -1
-    states = np.concatenate([np.zeros_like(qd), qd], axis=1)
-    joined = Transitions(states[:-1], np.zeros((30, 2)), states[1:])
-    np.testing.assert_allclose(filtered_acceleration(joined, PERIOD),
-                               np.tile([2.0, -1.0], (30, 1)), atol=1e-9)
-    broken = Transitions(np.concatenate([states[:10], states[20:30]]), np.zeros((20, 2)),
-                         np.concatenate([states[1:11] * 3.0, states[21:31]]))
-    acceleration = filtered_acceleration(broken, PERIOD)
-    np.testing.assert_allclose(acceleration[10:], np.tile([2.0, -1.0], (10, 1)), atol=1e-9)
-    assert np.abs(acceleration[:10]).max() > 2.5  # its own run, not smoothed into the next
+def test_friction_the_fit_would_make_negative_is_held_at_zero(identification):
+    """A robot without friction or armature, noisy torques: no joint is identified with
+    friction that pushes it along its motion, or a rotor of negative inertia."""
+    exact = with_commands(identification, sines(150), identification.prior)
+    noise = 0.3 * np.random.default_rng(2).standard_normal(exact.commands.shape)
+    fit = identification.fit(identification.prepare(
+        Transitions(exact.states, exact.commands + noise, exact.next_states)))
+    passive = joint_terms(fit.theta[0])[:, 1:OFFSET]
+    assert (passive > -1e-6).all() and (np.abs(passive) < 1e-6).any()  # held at zero
 
 
 def test_each_transition_is_modelled_at_its_periods_midpoint(identification):
-    """The design's rows are the URDF's inverse dynamics at the mean position and velocity of
-    each period, with the velocity change over it as the acceleration."""
+    """The rows are the URDF's inverse dynamics at the mean position and velocity of each
+    period, with the velocity change over it as the acceleration."""
     transitions = sines(30)
-    rigid = identification.prior.copy()
-    rigid[70:] = 0.0
     nominal = InverseDynamicsModel.shared(CONFIG)
     q = (transitions.states[:, :7] + transitions.next_states[:, :7]) / 2
     qd = (transitions.states[:, 7:] + transitions.next_states[:, 7:]) / 2
-    qdd = filtered_acceleration(transitions, PERIOD)
+    qdd = (transitions.next_states[:, 7:] - transitions.states[:, 7:]) / PERIOD
     expected = np.array([nominal.torques(*row) for row in zip(q, qd, qdd, strict=True)])
-    np.testing.assert_allclose(
-        (identification.design(transitions, PERIOD) @ rigid).reshape(-1, 7), expected,
-        rtol=0, atol=1e-9)
+    np.testing.assert_allclose(identification.prepare(transitions).rows @ identification.prior,
+                               expected, rtol=0, atol=1e-9)
 
 
-def test_the_smoothing_takes_out_velocity_noise_that_the_raw_difference_multiplies():
-    """Measured velocities with noise that flips sign each tick: differenced raw, the noise
-    becomes 2e/T; smoothed over five ticks first, a fraction of it."""
-    ticks, noise = 60, 0.01
-    t = PERIOD * np.arange(ticks + 1)[:, None]
-    true = np.concatenate([np.sin(t), 2.0 * t], axis=1)
-    measured = true + noise * (-1.0) ** np.arange(ticks + 1)[:, None]
-    states = np.concatenate([np.zeros_like(measured), measured], axis=1)
-    transitions = Transitions(states[:-1], np.zeros((ticks, 2)), states[1:])
-    truth = np.diff(true, axis=0) / PERIOD
-    raw = np.diff(measured, axis=0) / PERIOD
-    smoothed = filtered_acceleration(transitions, PERIOD)
-    inner = slice(3, -3)  # the ends average fewer ticks
-    assert np.abs(smoothed - truth)[inner].max() < 0.25 * np.abs(raw - truth)[inner].max()
+def test_a_joint_kept_on_its_model_keeps_its_parameters_and_lag(identification):
+    fitted = identification.fit(identification.prepare(with_commands(
+        identification, sines(200), heavier_robot(identification), delay=1,
+        retention=np.full(7, RETENTIONS[2]))))
+    joints = np.array([True] * 6 + [False])
+    adopted = identification.initial().adopting(fitted, joints)
+    np.testing.assert_array_equal(adopted.theta[:6], fitted.theta[:6])
+    np.testing.assert_array_equal(adopted.theta[6], identification.prior)
+    np.testing.assert_array_equal(adopted.retention[:6], fitted.retention[:6])
+    assert adopted.retention[6] == 0.0 and fitted.retention[6] > 0
+    assert adopted.wavenumbers[6] == 0.0 and adopted.delay == fitted.delay == 1
+
+
+def test_a_ripple_periodic_in_position_is_found_by_its_period(identification):
+    """0.3 N*m on every joint, periodic every 0.5 rad of its position: the period search finds
+    the period on all joints but one (six seconds span 3.2 periods at most: the slowest
+    joint's ripple is partly taken by the other terms), and with it the model predicts
+    other motion over the same range with less than 60% of the URDF's error."""
+    wavenumber = 2 * np.pi / 0.5
+
+    def rippled(transitions):
+        q = (transitions.states[:, :7] + transitions.next_states[:, :7]) / 2
+        exact = with_commands(identification, transitions, identification.prior)
+        return Transitions(exact.states, exact.commands + 0.3 * np.sin(wavenumber * q + 1.0),
+                           exact.next_states)
+
+    support = rippled(sines(600, amplitude=0.8))
+    held_out = rippled(sines(300, start=20.0, amplitude=0.8))
+    fit = identification.fit(identification.prepare(support))
+    periods = np.array(identification.physical(fit)['ripple_period_rad'])
+    assert np.sum(np.abs(periods / 0.5 - 1) < 0.1) >= 6
+    assert np.median(np.abs(periods / 0.5 - 1)) < 0.03
+
+    def error(candidate):
+        predicted = identification.predict(candidate, held_out)
+        return np.sqrt(np.mean((predicted.commands - held_out.commands[predicted.rows]) ** 2))
+
+    assert error(fit) < 0.6 * error(identification.initial())
