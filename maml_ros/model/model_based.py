@@ -130,13 +130,13 @@ class SystemIdentification:
     :param formulation: robot and gains (effort interface).
     """
 
+    method = 'sysid_simple'
+
     def __init__(self, formulation: Formulation) -> None:
         if formulation.robot.command_interface != 'effort':
             raise ValueError('system identification models joint torques: effort interface only')
         self.formulation = formulation
         self.payload = _unit_payload_model(formulation.robot)
-
-    method = 'sysid_simple'
 
     def initial(self, delay: int = 0) -> JointModel:
         """The URDF model as it is: what a robot runs before it is identified."""
@@ -144,6 +144,7 @@ class SystemIdentification:
 
     @staticmethod
     def physical(model: JointModel) -> dict:
+        """What ``model`` says about the robot (:meth:`JointModel.physical`)."""
         return model.physical()
 
     def regressors(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
