@@ -219,3 +219,52 @@ def test_a_ripple_periodic_in_position_is_found_by_its_period(identification):
         return np.sqrt(np.mean((predicted.commands - held_out.commands[predicted.rows]) ** 2))
 
     assert error(fit) < 0.6 * error(identification.initial())
+
+
+def test_what_a_fit_says_about_the_robot_is_its_parameters_in_an_engineers_units(
+        identification):
+    """The noise-free heavier robot (2 kg in the hand as body parameters, friction and
+    offsets, a 2-step delay, every joint's lag at 14.4 ms): the report gives each joint's
+    actuator gain (from its URDF-torque scale), payload, rotor inertia, friction summed over
+    the widths, offset, the delay and the lags in ms, as :meth:`physical` reads them off the
+    parameters. (The gain it reports need not be the robot's: the data determine the torque,
+    and a heavier hand and a weaker actuator explain it alike on a short support.)"""
+    truth = heavier_robot(identification)
+    retention = np.full(7, RETENTIONS[2])
+    support = with_commands(identification, sines(600), truth, delay=2, retention=retention)
+    fit = identification.fit(identification.prepare(support))
+    physical = identification.physical(fit)
+    terms = joint_terms(fit.theta[0])
+    assert physical['actuator_gain'] == pytest.approx(1 / (1 + terms[:, 0]), abs=1e-4)
+    assert physical['armature'] == pytest.approx(terms[:, 1], abs=1e-5)
+    assert physical['viscous_damping'] == pytest.approx(terms[:, 2], abs=1e-4)
+    assert physical['coulomb_friction'] == pytest.approx(terms[:, 3:OFFSET].sum(1), abs=1e-4)
+    assert physical['offset'] == pytest.approx(joint_terms(truth)[:, OFFSET], abs=0.05)
+    assert physical['payload_kg'] == pytest.approx(fit.theta[0, PAYLOAD] / (1 + terms[:, 0]),
+                                                   abs=1e-3)
+    assert physical['delay_steps'] == 2 and physical['torque_lag_ms'] == [14.4] * 7
+    assert physical['support_smoothing_ticks'] == 1 and len(physical['ridge']) == 2
+    if not fit.wavenumbers.any():
+        assert physical['ripple_period_rad'] == [None] * 7
+
+
+def test_the_held_out_judgement_takes_a_fit_that_predicts_better_and_refuses_one_that_does_not(
+        identification):
+    """Judged as every adaptation is (``procedure``): on the heavier robot every joint takes
+    the fit and the support loss falls; on the URDF robot itself, with noise, a joint whose
+    fit predicts its held-out halves worse keeps the URDF model."""
+    from maml_ros.model.held_out import judge
+
+    scale = np.ones(7)
+    heavy = with_commands(identification, sines(400), heavier_robot(identification))
+    judged = judge(identification.procedure(scale), identification.initial(), heavy)
+    assert judged.adopted.all() and judged.loss_after < 0.01 * judged.loss_before
+    exact = with_commands(identification, sines(400), identification.prior)
+    noise = 0.5 * np.random.default_rng(3).standard_normal(exact.commands.shape)
+    noisy = Transitions(exact.states, exact.commands + noise, exact.next_states)
+    judged = judge(identification.procedure(scale), identification.initial(), noisy)
+    kept = ~judged.adopted
+    before, after = judged.held_out.before, judged.held_out.after
+    np.testing.assert_array_equal(kept, (after > before).all(0))
+    np.testing.assert_array_equal(judged.state.theta[kept], np.tile(identification.prior,
+                                                                     (kept.sum(), 1)))
