@@ -474,9 +474,8 @@ def _normal(psi: np.ndarray, y: np.ndarray, prior: np.ndarray, gram: np.ndarray 
 def _lagged(design: np.ndarray, lag: np.ndarray) -> np.ndarray:
     """The design that predicts the command sent from the torque's ``(n, T, P)``: each joint's
     rows ``t = max(DELAYS)..T-1`` as ``(Phi[t] - r Phi[t-1]) / (1 - r)``, ``r`` its lag's
-    retention (``lag``: indices into :data:`RETENTIONS`)."""
-    first, r = max(DELAYS), np.array(RETENTIONS)[lag][:, None, None]
-    return (design[:, first:] - r * design[:, first - 1:-1]) / (1 - r)
+    retention (``lag``: indices into :data:`RETENTIONS`), as the physics model has it."""
+    return PhysicsResidualModel.commands_design(design, np.array(RETENTIONS)[lag][:, None, None])
 
 
 def _sent(commands: np.ndarray, delay: int) -> np.ndarray:
