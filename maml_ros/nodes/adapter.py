@@ -1,62 +1,49 @@
 """``adapter``: on-robot adaptation and the policy, as a lifecycle node.
 
 A shell over :class:`~maml_ros.online.control_loop.ControlLoop` (the loop, its safety
-rules and the adaptation schedule): it converts messages, publishes what the loop returns,
-and owns the lifecycle, services and parameters (:data:`~maml_ros.ros.params.ADAPTER_PARAMETERS`).
-Which checkpoint runs, and how it is loaded, is :mod:`~maml_ros.online.policy_choice`'s
-(``active_checkpoint`` names it); with ``record`` on (or ``~/record``) everything it
-receives and sends goes into a bag (:mod:`~maml_ros.ros.recording`) that
-``maml-ros-replay`` adapts from offline. Malformed input is dropped, counted and logged
-(:mod:`~maml_ros.ros.problems`); ``/diagnostics`` reports at 1 Hz in every state.
-Deactivate, shutdown and stale joint states send one stop command
-(:meth:`ControlLoop.stop`), because a ros2_control forward command controller keeps
-applying the last command it received.
+rules, the adaptation schedule): it converts messages, publishes what the loop returns, and
+owns the lifecycle and the parameters (:data:`~maml_ros.ros.params.ADAPTER_PARAMETERS`).
+Its other duties are mixins from ``ros/``: the services (:mod:`~maml_ros.ros.adapter_services`),
+``/diagnostics`` and the outcomes (:mod:`~maml_ros.ros.adapter_reports`), the checkpoint that
+runs (:mod:`~maml_ros.ros.checkpoint_following`) and the rejected parameters
+(:mod:`~maml_ros.ros.problems`); ``record`` writes a bag (:mod:`~maml_ros.ros.recording`).
+Deactivate, shutdown and stale joint states send one stop command (:meth:`ControlLoop.stop`):
+a ros2_control forward command controller keeps applying the last command it received.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import SetParametersResult
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
-from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from maml_ros.maml.checkpoint import CheckpointError
-from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.online.control_loop import ControlLoop, LoopSettings
-from maml_ros.online.policy_choice import Announcement, CheckpointChoice, load_policy
+from maml_ros.online.policy_choice import CheckpointChoice
+from maml_ros.ros.adapter_reports import AdapterReports
+from maml_ros.ros.adapter_services import AdapterServices
 from maml_ros.ros.bag import COMMANDS, JOINT_STATE, OUTCOME
-from maml_ros.ros.diagnostics import diagnostic_array
+from maml_ros.ros.checkpoint_following import FollowsCheckpoints
 from maml_ros.ros.joint_state import JointStateError, joint_state_arrays
 from maml_ros.ros.params import ADAPTER_PARAMETERS, LOOP_PARAMETERS, TRIGGERS, declare_parameters
 from maml_ros.ros.problems import Problems, ReportsRejectedParameters
 from maml_ros.ros.qos import CHECKPOINT_QOS, JOINT_STATE_QOS
-from maml_ros.ros.recording import RecordingSwitch, outcome_status, ros_home
+from maml_ros.ros.recording import RecordingSwitch
 from maml_ros.ros.spin import spin_node
 from maml_ros.ros.trajectory import trajectory_arrays
 
-NO_JOINT_STATES_WARNING = 3.0  # s after activation without a joint state: a warning
-ADAPT_ANSWER_TIMEOUT = 5.0  # s that ~/adapt waits for the outcome before it answers
 ACK_TIMEOUT = Duration(seconds=0.5)  # for the stop command to reach the controller
 
 
-class _NextSpin:
-    """``await _NextSpin()``: a coroutine callback lets the executor run one more round."""
-
-    def __await__(self):
-        yield
-
-
-class AdapterNode(ReportsRejectedParameters, LifecycleNode):
+class AdapterNode(ReportsRejectedParameters, AdapterServices, AdapterReports, FollowsCheckpoints,
+                  LifecycleNode):
     """The on-robot adapter; see the module docstring."""
 
     #: The clock of the control loop and the watchdog (tests drive it by hand).
@@ -65,7 +52,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
     def __init__(self, **kwargs) -> None:
         self.loop: ControlLoop | None = None
         self._timer, self.active, self._ticking_on_joint_states = None, False, False
-        self._setting_active_checkpoint = False
         super().__init__('adapter', **kwargs)
         self.problems = Problems(self.get_logger())
         declare_parameters(self, ADAPTER_PARAMETERS)
@@ -86,7 +72,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             logger=self.get_logger(), problems=self.problems)
         self.unconfigured = 'not configured yet'  # why there is no loop
         self._activated_at: float | None = None  # until the first joint state after it
-        self._ignored_announcements: set[str] = set()
         self.add_on_set_parameters_callback(self._refuse_active_checkpoint)
         self.add_post_set_parameters_callback(self._on_parameters_set)
         # In every lifecycle state: an unconfigured adapter says why.
@@ -103,7 +88,7 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         try:
             if self.trigger not in TRIGGERS:
                 raise ValueError(f'trigger must be one of {list(TRIGGERS)}, not {self.trigger!r}')
-            policy = self._policy(path)
+            policy = self._load_policy(path)
             self.loop = ControlLoop(policy=policy, settings=self.settings, period=self.period,
                                     stamp_clock=lambda: self.get_clock().now().nanoseconds * 1e-9,
                                     on_adapted=self._on_adapted, stop_command=self.stop_command)
@@ -122,28 +107,11 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             self.create_subscription(JointTrajectory, '~/reference', self._on_reference, 10),
             self.create_subscription(String, 'meta_trainer/checkpoint', self._on_checkpoint,
                                      CHECKPOINT_QOS)]
-        self._trigger_services = [self.create_service(kind, f'~/{name}', callback)
-                                  for kind, name, callback in [
-            (Trigger, 'adapt', self._on_adapt), (Trigger, 'reset_adaptation', self._on_reset),
-            (Trigger, 'save_adapted', self._on_save), (SetBool, 'record', self._on_record)]]
+        self._trigger_services = self.create_adapter_services()
         self.unconfigured = ''
         self.get_logger().info(f'configured with {path}')
         self.recording.switch(self.get_parameter('record').value, self.record_dir)
         return TransitionCallbackReturn.SUCCESS
-
-    def _policy(self, path: str):
-        return load_policy(path, joints=self.joints, command_interface=self.interface,
-                           adaptation=self.adaptation, worker=self.worker, period=self.period,
-                           warn=self.get_logger().warn)
-
-    def _running(self, path: str) -> None:
-        """``path`` is the checkpoint that runs: ``active_checkpoint`` says so."""
-        self.choice.now_running(path)
-        self._setting_active_checkpoint = True
-        try:
-            self.set_parameters([Parameter('active_checkpoint', value=path)])
-        finally:
-            self._setting_active_checkpoint = False
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Start ticking (the command ramps in from rest, along a reference from the robot)."""
@@ -165,12 +133,11 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         """Drop the loop, the policy, publishers, subscriptions and services; close the bag."""
         self.recording.switch(False, '')
         self.loop.policy.close()
-        for publisher in (self.commands, self.desired):
-            self.destroy_publisher(publisher)
-        for subscription in self._loop_subscriptions:
-            self.destroy_subscription(subscription)
-        for service in self._trigger_services:
-            self.destroy_service(service)
+        for destroy, entities in ((self.destroy_publisher, (self.commands, self.desired)),
+                                  (self.destroy_subscription, self._loop_subscriptions),
+                                  (self.destroy_service, self._trigger_services)):
+            for entity in entities:
+                destroy(entity)
         self.loop, self.unconfigured = None, 'cleaned up'
         self.get_logger().debug('cleaned up')
         return TransitionCallbackReturn.SUCCESS
@@ -239,27 +206,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         self.loop.set_reference(reference, self.monotonic())
         self.get_logger().info(f'tracking a {reference.duration:.1f} s reference trajectory')
 
-    def _on_checkpoint(self, msg: String) -> None:
-        """A checkpoint announced by meta_trainer: run it unless another one was chosen
-        (:class:`CheckpointChoice`); validated first."""
-        path, verdict = msg.data, self.choice.announced(msg.data)
-        if verdict is Announcement.KEEP_CHOSEN and path not in self._ignored_announcements:
-            self._ignored_announcements.add(path)
-            self.get_logger().info(
-                f'meta_trainer announced {path}; keeping the chosen checkpoint '
-                f'{self.choice.chosen} (leave the checkpoint parameter empty to follow '
-                'meta_trainer)')
-        if verdict is not Announcement.RUN:
-            return
-        try:
-            policy = self._policy(path)
-        except (CheckpointError, ValueError) as error:
-            self.problems.report('checkpoint', f'ignoring {path}: {error}')
-            return
-        self.loop.switch_policy(policy)
-        self._running(path)
-        self.get_logger().info(f'switched to the checkpoint {path} (announced by meta_trainer)')
-
     def _tick(self) -> None:
         tick = self.loop.step(self.monotonic())
         if tick is None:
@@ -273,25 +219,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             header=self._latest_header, name=self.joints, position=tick.q_ref.tolist(),
             velocity=tick.qd_ref.tolist()))
 
-    def _on_adapted(self, outcome: AdaptationOutcome) -> None:
-        # rclpy ties a severity to each logging call site: one site per severity.
-        if outcome.accepted:
-            self.get_logger().info(f'adaptation {outcome}')
-        else:
-            self.get_logger().warn(f'adaptation {outcome}')
-        loop = self.loop  # None when cleaned up while it ran
-        if loop is None:
-            return
-        identified = loop.policy.identified() if outcome.accepted else None
-        if identified is not None:
-            self.get_logger().debug(f'identified: {identified}')
-            if identified['not_identified_joints']:
-                self.get_logger().info(
-                    f'joints {identified["not_identified_joints"]} keep their previous model: '
-                    'this support did not identify their torque (they hardly moved)')
-        self._record('~/adaptation', outcome_status(
-            outcome, name=self.get_name(), method=str(loop.policy.method), identified=identified))
-
     def _record(self, name: str, msg) -> None:
         self.recording.record(name, self.get_clock().now().nanoseconds, msg)
 
@@ -299,57 +226,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
         """Publish ``msg``, and record it as ``name``."""
         publisher.publish(msg)
         self._record(name, msg)
-
-    def _on_record(self, request, response):
-        """``~/record``: true starts a new bag, false closes it (``record`` follows)."""
-        result = self.set_parameters([Parameter('record', value=request.data)])[0]
-        bag = self.recording.bag
-        response.success, response.message = (
-            (False, result.reason) if not result.successful else
-            (True, f'recording into {bag.path}') if bag is not None else
-            (True, 'not recording') if not request.data else
-            (False, f'could not record: {self.problems.last}'))
-        return response
-
-    async def _on_adapt(self, request, response):
-        """Adapt now; the answer is the outcome (the control loop goes on meanwhile)."""
-        policy = self.loop.policy
-        previous = policy.last_outcome
-        reason = self.loop.adapt(self.monotonic())
-        deadline = time.monotonic() + ADAPT_ANSWER_TIMEOUT
-        while not reason and policy.last_outcome is previous and time.monotonic() < deadline:
-            await _NextSpin()
-        outcome = policy.last_outcome
-        response.success, response.message = (
-            (False, f'not adapting: {reason}') if reason else
-            (True, f'adaptation still running after {ADAPT_ANSWER_TIMEOUT:g} s; its outcome '
-                   'will be in the log and /diagnostics') if outcome is previous else
-            (outcome.accepted, f'adaptation {outcome}'))
-        return response
-
-    def _on_reset(self, request, response):
-        self.loop.reset_adaptation()
-        response.success, response.message = True, 'back to the meta-policy, support cleared'
-        return response
-
-    def _on_save(self, request, response):
-        path = Path(self.adapted_checkpoint or ros_home() / 'maml_ros' / 'adapted.safetensors')
-        policy = self.loop.policy
-        try:
-            policy.active_models().save(path)
-            response.success, response.message = True, (
-                f'saved the {"adapted" if policy.adapted else "meta"} policy to {path}')
-        except (OSError, CheckpointError) as error:
-            response.success, response.message = False, f'could not save {path}: {error}'
-        return response
-
-    def _refuse_active_checkpoint(self, parameters) -> SetParametersResult:
-        if self._setting_active_checkpoint or all(p.name != 'active_checkpoint'
-                                                  for p in parameters):
-            return SetParametersResult(successful=True)
-        return SetParametersResult(successful=False, reason=(
-            'active_checkpoint is read-only: it names the checkpoint that runs (choose one with '
-            'the checkpoint parameter)'))
 
     def _on_parameters_set(self, parameters) -> None:
         """Accepted changes (rclpy refused out-of-range ones already) take effect now."""
@@ -362,34 +238,6 @@ class AdapterNode(ReportsRejectedParameters, LifecycleNode):
             name: value for name, value in changes.items() if name in LOOP_PARAMETERS})
         if self.loop is not None:
             self.loop.apply(self.settings)
-
-    def status(self) -> tuple[bytes, str, dict[str, str]]:
-        """What ``/diagnostics`` says now: level, message, values (the lifecycle state, the
-        checkpoint, the loop's figures, the recording and the problems counted)."""
-        if self.loop is None:
-            return (DiagnosticStatus.ERROR, f'unconfigured: {self.unconfigured}',
-                    {'lifecycle_state': 'unconfigured', **self.problems.values()})
-        status = self.loop.status(self.monotonic(), active=self.active)
-        level, message, recording = bytes([status.level]), status.message, self.recording.values()
-        if 'recording_error' in recording:
-            level, message = DiagnosticStatus.WARN, f'{message}; recording failed'
-        return (level, message, {'lifecycle_state': 'active' if self.active else 'inactive',
-                                 'checkpoint': self.choice.running, **status.values, **recording,
-                                 **self.problems.values()})
-
-    def _every_second(self) -> None:
-        """``/diagnostics``, and a warning when no joint state came since activation."""
-        self.diagnostics.publish(diagnostic_array(self, name='maml_ros adapter', **dict(zip(
-            ('level', 'message', 'values'), self.status(), strict=True))))
-        if self.active and self._activated_at is not None and \
-                self.monotonic() - self._activated_at > NO_JOINT_STATES_WARNING:
-            self._activated_at = None  # once per activation
-            self.problems.report(
-                'no_joint_states',
-                f'none on {self.resolve_topic_name("joint_states")} for '
-                f'{NO_JOINT_STATES_WARNING:g} s since activation: is the robot\'s '
-                'joint_state_broadcaster running, and are ROS_DOMAIN_ID and '
-                'ROS_AUTOMATIC_DISCOVERY_RANGE the same as the robot\'s?')
 
 
 def main(args: list[str] | None = None) -> None:

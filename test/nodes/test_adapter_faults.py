@@ -17,9 +17,9 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray
 
-from maml_ros.nodes import adapter
 from maml_ros.nodes.adapter import AdapterNode
 from maml_ros.nodes.pybullet_sim import PybulletSimNode
+from maml_ros.ros import adapter_services
 
 from helpers.adapter_harness import AdapterHarness, assert_safe_commands, node_status
 from helpers.ros_testing import diagnostics, spin_for, spin_until
@@ -76,7 +76,7 @@ def test_adapt_says_so_when_the_outcome_takes_longer_than_it_waits(make_harness,
     harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml')
     run(harness, 52)
     slow_adapt(harness.node.loop.policy.models.learner, 0.5)
-    monkeypatch.setattr(adapter, 'ADAPT_ANSWER_TIMEOUT', 0.05)
+    monkeypatch.setattr(adapter_services, 'ADAPT_ANSWER_TIMEOUT', 0.05)
     response = harness.adapt_service()
     assert (response.success, response.message) == (True, (
         'adaptation still running after 0.05 s; its outcome will be in the log and '
