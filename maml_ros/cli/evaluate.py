@@ -90,12 +90,13 @@ def robot_groups(models: TrainedModels, options: argparse.Namespace) -> dict[str
 
 def print_table(name: str, results: list[dict[str, dict]]) -> dict[str, dict[str, float]]:
     """Per method: mean RMSE, its ratio to ``true_model`` (the floor), on how many robots
-    it beats ``sysid``, and the adaptation time; returns the summary, ``beats_sysid`` added."""
+    it beats ``sysid``, the adaptation time, and on how many robots the loop rolled an
+    adaptation back; returns the summary, ``beats_sysid`` and ``rolled_back_robots`` added."""
     summary = summarize(results)
     floor = summary.get('true_model', {}).get('rmse')
     print(f'\n{name} ({len(results)} robots)')
     print(f'{"method":<22}{"RMSE (rad)":>12}{"/ true_model":>14}{"beats sysid":>13}'
-          f'{"adapt ms":>10}')
+          f'{"adapt ms":>10}{"rolled back":>13}')
     for method, figures in summary.items():
         ratio = f'{figures["rmse"] / floor:.1f}x' if floor else '-'
         beats = '-'
@@ -103,7 +104,13 @@ def print_table(name: str, results: list[dict[str, dict]]) -> dict[str, dict[str
             figures['beats_sysid'] = sum(r[method]['rmse'] < r['sysid']['rmse'] for r in results)
             beats = f'{figures["beats_sysid"]}/{len(results)}'
         adapt = f'{figures["adapt_ms"]:.1f}' if 'adapt_ms' in figures else '-'
-        print(f'{method:<22}{figures["rmse"]:>12.4f}{ratio:>14}{beats:>13}{adapt:>10}')
+        rolled = '-'
+        if 'rolled_back' in figures:
+            figures['rolled_back_robots'] = sum(r[method].get('rolled_back', 0) > 0
+                                                for r in results)
+            rolled = f'{figures["rolled_back_robots"]}/{len(results)}'
+        print(f'{method:<22}{figures["rmse"]:>12.4f}{ratio:>14}{beats:>13}{adapt:>10}'
+              f'{rolled:>13}')
     return summary
 
 

@@ -78,6 +78,9 @@ class EvalSettings:
         once (as the adapter's ``readapt_period``).
     :param max_command_rate: the safety filter's largest command change per second (as the
         adapter's ``max_command_rate``).
+    :param probation_window: seconds each adaptation is watched before it is trusted (as
+        the adapter's; 0: never rolled back).
+    :param probation_margin: how much worse it may do on probation (as the adapter's).
     :param oracle_rollouts: rollouts of the task itself the oracle trains on.
     :param oracle_iterations: training iterations of the oracle.
     :param methods: which methods to run.
@@ -90,6 +93,8 @@ class EvalSettings:
     track_steps: int = 500
     readapt_period: float = 0.0
     max_command_rate: float = LoopSettings.max_command_rate
+    probation_window: float = LoopSettings.probation_window
+    probation_margin: float = LoopSettings.probation_margin
     exploration_std: float = LoopSettings.exploration_std
     oracle_rollouts: int = 16
     oracle_iterations: int = 1500
@@ -130,17 +135,23 @@ def _oracle_state(models: TrainedModels, dynamics: Dynamics, seed: int,
 
 @dataclass(frozen=True)
 class LoopRun:
-    """One closed-loop run: per tick the true positions and the reference, and the outcome of
-    every adaptation, in order."""
+    """One closed-loop run: per tick the true positions, the reference and the command sent,
+    and the outcome of every adaptation (and roll-back), in order."""
 
     true_positions: np.ndarray
     reference_positions: np.ndarray
+    commands: np.ndarray
     outcomes: list[AdaptationOutcome]
 
     @property
     def outcome(self) -> AdaptationOutcome | None:
         """The first adaptation's outcome (None when the method did not adapt)."""
         return self.outcomes[0] if self.outcomes else None
+
+    @property
+    def rollbacks(self) -> int:
+        """How many adaptations the loop rolled back on probation."""
+        return sum(outcome.rolled_back for outcome in self.outcomes)
 
     def rmse(self, first: int) -> float:
         """Tracking RMSE (rad) over ticks ``first..`` and all joints."""
@@ -183,6 +194,7 @@ def run_loop(policy: Policy, dynamics: Dynamics, *, seed: int, settings: EvalSet
         support_size=settings.support_size, inner_steps=settings.inner_steps,
         inner_lr=models.learner.base_inner_lr, readapt_period=settings.readapt_period,
         max_command_rate=settings.max_command_rate,
+        probation_window=settings.probation_window, probation_margin=settings.probation_margin,
         exploration_std=settings.exploration_std if explores else 0.0)
     clock, outcomes = [0.0], []
     loop = ControlLoop(policy=policy, settings=loop_settings, period=period,
@@ -191,7 +203,7 @@ def run_loop(policy: Policy, dynamics: Dynamics, *, seed: int, settings: EvalSet
     robot.set_dynamics(dynamics)
     robot.reset(positions=reference.positions[0], seed=noise_seed)
     loop.set_reference(reference, 0.0)
-    true_positions, reference_positions = [], []
+    true_positions, reference_positions, commands = [], [], []
     for step in range(steps):
         clock[0] = now = step * period
         q, qd = robot.measured_state()
@@ -199,8 +211,10 @@ def run_loop(policy: Policy, dynamics: Dynamics, *, seed: int, settings: EvalSet
         tick = loop.step(now)
         true_positions.append(robot.true_state()[0])
         reference_positions.append(tick.q_ref)
+        commands.append(tick.command)
         robot.step(tick.command)
-    return LoopRun(np.array(true_positions), np.array(reference_positions), outcomes)
+    return LoopRun(np.array(true_positions), np.array(reference_positions), np.array(commands),
+                   outcomes)
 
 
 def evaluate_method(models: TrainedModels, method: str, dynamics: Dynamics, *, seed: int,
@@ -211,7 +225,7 @@ def evaluate_method(models: TrainedModels, method: str, dynamics: Dynamics, *, s
     result = {'rmse': run.rmse(settings.scored_from)}
     if run.outcome is not None:
         result.update(adapt_ms=run.outcome.duration_ms, accepted=float(run.outcome.accepted),
-                      kept_joints=float(len(run.outcome.kept)))
+                      kept_joints=float(len(run.outcome.kept)), rolled_back=float(run.rollbacks))
     identified = policy.identified()
     if identified is not None:
         result['identified'] = identified

@@ -302,6 +302,8 @@ class ModelPolicy:
         reason = judged.held_out.refusal(judged.adopted) or (
             '' if after <= before else f'support loss rose from {before:.4g} to {after:.4g}')
         if not reason:
+            self._previous = (self.model, self._torque, self.adapted,
+                              self.pipeline.delay, self.pipeline.retention)
             self.model, self.adapted = judged.state, True
             self._torque = self._identified
             self.pipeline.retarget(self.model.delay, self.model.retention)
@@ -320,11 +322,23 @@ class ModelPolicy:
     def _identified(self, q: np.ndarray, qd: np.ndarray, acceleration: np.ndarray) -> np.ndarray:
         return self.identification.torque(self.model, q, qd, acceleration)
 
+    def rollback(self, reason: str) -> AdaptationOutcome | None:
+        """Back to the model before the last identification, which made the robot do worse
+        (``reason``); the last outcome, rolled back (None with nothing to go back to)."""
+        if self._previous is None or self.last_outcome is None:
+            return None
+        (self.model, self._torque, self.adapted, delay, retention), self._previous = \
+            self._previous, None
+        self.pipeline.retarget(delay, retention)
+        self.last_outcome = self.last_outcome.rolled_back_because(reason)
+        return self.last_outcome
+
     def reset(self) -> None:
         self.model = (self.identification.initial(self._initial_delay) if self.identification
                       else JointModel.nominal(self.formulation.n_joints, self._initial_delay))
         self._torque, self.adapted = self._initial, False
         self.pipeline.retarget(self._initial_delay, self._initial_retention)
+        self._previous: tuple | None = None  # what ran before the last identification
 
     def wait(self, timeout: float | None = None) -> bool:
         return True

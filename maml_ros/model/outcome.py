@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from maml_ros.model.held_out import HeldOut
@@ -25,6 +26,9 @@ class AdaptationOutcome:
         adaptation failed before it was judged.
     :param kept: the joints (from 1) that kept the model they had, because the adaptation
         predicted their held-out commands no better.
+    :param rolled_back: it was accepted, then the robot did worse with it and the control
+        loop went back to the model before it (:mod:`~maml_ros.online.probation`);
+        ``reason`` says how it compared.
     """
 
     accepted: bool
@@ -36,6 +40,11 @@ class AdaptationOutcome:
     window_end: float | None = None
     held_out: HeldOut | None = None
     kept: tuple[int, ...] = ()
+    rolled_back: bool = False
+
+    def rolled_back_because(self, reason: str) -> AdaptationOutcome:
+        """This adaptation, rolled back on the robot for ``reason``."""
+        return dataclasses.replace(self, accepted=False, reason=reason, rolled_back=True)
 
     def judged(self) -> dict[str, list]:
         """The held-out judgement, per joint (empty where it was not judged): the RMS
@@ -48,7 +57,8 @@ class AdaptationOutcome:
                 'held_out_rms_after': after.round(6).tolist(), 'kept_joints': list(self.kept)}
 
     def __str__(self) -> str:
-        verdict = 'accepted' if self.accepted else f'rejected: {self.reason}'
+        verdict = 'accepted' if self.accepted else self.reason if self.rolled_back \
+            else f'rejected: {self.reason}'
         if self.accepted and self.kept:
             verdict += f' (joints {list(self.kept)} kept their model)'
         judged = ''

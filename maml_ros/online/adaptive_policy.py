@@ -214,6 +214,7 @@ class AdaptivePolicy:
             initial_state = start.state_dict()
         self._initial_state = initial_state
         self._active = self._controller(initial_state)
+        self._previous: tuple | None = None  # (controller, adapted) before the last swap
         # The first command pays for torch's and the model's first calls (150 ms): here, not
         # at the robot's first control tick.
         home = np.array(models.formulation.robot.home)
@@ -363,6 +364,7 @@ class AdaptivePolicy:
             if generation is not None and generation != self._generation:
                 reason = reason or 'adaptation was reset while it ran'
             if not reason:
+                self._previous = (self._active, self._adapted)
                 self._active, self._adapted = self._controller(judged.state), True
             outcome = AdaptationOutcome(
                 accepted=not reason, reason=reason, transitions=len(transitions),
@@ -374,11 +376,25 @@ class AdaptivePolicy:
             self.last_outcome = outcome
         return outcome
 
+    def rollback(self, reason: str) -> AdaptationOutcome | None:
+        """Back to the policy that ran before the last swap, whose adaptation made the robot
+        do worse (``reason``); a running adaptation's result will be dropped (it started from
+        the model rolled back). The last outcome, rolled back; None with nothing to go back
+        to."""
+        with self._lock:
+            if self._previous is None or self.last_outcome is None:
+                return None
+            self._generation += 1
+            (self._active, self._adapted), self._previous = self._previous, None
+            self.last_outcome = self.last_outcome.rolled_back_because(reason)
+            return self.last_outcome
+
     def reset(self) -> None:
         """Back to the initial policy; a running adaptation's result will be dropped."""
         with self._lock:
             self._generation += 1
             self._active, self._adapted = self._controller(self._initial_state), False
+            self._previous = None
 
     def close(self, wait: float = 0.0) -> None:
         """Drop a running adaptation's result (waiting up to ``wait`` seconds for it to end:

@@ -19,7 +19,13 @@ state feeds the watchdog. Per tick (:meth:`ControlLoop.step`):
    command sent is recorded in the support buffer with the joint state it
    was computed from;
 5. with ``support_size`` transitions the policy adapts (``auto_adapt``, then
-   every ``readapt_period`` seconds if set).
+   every ``readapt_period`` seconds if set);
+6. an adaptation swapped in is on probation for ``probation_window`` seconds
+   (after ``SETTLE_SECONDS``): if the robot tracks worse or its commands chatter
+   more than in the same time before the swap, beyond ``probation_margin``
+   (:mod:`~maml_ros.online.probation`), the loop rolls back to the model before
+   it and clears the support (the same fit is never tried again). No
+   adaptation starts while one is on probation.
 
 Nothing here knows ROS: the node converts messages and publishes what
 :meth:`step` returns and what :meth:`status` reports.
@@ -39,6 +45,7 @@ import numpy as np
 from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.online.loop_stats import LoopStats
 from maml_ros.online.policy import Policy
+from maml_ros.online.probation import Motion, MotionWindow, verdict
 from maml_ros.online.safety import SafetyFilter, Watchdog
 from maml_ros.online.support_buffer import SupportBuffer
 from maml_ros.online.waypoints import WaypointReference
@@ -67,6 +74,11 @@ class LoopSettings:
     :param max_command_rate: largest command change per second (command units/s).
     :param watchdog_timeout: joint states older than this stop commands (s).
     :param auto_adapt: adapt once ``support_size`` transitions are collected.
+    :param probation_window: seconds an adaptation is watched on the robot, against as long
+        before it, before it is trusted (:mod:`~maml_ros.online.probation`); 0: never
+        rolled back.
+    :param probation_margin: how much worse (a fraction) tracking or chatter may get in
+        the probation window before the adaptation is rolled back.
     """
 
     support_size: int = 200
@@ -77,6 +89,8 @@ class LoopSettings:
     max_command_rate: float = 2000.0
     watchdog_timeout: float = 0.1
     auto_adapt: bool = True
+    probation_window: float = 2.0
+    probation_margin: float = 0.25
 
 
 class Level(enum.IntEnum):
@@ -167,12 +181,21 @@ class ControlLoop:
         # Squared tracking error sums and counts of the initial policy and the adapted one.
         self._tracking = {'meta_policy': [0.0, 0], 'adapted': [0.0, 0]}
         self._scored_adapted, self._switched_at = False, -math.inf  # the policy scored, since
+        # Probation: the recent ticks of the model running, and the window before its swap.
+        self._recent = MotionWindow(self._window_ticks(settings))
+        self._seen_outcome, self._swapped_at = policy.last_outcome, -math.inf
+        self._before: Motion | None = None  # the window before the swap on probation
+        self.on_probation, self.rollbacks, self.probation_verdict = False, 0, ''
 
     # -- settings --------------------------------------------------------------
+
+    def _window_ticks(self, settings: LoopSettings) -> int:
+        return max(1, round(settings.probation_window / self.period))
 
     def apply(self, settings: LoopSettings) -> None:
         """Use these settings from the next tick on."""
         self.buffer.resize(settings.support_size)
+        self._recent.resize(self._window_ticks(settings))
         self.safety.set_max_rate(settings.max_command_rate)
         self.watchdog.set_timeout(settings.watchdog_timeout)
         self.settings = settings
@@ -238,20 +261,26 @@ class ControlLoop:
             if self._builtin is None:
                 self._builtin, self._builtin_start = self._builtin_reference(q), now
             q_ref, qd_ref, qdd_ref = self._builtin.sample(now - self._builtin_start)
-        command = self.policy.command(q, qd, q_ref, qd_ref, qdd_ref)
+        own = self.policy.command(q, qd, q_ref, qd_ref, qdd_ref)
+        command = own
         if self._exploring():
-            command = command + self.command_space.exploration(
+            command = own + self.command_space.exploration(
                 self._rng, self.settings.exploration_std)
         safe = self.safety(command)
         self.policy.sent(safe)
         self.stats.command(self.stamp_clock() - stamp)
         self.commands_sent += 1
+        self._note_swap(now)
         if self.policy.adapted != self._scored_adapted:
             self._scored_adapted, self._switched_at = self.policy.adapted, now
-        if now - self._ramped_in_at >= RAMP_SECONDS and now - self._switched_at >= SETTLE_SECONDS:
+        ramped_in = now - self._ramped_in_at >= RAMP_SECONDS
+        if ramped_in and now - self._switched_at >= SETTLE_SECONDS:
             total = self._tracking['adapted' if self._scored_adapted else 'meta_policy']
             total[0] += float(np.sum((q - q_ref) ** 2))
             total[1] += q.size
+        if ramped_in and now - self._swapped_at >= SETTLE_SECONDS:
+            self._recent.add(q, q_ref, qd_ref, own / self.command_space.scale)
+            self._judge(now)
         self.buffer.record(stamp, np.concatenate([q, qd]), safe)
         self._maybe_adapt(now)
         return Tick(command=safe, q_ref=q_ref, qd_ref=qd_ref)
@@ -311,6 +340,8 @@ class ControlLoop:
 
     def adapt(self, now: float) -> str:
         """Adapt on the support collected so far: '' when started, else why not."""
+        if self.on_probation:
+            return 'the last adaptation is on probation on the robot until its verdict'
         previous, self._last_adaptation = self._last_adaptation, now  # before an inline one ends
         on_done = self.on_adapted
         if on_done is not None and len(self.buffer):
@@ -327,15 +358,56 @@ class ControlLoop:
     def reset_adaptation(self) -> None:
         """Back to the initial policy, support cleared."""
         self.policy.reset()
-        self.buffer.clear()
-        self._last_adaptation = -math.inf
+        self._start_afresh()
 
     def switch_policy(self, policy: Policy) -> None:
         """Run ``policy`` from now on (a new checkpoint); the old one is stopped."""
         self.policy.close()
         self.policy = policy
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        """A new model and no support: nothing on probation, nothing to compare it with."""
         self.buffer.clear()
         self._last_adaptation = -math.inf
+        self.on_probation, self._before, self._seen_outcome = False, None, self.policy.last_outcome
+        self._recent.clear()
+
+    # -- probation ---------------------------------------------------------------
+
+    def _note_swap(self, now: float) -> None:
+        """An adaptation swapped in since the last tick goes on probation against the
+        ticks before it."""
+        outcome = self.policy.last_outcome
+        if outcome is self._seen_outcome:
+            return
+        self._seen_outcome = outcome
+        if outcome is None or not outcome.accepted:
+            return
+        self._swapped_at = now
+        self._before = self._recent.motion()
+        self.on_probation = self.settings.probation_window > 0
+        self._recent.clear()
+
+    def _judge(self, now: float) -> None:
+        """At the end of a probation window: keep the adaptation, or roll it back."""
+        if not self.on_probation or len(self._recent) < self._window_ticks(self.settings):
+            return
+        judged = verdict(self._before, self._recent.motion(),
+                         window_ticks=self._window_ticks(self.settings),
+                         margin=self.settings.probation_margin)
+        self.on_probation, self._before, self.probation_verdict = False, None, judged.reason
+        if not judged.rollback:
+            return
+        outcome = self.policy.rollback(judged.reason)
+        if outcome is None:
+            return
+        self.rollbacks += 1
+        self._seen_outcome, self._swapped_at = outcome, now
+        self.buffer.clear()  # the next adaptation is fitted on new support
+        self._recent.clear()
+        if self.on_adapted is not None:
+            self.on_adapted(outcome)
 
     # -- reporting ---------------------------------------------------------------
 
@@ -355,11 +427,13 @@ class ControlLoop:
             else 'collecting'
         stale = self.watchdog.stale(now)
         rejected = outcome is not None and not outcome.accepted
+        if self.on_probation:
+            state += '; on probation'
         level = Level.ERROR if stale else Level.WARN if rejected else Level.OK
         values = {'state': state, 'support_fill': f'{len(self.buffer)}/{self.buffer.capacity}',
                   'support_chain_breaks': str(self.buffer.broken),
                   'commands_sent': str(self.commands_sent), 'stops_sent': str(self.stops_sent),
-                  'joint_states_stale': str(stale),
+                  'joint_states_stale': str(stale), 'rollbacks': str(self.rollbacks),
                   **self.stats.report(now)}
         for policy, rmse in self.tracking_rmse().items():
             values[f'tracking_rmse_{policy}'] = f'{rmse:.6g}'
@@ -368,12 +442,16 @@ class ControlLoop:
                            'support_loss_after': f'{outcome.loss_after:.6g}',
                            'adaptation_ms': f'{outcome.duration_ms:.1f}',
                            'last_adaptation': 'accepted' if outcome.accepted
+                           else outcome.reason if outcome.rolled_back
                            else f'rejected: {outcome.reason}'})
+        if self.probation_verdict:
+            values['probation'] = self.probation_verdict
             values.update({name: json.dumps(value) for name, value in outcome.judged().items()})
         values.update({f'identified {name}': str(value)
                        for name, value in (self.policy.identified() or {}).items()})
         message = 'joint states stale' if stale else \
-            f'{state}; last adaptation rejected' if rejected else state
+            f'{state}; last adaptation {"rolled back" if outcome.rolled_back else "rejected"}' \
+            if rejected else state
         if not active:
             level, message = Level.OK, 'inactive: not commanding'
         return Status(level, message, values)

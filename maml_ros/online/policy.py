@@ -57,6 +57,10 @@ class Policy(Protocol):
     def identified(self) -> dict | None:
         """What the active adapted model says about the robot (None: nothing)."""
 
+    def rollback(self, reason: str) -> AdaptationOutcome | None:
+        """Back to the model before the last adaptation (it made the robot do worse:
+        ``reason``): the last outcome, rolled back; None with nothing to go back to."""
+
     def reset(self) -> None:
         """Back to the initial model."""
 

@@ -17,6 +17,7 @@ from rclpy.parameter import Parameter
 from std_srvs.srv import SetBool, Trigger
 
 from maml_ros.maml.checkpoint import CheckpointError
+from maml_ros.online.control_loop import SETTLE_SECONDS
 from maml_ros.ros.recording import ros_home
 
 ADAPT_ANSWER_TIMEOUT = 5.0  # s that ~/adapt waits for the outcome before it answers
@@ -51,8 +52,15 @@ class AdapterServices:
             (False, f'not adapting: {reason}') if reason else
             (True, f'adaptation still running after {ADAPT_ANSWER_TIMEOUT:g} s; its outcome '
                    'will be in the log and /diagnostics') if outcome is previous else
-            (outcome.accepted, f'adaptation {outcome}'))
+            (outcome.accepted, f'adaptation {outcome}{self._probation_note(outcome)}'))
         return response
+
+    def _probation_note(self, outcome) -> str:
+        window = self.loop.settings.probation_window
+        if not outcome.accepted or window <= 0:
+            return ''
+        return (f'; on probation: {SETTLE_SECONDS + window:g} s on the robot decide whether it '
+                'stays (/diagnostics: probation, rollbacks)')
 
     def _on_reset(self, request, response):
         """Back to the meta-policy; the support is cleared."""

@@ -112,6 +112,7 @@ def outcome_values(outcome, *, method: str, identified: dict | None) -> dict[str
     """The key-value pairs of a recorded adaptation outcome (``DiagnosticStatus.values``):
     what :class:`RecordedOutcome` reads back."""
     values = {'accepted': str(outcome.accepted), 'reason': outcome.reason, 'method': method,
+              'rolled_back': str(outcome.rolled_back),
               'support_loss_before': repr(outcome.loss_before),
               'support_loss_after': repr(outcome.loss_after),
               'transitions': str(outcome.transitions),
@@ -126,19 +127,22 @@ def outcome_values(outcome, *, method: str, identified: dict | None) -> dict[str
 @dataclass(frozen=True)
 class RecordedOutcome:
     """One adaptation the adapter recorded: its support window is the ``transitions``
-    transitions up to the state stamped ``window_end``."""
+    transitions up to the state stamped ``window_end``. ``rolled_back``: accepted, then
+    rolled back on the robot (a second record; ``message`` is that record's)."""
 
     accepted: bool
     message: str
     transitions: int
     window_end: float | None
     values: dict[str, str]
+    rolled_back: bool = False
 
     @classmethod
     def from_values(cls, message: str, values: dict[str, str]) -> RecordedOutcome:
         end = values.get('window_end', '')
         return cls(values.get('accepted') == 'True', message,
-                   int(values.get('transitions', 0)), float(end) if end else None, values)
+                   int(values.get('transitions', 0)), float(end) if end else None, values,
+                   values.get('rolled_back') == 'True')
 
 
 @dataclass
@@ -254,8 +258,11 @@ def read_ticks(path: Path | str, *, joints: list[str], command_topic: str,
             else:
                 ticks.append((received, latest[1], latest[2], command))
         else:
-            outcomes.append(RecordedOutcome.from_values(
-                msg.message, {pair.key: pair.value for pair in msg.values}))
+            outcome = RecordedOutcome.from_values(
+                msg.message, {pair.key: pair.value for pair in msg.values})
+            if outcome.rolled_back and outcomes:  # the adaptation recorded before it
+                outcomes.pop()
+            outcomes.append(outcome)
     if not ticks:
         problems = '; '.join(dropped.describe()) or 'no messages on them'
         raise BagError(f'{path}: no control tick ({command_topic} with {joint_state_topic} '

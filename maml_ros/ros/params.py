@@ -131,6 +131,12 @@ ADAPTER_PARAMETERS = [
               'share of the checkpoint\'s per-joint exploration scale', 0.0, 0.2),
     ParamSpec('readapt_period', LOOP.readapt_period, 'seconds between re-adaptations on the '
               'sliding window; 0: adapt once', 0.0, 3600.0),
+    ParamSpec('probation_window', LOOP.probation_window, 'seconds an adaptation is watched on '
+              'the robot (after 1 s of settling) against as long before it; worse tracking or '
+              'more chatter rolls it back; 0: never rolled back', 0.0, 60.0),
+    ParamSpec('probation_margin', LOOP.probation_margin, 'how much worse (a fraction) tracking '
+              'or command chatter may get on probation before the adaptation is rolled back',
+              0.0, 10.0),
     ParamSpec('max_command_rate', LOOP.max_command_rate, 'largest command change per second '
               '(command units/s)', 1e-3, 1e6),
     ParamSpec('adapted_checkpoint', '', 'where ~/save_adapted writes; empty: '

@@ -76,7 +76,8 @@ def test_the_adaptation_takes_the_settings_inner_steps_and_readapt_period(models
     one, outcomes = adapted(inner_steps=1)
     three, _ = adapted(inner_steps=3)
     assert any(not torch.equal(one[name], three[name]) for name in one)
-    _, again = adapted(readapt_period=0.2)  # 0.5 s of tracking after the first
+    # 0.5 s of tracking after the first (probation would hold re-adaptation for 3 s)
+    _, again = adapted(readapt_period=0.2, probation_window=0.0)
     assert len(outcomes) == 1 and len(again) == 3
 
 
@@ -108,11 +109,12 @@ def test_the_figures_of_each_method(models, robot):
                             methods=('nominal', 'maml', 'sysid'))
     results = evaluate_task(models, HEAVY, seed=3, settings=settings, robot=robot)
     assert set(results['nominal']) == {'rmse'}
-    assert set(results['maml']) == {'rmse', 'adapt_ms', 'accepted', 'kept_joints'}
+    assert set(results['maml']) == {'rmse', 'adapt_ms', 'accepted', 'kept_joints',
+                                    'rolled_back'}
     assert results['maml']['adapt_ms'] > 0 and results['maml']['accepted'] == 1.0
     assert results['maml']['kept_joints'] == 0.0  # a network is taken whole
     assert set(results['sysid']) == {'rmse', 'adapt_ms', 'accepted', 'kept_joints',
-                                     'identified'}
+                                     'rolled_back', 'identified'}
     assert len(results['sysid']['identified']['actuator_gain']) == 7
     policy = method_policy(models, 'nominal', HEAVY, seed=3, settings=settings, robot=robot)
     run = run_loop(policy, HEAVY, seed=3, settings=settings, robot=robot)
@@ -414,7 +416,7 @@ def test_the_summary_is_the_mean_of_each_number_over_the_tasks():
 def test_the_rmse_is_over_every_joint_from_the_first_scored_tick():
     reference = np.zeros((4, 2))
     true = np.array([[9.0, 9.0], [1.0, -1.0], [3.0, 1.0], [1.0, 1.0]])
-    run = LoopRun(true, reference, [])
+    run = LoopRun(true, reference, np.zeros((4, 2)), [])
     assert run.rmse(1) == pytest.approx(np.sqrt(14 / 6))
     assert run.rmse(0) == pytest.approx(np.sqrt(176 / 8))
     assert run.outcome is None

@@ -66,14 +66,20 @@ def adapt_with(harness, replace_adapt=None) -> object:
         learner.adapt = lambda *args, **kwargs: replace_adapt(original(*args, **kwargs))
     response = harness.adapt_service()  # answers with the outcome
     outcome = harness.node.loop.policy.last_outcome
-    assert response.success == outcome.accepted and response.message == f'adaptation {outcome}'
+    on_probation = outcome.accepted and harness.node.loop.settings.probation_window > 0
+    note = ('; on probation: 3 s on the robot decide whether it stays (/diagnostics: '
+            'probation, rollbacks)') if on_probation else ''
+    assert response.success == outcome.accepted
+    assert response.message == f'adaptation {outcome}{note}'
     if replace_adapt is not None:
         del learner.adapt
     return outcome
 
 
 def test_adapt_says_so_when_the_outcome_takes_longer_than_it_waits(make_harness, monkeypatch):
-    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml')
+    # Adaptations back to back: none waits for the last one's probation.
+    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml',
+                           probation_window=0.0)
     run(harness, 52)
     slow_adapt(harness.node.loop.policy.models.learner, 0.5)
     monkeypatch.setattr(adapter_services, 'ADAPT_ANSWER_TIMEOUT', 0.05)
@@ -85,6 +91,17 @@ def test_adapt_says_so_when_the_outcome_takes_longer_than_it_waits(make_harness,
     assert policy.busy and policy.wait(30.0) and policy.last_outcome.accepted
 
 
+def test_adapt_says_the_adaptation_is_on_probation_and_refuses_another_meanwhile(make_harness):
+    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml')
+    outcome = adapt_with(harness)  # (it checks the answer says "on probation")
+    assert outcome.accepted
+    run(harness, 1)  # the loop takes the swap in at its next tick
+    assert 'on probation' in node_status(harness.node)[1]
+    response = harness.adapt_service()
+    assert (response.success, response.message) == (False, (
+        'not adapting: the last adaptation is on probation on the robot until its verdict'))
+
+
 @pytest.mark.parametrize('corrupt, reason', [
     (lambda params: {k: torch.full_like(v, float('nan')) for k, v in params.items()},
      'not finite'),
@@ -94,7 +111,9 @@ def test_adapt_says_so_when_the_outcome_takes_longer_than_it_waits(make_harness,
 ])
 def test_bad_adaptation_is_rejected_previous_policy_stays_diagnostics_say_why(
         make_harness, corrupt, reason):
-    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml')
+    # Adaptations back to back: none waits for the last one's probation.
+    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml',
+                           probation_window=0.0)
     first = adapt_with(harness)
     assert first.accepted, first.reason
     adapted = harness.node.loop.policy.active_state()
@@ -128,7 +147,9 @@ def slow_adapt(learner, seconds: float):
 
 
 def test_deactivate_during_adaptation_then_cleanup_and_configure_again(make_harness):
-    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml')
+    # Adaptations back to back: none waits for the last one's probation.
+    harness = make_harness(support_size=50, auto_adapt=False, adaptation='maml',
+                           probation_window=0.0)
     run(harness, 52)
     slow_adapt(harness.node.loop.policy.models.learner, 0.5)
     assert harness.node.loop.adapt(harness.now) == ''
@@ -162,6 +183,7 @@ def test_slow_adaptation_never_delays_the_control_loop(ros_context, executor, in
         Parameter('autostart', value=False), Parameter('support_size', value=30),
         Parameter('readapt_period', value=0.01), Parameter('adaptation_process', value=in_process),
         Parameter('inner_steps', value=100 if in_process else 5),
+        Parameter('probation_window', value=0.0),  # back to back: no probation between
         Parameter('adaptation', value='maml')])
     sim = PybulletSimNode(context=ros_context)
     ticks = []  # (time, adapting)

@@ -160,7 +160,7 @@ def test_reset_adaptation_answers_what_it_did(make_harness):
 def test_an_adaptation_asked_for_restarts_the_readapt_period(make_harness):
     """``~/adapt`` at time t: the next re-adaptation on the sliding window is due
     ``readapt_period`` after t, not after the one before."""
-    harness = make_harness(support_size=20, readapt_period=0.5)
+    harness = make_harness(support_size=20, readapt_period=0.5, probation_window=0.0)
     policy = harness.node.loop.policy
     started, start = [], policy.start
 

@@ -451,7 +451,8 @@ def test_readaptation_runs_every_readapt_period_and_exploration_goes_on(models):
     clock = Clock()
     clock.now = 0.0
     policy = Spy(models)
-    loop, outcomes = spy_loop(models, clock, policy, support_size=10, readapt_period=0.5)
+    loop, outcomes = spy_loop(models, clock, policy, support_size=10, readapt_period=0.5,
+                              probation_window=0.0)  # (probation holds re-adaptation: below)
     feed(loop, clock, 20)
     # Full after 11 states (10 transitions): adapted at 2.75 s, then every 0.5 s exactly.
     assert [outcome.window_end for outcome in outcomes] == [2.75, 3.25, 3.75, 4.25, 4.75]

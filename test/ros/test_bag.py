@@ -5,6 +5,7 @@ write them: 50 control ticks at 100 Hz of a two-joint robot, each a joint state 
 1 ms after its stamp and a command 1 ms later.
 """
 
+import dataclasses
 import os
 import re
 import shutil
@@ -322,12 +323,37 @@ def test_an_outcome_is_recorded_and_read_back_whole():
                                 loss_after=0.5, duration_ms=12.3456, transitions=200)
     values = outcome_values(outcome, method='maml', identified=None)
     assert values == {'accepted': 'False', 'reason': 'support loss rose', 'method': 'maml',
-                      'support_loss_before': '0.25', 'support_loss_after': '0.5',
-                      'transitions': '200', 'duration_ms': '12.346', 'window_end': ''}
+                      'rolled_back': 'False', 'support_loss_before': '0.25',
+                      'support_loss_after': '0.5', 'transitions': '200', 'duration_ms': '12.346',
+                      'window_end': ''}
     recorded = RecordedOutcome.from_values('adaptation rejected', values)
     assert recorded == RecordedOutcome(False, 'adaptation rejected', 200, None, values)
     # What an older recording leaves out reads as unknown, not as an error.
     assert RecordedOutcome.from_values('', {}) == RecordedOutcome(False, '', 0, None, {})
+
+
+def test_a_roll_back_is_read_as_the_adaptation_it_undoes(tmp_path):
+    recorder = BagRecorder(tmp_path / 'bag', {STATES: JOINT_STATE, COMMAND_TOPIC: COMMANDS,
+                                              '/adapter/adaptation': OUTCOME})
+    for topic, time, msg in canonical():
+        recorder.write(topic, ns(time), TYPESTORE.serialize_cdr(msg, msg.__msgtype__))
+    first = AdaptationOutcome(accepted=True, reason='', loss_before=0.5, loss_after=0.01,
+                              duration_ms=12.5, transitions=40, window_end=T0 + 0.4)
+    second = dataclasses.replace(first, window_end=T0 + 0.8)
+    undone = second.rolled_back_because('rolled back after 200 ticks on the robot: ...')
+    for time, outcome in [(0.5, first), (0.9, second), (1.2, undone)]:
+        values = outcome_values(outcome, method='maml_physics', identified=None)
+        status = TYPESTORE.types[OUTCOME](
+            level=0, name='adapter', message=f'adaptation {outcome}', hardware_id='',
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        recorder.write('/adapter/adaptation', ns(T0 + time), TYPESTORE.serialize_cdr(status,
+                                                                                     OUTCOME))
+    recorder.close()
+    ticks = read(tmp_path / 'bag', outcome_topic='/adapter/adaptation')
+    assert [(o.accepted, o.rolled_back) for o in ticks.outcomes] == [(True, False),
+                                                                       (False, True)]
+    assert ticks.recorded_window(2) == (T0 + 0.8, 40)  # the window it was fitted on
+    assert ticks.outcomes[1].message.startswith('adaptation rolled back after 200 ticks')
 
 
 def test_dropped_is_true_once_something_was_dropped():
