@@ -173,7 +173,9 @@ def test_readapt_period_adapts_again_on_the_sliding_window(system):
     assert spin_until(executor, lambda: adapter.loop.policy.adapted, ADAPTATION_WAIT)
     outcomes = []
     adapter.loop.policy.last_outcome = None
-    assert adapter.set_parameters([Parameter('readapt_period', value=0.3)])[0].successful
+    # Re-adaptation alone: probation would hold each one for 3 s (test/online/test_probation).
+    assert all(result.successful for result in adapter.set_parameters([
+        Parameter('readapt_period', value=0.3), Parameter('probation_window', value=0.0)]))
     for _ in range(2):
         assert spin_until(executor, lambda: adapter.loop.policy.last_outcome is not None,
                           ADAPTATION_WAIT)
