@@ -325,7 +325,7 @@ class ModelPolicy:
     def rollback(self, reason: str) -> AdaptationOutcome | None:
         """Back to the model before the last identification, which made the robot do worse
         (``reason``); the last outcome, rolled back (None with nothing to go back to)."""
-        if self._previous is None or self.last_outcome is None:
+        if self._previous is None:  # (a swap sets last_outcome too)
             return None
         (self.model, self._torque, self.adapted, delay, retention), self._previous = \
             self._previous, None

@@ -46,6 +46,12 @@ class AdaptationOutcome:
         """This adaptation, rolled back on the robot for ``reason``."""
         return dataclasses.replace(self, accepted=False, reason=reason, rolled_back=True)
 
+    @property
+    def verdict(self) -> str:
+        """``accepted``, ``rejected: <why>``, or the roll-back's reason."""
+        return 'accepted' if self.accepted else self.reason if self.rolled_back \
+            else f'rejected: {self.reason}'
+
     def judged(self) -> dict[str, list]:
         """The held-out judgement, per joint (empty where it was not judged): the RMS
         command error of the model that was running and of the adaptation, on held-out
@@ -57,8 +63,7 @@ class AdaptationOutcome:
                 'held_out_rms_after': after.round(6).tolist(), 'kept_joints': list(self.kept)}
 
     def __str__(self) -> str:
-        verdict = 'accepted' if self.accepted else self.reason if self.rolled_back \
-            else f'rejected: {self.reason}'
+        verdict = self.verdict
         if self.accepted and self.kept:
             verdict += f' (joints {list(self.kept)} kept their model)'
         judged = ''

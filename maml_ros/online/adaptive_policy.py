@@ -382,7 +382,7 @@ class AdaptivePolicy:
         the model rolled back). The last outcome, rolled back; None with nothing to go back
         to."""
         with self._lock:
-            if self._previous is None or self.last_outcome is None:
+            if self._previous is None:  # (a swap sets last_outcome too)
                 return None
             self._generation += 1
             (self._active, self._adapted), self._previous = self._previous, None

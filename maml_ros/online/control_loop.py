@@ -441,12 +441,10 @@ class ControlLoop:
             values.update({'support_loss_before': f'{outcome.loss_before:.6g}',
                            'support_loss_after': f'{outcome.loss_after:.6g}',
                            'adaptation_ms': f'{outcome.duration_ms:.1f}',
-                           'last_adaptation': 'accepted' if outcome.accepted
-                           else outcome.reason if outcome.rolled_back
-                           else f'rejected: {outcome.reason}'})
+                           'last_adaptation': outcome.verdict})
+            values.update({name: json.dumps(value) for name, value in outcome.judged().items()})
         if self.probation_verdict:
             values['probation'] = self.probation_verdict
-            values.update({name: json.dumps(value) for name, value in outcome.judged().items()})
         values.update({f'identified {name}': str(value)
                        for name, value in (self.policy.identified() or {}).items()})
         message = 'joint states stale' if stale else \

@@ -260,9 +260,10 @@ def read_ticks(path: Path | str, *, joints: list[str], command_topic: str,
         else:
             outcome = RecordedOutcome.from_values(
                 msg.message, {pair.key: pair.value for pair in msg.values})
-            if outcome.rolled_back and outcomes:  # the adaptation recorded before it
-                outcomes.pop()
-            outcomes.append(outcome)
+            if outcome.rolled_back and outcomes:  # replaces the adaptation it undoes
+                outcomes[-1] = outcome
+            else:
+                outcomes.append(outcome)
     if not ticks:
         problems = '; '.join(dropped.describe()) or 'no messages on them'
         raise BagError(f'{path}: no control tick ({command_topic} with {joint_state_topic} '

@@ -21,7 +21,9 @@ def run_demo(simulator: str, tmp_path, capsys) -> tuple[float, float, str]:
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if line.startswith('tracking RMSE'))
     before, after = (float(word) for word in line.split() if word.replace('.', '').isdigit())
-    assert 'accepted' in out and '200/200' in out and f'started {simulator}_sim' in out
+    # Accepted, and on the robot kept or rolled back (probation: README).
+    assert ('(accepted)' in out or '(rolled back after' in out) and '200/200' in out
+    assert f'started {simulator}_sim' in out
     assert plot.read_bytes()[:4] == b'\x89PNG'
     return before, after, out
 
@@ -34,6 +36,7 @@ def test_demo_adapts_and_lowers_tracking_error(private_ros_domain, tmp_path, cap
 
 def test_demo_runs_against_the_mujoco_robot(private_ros_domain, tmp_path, capsys, restore_handlers):
     """It adapts there; whether that helps is not asserted: dry friction on the wrists makes
-    it vary from run to run (README, BENCHMARKS.md)."""
+    it vary from run to run (README, BENCHMARKS.md), and an adaptation that makes the robot
+    track worse is rolled back on probation."""
     before, _, _ = run_demo('mujoco', tmp_path, capsys)
     assert before > 0.05  # the robot the meta-policy meets is the demo's

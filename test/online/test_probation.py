@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from maml_ros.evaluation.tracking import EvalSettings, run_loop
+from maml_ros.model.held_out import HeldOut
 from maml_ros.model.model_based import ModelPolicy
 from maml_ros.model.outcome import AdaptationOutcome
 from maml_ros.online.control_loop import SETTLE_SECONDS, ControlLoop, LoopSettings
@@ -131,9 +132,11 @@ class HandMadeFit:
 
     def start(self, transitions, *, on_done=None, **_):
         self.adapted = True
+        held_out = HeldOut(before=np.ones((2, 7)), after=np.full((2, 7), 0.5),
+                           rows=np.array([90, 90]))
         self.last_outcome = AdaptationOutcome(accepted=True, reason='', loss_before=1.0,
                                               loss_after=0.5, duration_ms=0.0,
-                                              transitions=len(transitions))
+                                              transitions=len(transitions), held_out=held_out)
         if on_done is not None:
             on_done(self.last_outcome)
         return ''
@@ -210,7 +213,10 @@ def test_no_adaptation_starts_on_probation_and_the_rolled_back_support_is_not_re
     ticks(200)  # 1 s of ramp-in, then 1 s to compare with
     assert loop.adapt(clock.now) == '' and len(outcomes) == 1
     ticks(1)  # the swap is noticed at the next tick
-    assert loop.on_probation and 'on probation' in loop.status(clock.now).message
+    status = loop.status(clock.now)
+    assert loop.on_probation and 'on probation' in status.message
+    assert status.values['held_out_rms_after'] == '[0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]'
+    assert 'probation' not in status.values  # no verdict yet
     assert loop.adapt(clock.now) == ('the last adaptation is on probation on the robot until '
                                      'its verdict')
     ticks(round((SETTLE_SECONDS + 0.5) / period) - 5)
