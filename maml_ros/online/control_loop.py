@@ -190,12 +190,16 @@ class ControlLoop:
     # -- settings --------------------------------------------------------------
 
     def _window_ticks(self, settings: LoopSettings) -> int:
-        return max(1, round(settings.probation_window / self.period))
+        """Ticks of a probation window: three at least (a second difference needs them)."""
+        return max(3, round(settings.probation_window / self.period))
 
     def apply(self, settings: LoopSettings) -> None:
         """Use these settings from the next tick on."""
         self.buffer.resize(settings.support_size)
         self._recent.resize(self._window_ticks(settings))
+        if settings.probation_window <= 0 and self.on_probation:  # turned off: trusted now
+            self.on_probation, self._before = False, None
+            self.probation_verdict = 'kept: probation was turned off before its verdict'
         self.safety.set_max_rate(settings.max_command_rate)
         self.watchdog.set_timeout(settings.watchdog_timeout)
         self.settings = settings

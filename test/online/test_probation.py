@@ -6,6 +6,7 @@ compensates a wrist friction the robot does not have, by the sign of the measure
 as a fit that overestimates dry friction does.
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -232,3 +233,30 @@ def test_no_adaptation_starts_on_probation_and_the_rolled_back_support_is_not_re
     ticks(20)
     assert loop.adapt(clock.now) == ''  # on the support since the roll-back only
     assert outcomes[2].accepted and outcomes[2].transitions < 30  # ticks since it: < 30
+
+
+@pytest.mark.parametrize('window', [0.0, 0.01])
+def test_probation_turned_off_or_shortened_while_on_it(models, window):
+    """Off: the adaptation is trusted at once; a window shorter than three ticks still
+    judges (on three)."""
+    clock, period = Clock(), 0.01
+    loop = ControlLoop(policy=HandMadeFit(models, friction=0.0), settings=LoopSettings(
+        support_size=100, auto_adapt=False, max_command_rate=1e6, watchdog_timeout=1.0),
+        period=period, stamp_clock=clock)
+    home = np.array(models.formulation.robot.home)
+    for tick in range(400):
+        clock.now += period
+        loop.joint_state(home, np.zeros(7), clock.now, clock.now)
+        loop.step(clock.now)
+        if tick == 200:
+            assert loop.adapt(clock.now) == ''
+        if tick == 202:
+            assert loop.on_probation
+            loop.apply(dataclasses.replace(loop.settings, probation_window=window))
+            assert loop.on_probation == (window > 0)
+    assert not loop.on_probation
+    if window == 0:
+        assert loop.policy.adapted
+        assert loop.probation_verdict == 'kept: probation was turned off before its verdict'
+    else:  # (this robot stays at home while the reference moves: either verdict will do)
+        assert 'after 3 ticks on the robot' in loop.probation_verdict
