@@ -6,9 +6,11 @@ followed worse than the URDF model it replaced. So every adaptation is judged by
 two-fold cross-validation within its support (:func:`cross_validate`): the same
 procedure fitted on the first half of the support predicts the commands of the second,
 and back. The model running now was fitted on none of the support, so its prediction of
-the same transitions is held out already. A joint whose commands the adaptation predicts
-worse in both halves keeps its model (:meth:`HeldOut.adopted`); where a model may be
-fitted several ways (through a moving average or not), the way whose fits predict the
+the same transitions is held out already (a joint's transitions where dry friction held it
+still do not count, unless it never moved: no model predicts the torque that friction held,
+and none was fitted on it: :mod:`~maml_ros.model.held_still`). A joint whose commands the
+adaptation predicts worse in both halves keeps its model (:meth:`HeldOut.adopted`); where a
+model may be fitted several ways (through a moving average or not), the way whose fits predict the
 halves best is taken (:func:`judge`). A support too short to hold out :data:`MIN_ROWS`
 transitions per half is not judged: the adaptation is taken as fitted.
 
@@ -24,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from maml_ros.model.held_still import moving_transitions
 from maml_ros.model.transitions import Transitions
 
 State = TypeVar('State')
@@ -197,7 +200,13 @@ def cross_validate(procedure: Procedure[State], active: State, transitions: Any)
         running = procedure.predict(active, held_out)
         common = np.intersect1d(fitted.rows, running.rows)
         if len(common):
-            before[fold] = np.sqrt(running.squared_errors(held_out, common).mean(0))
-            after[fold] = np.sqrt(fitted.squared_errors(held_out, common).mean(0))
+            # A joint friction held still was not fitted there, and no model predicts it.
+            measured = getattr(held_out, 'transitions', held_out)  # prepared or not
+            moved = moving_transitions(measured.states, measured.next_states)[common]
+            count = np.maximum(moved.sum(0), 1)
+            before[fold] = np.sqrt((running.squared_errors(held_out, common) * moved).sum(0)
+                                   / count)
+            after[fold] = np.sqrt((fitted.squared_errors(held_out, common) * moved).sum(0)
+                                  / count)
             rows[fold] = len(common)
     return HeldOut(before, after, rows)

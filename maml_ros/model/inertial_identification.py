@@ -42,7 +42,10 @@ the other) chooses the ridge's weight, one for all parameters or the bodies held
 URDF's shape and a weight on the rest, and whether the ripple goes in. The fit's mass matrix
 must stay positive definite where the robot works (:meth:`~InertialIdentification.consistent`):
 the least pull beyond the chosen one that makes it so is taken. Payload, rotor inertia and
-friction that come out negative are held at zero (an active set).
+friction that come out negative are held at zero (an active set). Each joint's rows are
+fitted where it moved (a joint that never moved: every row, its friction left out); a joint
+dry friction held still over most of the support gets at least the friction it was held
+against (:mod:`~maml_ros.model.held_still`).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ import pinocchio
 import torch
 
 from maml_ros.model.held_out import Prediction, Procedure
+from maml_ros.model.held_still import breakaway, fitted_design, fitted_rows, moving
 from maml_ros.model.physics_model import (
     DELAYS,
     RETENTIONS,
@@ -78,6 +82,7 @@ COULOMB_WIDTHS = (0.02, 0.1, 0.5)
 JOINT_TERMS = ('urdf_torque', 'armature', 'viscous', *(f'coulomb_{v:g}' for v in COULOMB_WIDTHS),
                'offset', 'ripple_sin', 'ripple_cos')
 OFFSET = JOINT_TERMS.index('offset')
+VISCOUS = JOINT_TERMS.index('viscous')
 RIPPLE = JOINT_TERMS.index('ripple_sin')
 # The ripple's wavenumbers the period search tries (rad^-1): periods from 3.1 to 0.2 rad,
 # 3% apart (a joint that moves 1 rad drifts a quarter period at the grid's worst).
@@ -154,6 +159,11 @@ class InertialIdentification:
         self.data = self.model.createData()
         self.n_joints = n = len(names)
         self.rigid = 10 * n  # the bodies' parameters come first, then the payload's mass
+        #: 1.0 on each joint's own friction columns (viscous, Coulomb), ``(n, 1, P)``.
+        self._friction = np.zeros((n, 1, self.rigid + 1 + len(JOINT_TERMS) * n))
+        for joint in range(n):
+            first = self.rigid + 1 + len(JOINT_TERMS) * joint
+            self._friction[joint, 0, first + VISCOUS:first + OFFSET] = 1.0
         inertial = np.concatenate([self.model.inertias[j].toDynamicParameters()
                                    for j in range(1, self.model.njoints)])
         self.prior = np.concatenate([inertial, np.zeros(1 + len(JOINT_TERMS) * n)])
@@ -251,13 +261,15 @@ class InertialIdentification:
         consistent (module docstring)."""
         none = np.zeros(self.n_joints)
         design, commands = self._rows(prepared, prepared.smoothing, none)
-        delay, lags = self._choose(design, commands)
-        ripple = self._search(prepared, design, _sent(commands, delay), lags)
+        moved = self._moving(design)  # where each joint was held (module held_still)
+        delay, lags = self._choose(design, commands, moved)
+        ripple = self._search(prepared, design, _sent(commands, delay), lags, moved)
         # An unmodelled ripple bends the choice of lags: chosen again with it.
-        delay, lags = self._choose(self._rows(prepared, prepared.smoothing, ripple)[0], commands)
-        y = _sent(commands, delay)
-        designs = [(wavenumbers, _lagged(self._rows(prepared, prepared.smoothing,
-                                                     wavenumbers)[0], lags))
+        delay, lags = self._choose(self._rows(prepared, prepared.smoothing, ripple)[0], commands,
+                                   moved)
+        y = _sent(commands, delay) * fitted_rows(moved)
+        designs = [(wavenumbers, fitted_design(_lagged(self._rows(
+            prepared, prepared.smoothing, wavenumbers)[0], lags), moved, self._friction))
                    for wavenumbers in (none, ripple)]
         # One ridge on everything, or the bodies held at the URDF (its shape) and a ridge on
         # the rest: a grid of both weights chose on noise (1.4x worse on the real log at 2 s).
@@ -274,8 +286,36 @@ class InertialIdentification:
                               np.array(RETENTIONS)[lags], wavenumbers, prepared.smoothing,
                               ridge)
             if self.consistent(fit):  # physically consistent: the least pull that is
-                return fit
+                return self._held_friction(fit, prepared, moved)
         return dataclasses.replace(self.initial(DELAYS[delay]), smoothing=prepared.smoothing)
+
+    def _moving(self, design: np.ndarray) -> np.ndarray:
+        """``(n, T')``: 1 where the joint moved, 0 where friction held it
+        (:func:`~maml_ros.model.held_still.moving`; the velocity is each joint's viscous
+        column)."""
+        joints = np.arange(self.n_joints)
+        column = self.rigid + 1 + len(JOINT_TERMS) * joints + VISCOUS
+        return moving(design[joints, :, column].T, max(DELAYS))
+
+    def _held_friction(self, fit: InertialFit, prepared: Regressed, moved: np.ndarray
+                       ) -> InertialFit:
+        """``fit`` with the Coulomb friction of each joint held still over most of the
+        support at least the torque it was held against
+        (:func:`~maml_ros.model.held_still.breakaway`; the sharpest width takes what is
+        missing)."""
+        coulomb = self.rigid + 1 + len(JOINT_TERMS) * np.arange(self.n_joints)[:, None] + \
+            np.arange(VISCOUS + 1, OFFSET)  # (n, widths)
+        sliding = fit.theta.copy()
+        sliding[:, coulomb] = 0.0
+        design, commands = self._rows(prepared, fit.smoothing, fit.wavenumbers)
+        index = np.array([RETENTIONS.index(r) for r in fit.retention])
+        residual = _sent(commands, DELAYS.index(fit.delay)) - np.einsum(
+            'jtp,jp->jt', _lagged(design, index), sliding)
+        own = fit.theta[np.arange(self.n_joints)[:, None], coulomb].sum(-1)
+        missing = np.maximum(breakaway(residual, moved) - own, 0.0)
+        theta = fit.theta.copy()
+        theta[:, coulomb[:, 0]] += missing
+        return dataclasses.replace(fit, theta=theta)
 
     def _validate(self, designs: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray,
                   ridges: Sequence[tuple[float, float]], weight: np.ndarray
@@ -312,21 +352,23 @@ class InertialIdentification:
         return bool(np.all(self._smallest_inertia(fit.theta) >= self._inertia_floor))
 
     def _search(self, prepared: Regressed, design: np.ndarray, y: np.ndarray,
-                lags: np.ndarray) -> np.ndarray:
+                lags: np.ndarray, moved: np.ndarray) -> np.ndarray:
         """Each joint's ripple wavenumber: of :data:`WAVENUMBER_GRID`, the one whose sine and
         cosine of the joint's position, added to the model without ripple, take most from
         its residual (a periodogram in position, through the same moving average and lag;
-        the part of the columns the model's own terms can already explain does not count).
+        the part of the columns the model's own terms can already explain does not count),
+        as fitted where joints were held (:func:`~maml_ros.model.held_still.fitted_design`).
         """
-        psi = _lagged(design, lags)
+        rows = fitted_rows(moved)
+        psi, y = fitted_design(_lagged(design, lags), moved, self._friction), y * rows
         gram, rhs, _ = _normal(psi, y, self.prior)
         gram = gram.sum(0)
         regularized = gram + CHOICE_RIDGE * np.diag(np.maximum(np.diag(gram), 1e-12))
         residual = y - psi @ (self.prior + np.linalg.solve(regularized, rhs.sum(0)))
         angle = _middle_positions(prepared.transitions)[..., None] * WAVENUMBER_GRID
         columns = np.stack([_lagged(prepared.transitions.smoothed(f(angle), prepared.smoothing)
-                                    .transpose(1, 0, 2), lags) for f in (np.sin, np.cos)],
-                           -1)  # (n, T', K, 2)
+                                    .transpose(1, 0, 2), lags) * rows[..., None]
+                            for f in (np.sin, np.cos)], -1)  # (n, T', K, 2)
         shared = np.einsum('jtp,jtkc->pjkc', psi, columns)  # what the model's terms share
         explained_by_model = np.linalg.solve(regularized, shared.reshape(len(gram), -1))
         own = np.einsum('jtkc,jtkd->jkcd', columns, columns) - np.einsum(
@@ -336,17 +378,20 @@ class InertialIdentification:
             own + 1e-12 * np.eye(2), projection[..., None])[..., 0])
         return WAVENUMBER_GRID[taken.argmax(1)]
 
-    def _choose(self, design: np.ndarray, commands: np.ndarray) -> tuple[int, np.ndarray]:
+    def _choose(self, design: np.ndarray, commands: np.ndarray, moved: np.ndarray
+                ) -> tuple[int, np.ndarray]:
         """The delay (index) and each joint's lag (indices): first with one lag for all
         joints, the delay and lags whose fits leave the smallest residuals (each joint's
         relative to its own best:
         :meth:`~maml_ros.model.physics_model.PhysicsResidualModel.select`); then, as the
         joints share the parameters a wrong lag on one joint bends, each joint's lag again
-        with the others' held (two sweeps, by the total residual)."""
+        with the others' held (two sweeps, by the total residual); as fitted where joints were
+        held (:func:`~maml_ros.model.held_still.fitted_design`)."""
         n, joints = self.n_joints, np.arange(self.n_joints)
-        psi = [_lagged(design, np.full(n, i)) for i in range(len(RETENTIONS))]
+        psi = [fitted_design(_lagged(design, np.full(n, i)), moved, self._friction)
+               for i in range(len(RETENTIONS))]
         grams = [p.swapaxes(1, 2) @ p for p in psi]
-        normal = [[_normal(p, _sent(commands, d), self.prior, gram)
+        normal = [[_normal(p, _sent(commands, d) * fitted_rows(moved), self.prior, gram)
                    for d in range(len(DELAYS))] for p, gram in zip(psi, grams, strict=True)]
 
         def residuals(lags: np.ndarray, delay: int) -> np.ndarray:

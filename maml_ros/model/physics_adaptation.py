@@ -23,6 +23,7 @@ from torch import Tensor
 from maml_ros.model.actuator import CommandPipeline
 from maml_ros.model.formulation import Formulation
 from maml_ros.model.held_out import Prediction, Procedure
+from maml_ros.model.held_still import breakaway
 from maml_ros.model.model_based import SystemIdentification, computed_torque
 from maml_ros.model.physics_model import (
     DAMPING_SCALES,
@@ -39,6 +40,7 @@ from maml_ros.model.transitions import SMOOTHINGS, Regressed, Transitions
 # Terms a passive robot cannot have negative (the command they add opposes motion or gravity).
 PASSIVE_TERMS = [PHYSICAL_TERMS.index(t) for t in ('payload', 'viscous', 'coulomb_sharp',
                                                     'coulomb_soft')]
+COULOMB_TERMS = [PHYSICAL_TERMS.index(t) for t in ('coulomb_sharp', 'coulomb_soft')]
 PINNED = 1e8  # the damping that holds a term at zero
 FAMILY_SECONDS = 1.0  # held-out motion it takes to choose the physical terms alone (s)
 
@@ -216,8 +218,8 @@ class PhysicsAdaptation:
                 if half >= round(FAMILY_SECONDS / self.period) and \
                         gain.mean() > gain.std() / math.sqrt(gain.numel()):
                     best = alone
-            theta = passive_refit(model, design, commands, delay, lag, priors[best],
-                                  damping[best])
+            theta = held_friction(model, design, commands, delay, lag, passive_refit(
+                model, design, commands, delay, lag, priors[best], damping[best]))
             return PhysicsFit.from_choice(theta, delay, lag, control_period=self.period,
                                           wavenumbers=self.model.wavenumbers(),
                                           smoothing=prepared.smoothing)
@@ -299,6 +301,24 @@ def passive_refit(model: PhysicsResidualModel, design: Tensor, commands: Tensor,
         passive_precision[negative] = PINNED
         precision[..., PASSIVE_TERMS] = passive_precision
         theta = damped_solve(gram, rhs, prior, precision).squeeze(-1)
+    return theta
+
+
+def held_friction(model: PhysicsResidualModel, design: Tensor, commands: Tensor, delay: Tensor,
+                  lag: Tensor, theta: Tensor) -> Tensor:
+    """``theta`` with the Coulomb friction of each joint held still over most of the support
+    at least the torque it was held against (:func:`~maml_ros.model.held_still.breakaway`;
+    the sharp term takes what is missing): the moving rows the fit was made on do not
+    identify it."""
+    sliding = theta.clone()
+    sliding[..., COULOMB_TERMS] = 0.0
+    predicted, sent = model.predict(design, commands, sliding, delay, lag)
+    scale = model.output_scale.to(theta.dtype)
+    held = torch.as_tensor(breakaway((sent - predicted).numpy(), model.moving(design).numpy())
+                           ) * scale  # command units
+    missing = (held - theta[..., COULOMB_TERMS].sum(-1)).clamp_min(0.0)
+    theta = theta.clone()
+    theta[..., COULOMB_TERMS[0]] += missing
     return theta
 
 

@@ -30,8 +30,10 @@ linear in ``theta`` lands on the minimum of::
 
     sum_t |(Psi_t theta - u[t - d]) / s|^2 + (theta - theta0)^T Lambda (theta - theta0)
 
-(``s`` the joint's command scale). The delay (0..4 steps, all joints) and the
-lag of each joint are the candidates of :data:`DELAYS` x :data:`RETENTIONS`
+(``s`` the joint's command scale), over the rows where the joint moved (where dry friction
+held it, its torque is whatever held it; a joint that never moved is fitted on every row,
+its friction terms left out: :mod:`~maml_ros.model.held_still`). The delay (0..4 steps,
+all joints) and the lag of each joint are the candidates of :data:`DELAYS` x :data:`RETENTIONS`
 whose fit of the physical terms alone (the residual at ``theta0``) has the
 smallest value of that objective. (On the robot the damping
 is then scaled by cross-validation: :mod:`~maml_ros.model.physics_adaptation`.)
@@ -49,8 +51,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from maml_ros.model.held_still import fitted_design, fitted_rows, moving
+
 COULOMB_VELOCITIES = (0.02, 0.2)  # rad/s: a sharp and a soft Coulomb friction term
 PHYSICAL_TERMS = ('torque', 'payload', 'viscous', 'coulomb_sharp', 'coulomb_soft', 'offset')
+FRICTION_TERMS = [PHYSICAL_TERMS.index(t) for t in ('viscous', 'coulomb_sharp', 'coulomb_soft')]
 DELAYS = (0, 1, 2, 3, 4)  # control steps
 RETENTIONS = (0.0, 0.3, 0.5, 0.65, 0.8)  # torque lag kept per step: 0, 8, 14, 23, 45 ms at 100 Hz
 DAMPING_SCALES = (1.0, 0.1, 0.01, 0.001)  # on the robot: cross-validated factors on the damping
@@ -208,7 +213,10 @@ class PhysicsResidualModel(nn.Module):
         joint_major = design.transpose(-3, -2).contiguous()
         psi = torch.stack([self.commands_design(joint_major, r) for r in RETENTIONS],
                           -4)  # (..., R, n, T', P)
-        y = torch.stack([self.sent(commands, d) for d in DELAYS], -1).unsqueeze(-4)
+        moved = self.moving(design)  # where a joint was held (module held_still)
+        psi = fitted_design(psi, moved.unsqueeze(-3), self._friction(psi))
+        y = torch.stack([self.sent(commands, d) * fitted_rows(moved) for d in DELAYS],
+                        -1).unsqueeze(-4)
         y = y - psi[..., k:] @ prior[..., k:, None].to(psi.dtype)  # (..., R, n, T', D)
         psi, prior, precision = psi[..., :k], prior[..., :k], self.log_precision.exp()[..., :k]
         theta = damped_step(psi, y, prior, precision)  # (..., R, n, k, D)
@@ -250,6 +258,19 @@ class PhysicsResidualModel(nn.Module):
         return self.refit(design, commands, delay, lag, self.prior if start is None else start,
                           self.log_precision.exp()), delay, lag
 
+    def moving(self, design: Tensor) -> Tensor:
+        """``(..., n, T')`` joint-major: 1 where the joint moved, 0 where friction held it
+        (:func:`~maml_ros.model.held_still.moving`; the velocity is the viscous regressor)."""
+        return moving(design[..., PHYSICAL_TERMS.index('viscous')] * self.output_scale,
+                      max(DELAYS))
+
+    @staticmethod
+    def _friction(psi: Tensor) -> Tensor:
+        """1.0 on the friction columns of a design ``psi`` (viscous, Coulomb), 0.0 elsewhere."""
+        friction = torch.zeros(psi.shape[-1], dtype=psi.dtype)
+        friction[FRICTION_TERMS] = 1.0
+        return friction
+
     def _chosen(self, design: Tensor, commands: Tensor, delay: Tensor, lag: Tensor
                 ) -> tuple[Tensor, Tensor]:
         """``(psi, y)`` joint-major for the chosen delay and lags."""
@@ -267,8 +288,10 @@ class PhysicsResidualModel(nn.Module):
     def normal_equations(self, design: Tensor, commands: Tensor, delay: Tensor, lag: Tensor
                          ) -> tuple[Tensor, Tensor]:
         """``psi^T psi`` and ``psi^T y`` for a delay and lags already chosen (what
-        :func:`damped_solve` takes)."""
+        :func:`damped_solve` takes), on the rows where each joint moved."""
         psi, y = self._chosen(design, commands, delay, lag)
+        moved = self.moving(design)
+        psi, y = fitted_design(psi, moved, self._friction(psi)), y * fitted_rows(moved)
         return psi.mT @ psi, psi.mT @ y.unsqueeze(-1)
 
     def loss(self, design: Tensor, commands: Tensor, theta: Tensor, delay: Tensor,

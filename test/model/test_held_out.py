@@ -17,9 +17,10 @@ ROWS = 200  # halves of 100: enough held out to judge by (MIN_ROWS)
 
 
 def transitions(rows: int = ROWS) -> Transitions:
-    """Two joints whose command is ``2 x`` and ``-x`` of the first state column."""
+    """Two joints, moving at 0.5 rad/s, whose command is ``2 x`` and ``-x`` of the first
+    state column."""
     x = np.linspace(-1.0, 1.0, rows)
-    states = np.stack([x, np.cos(3 * x), 0 * x, 0 * x], axis=1)
+    states = np.stack([x, np.cos(3 * x), 0 * x + 0.5, 0 * x + 0.5], axis=1)
     return Transitions(states, np.stack([2 * x, -x], axis=1), states)
 
 
@@ -84,6 +85,31 @@ def test_each_joint_takes_the_adaptation_unless_it_predicts_that_joint_worse():
     rms = np.sqrt(np.mean(x ** 2))  # each half of x is the other's mirror image
     np.testing.assert_allclose(before, [0.0, rms], atol=1e-12)
     np.testing.assert_allclose(after, [rms, 0.0], atol=1e-12)
+
+
+def test_a_joint_friction_held_still_is_judged_where_it_moved():
+    """Joint 2 is held still where the first state column is below 0.5 (its command there
+    is the push friction held, which no model predicts). A fit wrong on those transitions
+    and right where it moved is taken. A joint that never moved is judged on every row (a
+    robot at rest is identified from the torques that hold it)."""
+    data = transitions()
+    x = data.states[:, 0]
+    moving = x > 0.5
+    for rows in (data.states, data.next_states):
+        rows[:, 3] = np.where(moving, 0.5, 0.0)
+    pushed = Transitions(data.states, np.stack([data.commands[:, 0], np.where(
+        moving, -x, 0.3 * np.sign(np.sin(40 * x)))], 1), data.next_states)
+    procedure = per_joint(lambda fold: np.array([2.0, -1.0]))
+    running = np.array([2.0, 0.0])
+    judged = judge(procedure, running, pushed)
+    np.testing.assert_array_equal(judged.adopted, [True, True])
+    before, after = judged.held_out.per_joint()
+    assert after[1] < before[1]
+    for rows in (data.states, data.next_states):
+        rows[:, 3] = 0.0
+    held = judge(procedure, running, pushed).held_out
+    everywhere = np.sqrt(np.mean(pushed.commands[:, 1] ** 2))  # the running model says 0
+    assert held.per_joint()[0][1] == pytest.approx(everywhere)
 
 
 def test_the_folds_are_the_halves_each_fitted_on_the_other():

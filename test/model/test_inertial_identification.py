@@ -157,6 +157,34 @@ def test_on_noisy_torques_cross_validation_chooses_a_ridge_that_predicts_better(
     assert error(fit) < 0.8 * error(least_squares)
 
 
+def test_a_joint_held_still_is_fitted_where_it_moved_and_given_the_friction_that_held_it(
+        identification):
+    """The wrist, with 0.3 N*m of sliding friction and a breakaway of 0.6, is held still
+    over the first 80% of the support while the controller pushes it by up to 0.5 N*m, then
+    moves; the other joints move throughout. The pushes (no state predicts them) bend
+    nothing the other joints' torques share, and the wrist's Coulomb friction is at least the
+    0.5 it was held against and no more than its breakaway."""
+    truth = heavier_robot(identification)
+    joint_terms(truth)[6, 3] = 0.3
+    motion = sines(600)
+    states, next_states = motion.states.copy(), motion.next_states.copy()
+    held = np.arange(len(states)) < 480
+    for rows in (states, next_states):
+        rows[held, 6], rows[held, 13] = PANDA_HOME[6], 0.0
+    exact = with_commands(identification, Transitions(states, motion.commands, next_states),
+                          truth)
+    commands = exact.commands.copy()
+    commands[held, 6] += 0.5 * np.sin(np.linspace(0.0, 30.0, held.sum()))
+    fit = identification.fit(identification.prepare(
+        Transitions(states, commands, next_states)))
+    coulomb = joint_terms(fit.theta[0])[6, 3:OFFSET].sum()
+    assert 0.49 < coulomb <= 0.6
+    held_out = with_commands(identification, sines(300, start=20.0, amplitude=0.5), truth)
+    predicted = identification.predict(fit, held_out)
+    error = (predicted.commands - held_out.commands[predicted.rows])[:, :6]
+    assert np.sqrt(np.mean(error ** 2)) < 0.004 * np.sqrt(np.mean(held_out.commands ** 2))
+
+
 def test_friction_the_fit_would_make_negative_is_held_at_zero(identification):
     """A robot without friction or armature, noisy torques: no joint is identified with
     friction that pushes it along its motion, or a rotor of negative inertia."""

@@ -8,8 +8,10 @@ from maml_ros.evaluation.tracking import EvalSettings, evaluate_task
 from maml_ros.model.actuator import CommandPipeline
 from maml_ros.model.held_out import judge
 from maml_ros.model.physics_adaptation import (
+    COULOMB_TERMS,
     PASSIVE_TERMS,
     PhysicsAdaptation,
+    held_friction,
     passive_refit,
     physics_procedure,
 )
@@ -282,3 +284,32 @@ def test_the_support_is_averaged_where_that_predicts_held_out_commands_better(mo
     assert smoothing(Transitions(measured[:-1], support.commands, measured[1:])) == 5
     assert smoothing(noise_free_support(models, Dynamics(payload_mass=1.0),
                                         exploration_std=0.0)) == 5
+
+
+def test_a_joint_held_still_is_fitted_where_it_moved_and_given_the_friction_that_held_it():
+    """Dry friction of 0.5 N*m (0.3 sliding) holds a joint still over 60% of its support
+    while the controller pushes it by up to 0.4 N*m: the fit is made where it moved (the
+    pushes, which no state predicts, do not bend its torque term) and its Coulomb friction is
+    at least the 0.4 it was held against, and no more than the 0.5 it has."""
+    model = PhysicsResidualModel(n_joints=1, features=0)
+    rng = np.random.default_rng(0)
+    steps = 250
+    held = np.arange(steps) < 0.6 * steps
+    qd = np.where(held, rng.uniform(-0.002, 0.002, steps), rng.uniform(0.2, 1.0, steps)
+                  * rng.choice([-1, 1], steps))
+    tau = rng.normal(0.0, 1.0, steps)
+    push = 0.4 * np.sin(np.linspace(0.0, 20.0, steps))
+    commands = 1.1 * tau + np.where(held, push, 0.3 * np.tanh(qd / 0.02))
+    physical = np.stack([tau, rng.normal(0, 0.1, steps), qd, np.tanh(qd / 0.02),
+                         np.tanh(qd / 0.2), np.ones(steps)], -1)[:, None, :]
+    design = model.design(torch.tensor(physical, dtype=torch.float32),
+                          torch.zeros(steps, 3)).double()
+    commands = torch.tensor(commands[:, None])
+    delay, lag = torch.tensor(0), torch.tensor([0])
+    prior, precision = model.prior.detach().double(), torch.full((1, P), 1e-6).double()
+    with torch.no_grad():
+        theta = held_friction(model, design, commands, delay, lag, passive_refit(
+            model, design, commands, delay, lag, prior, precision))
+    assert theta[0, 0] == pytest.approx(1.1, abs=0.01)
+    coulomb = float(theta[0, COULOMB_TERMS].sum())
+    assert 0.39 < coulomb <= 0.5
