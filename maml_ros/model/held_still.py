@@ -37,7 +37,9 @@ def moving(velocity: np.ndarray | torch.Tensor, first: int) -> np.ndarray | torc
 def fitted_rows(moved: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """The rows (``moved``'s shape) a joint is fitted on: where it moved, and every row of a
     joint that never moved (a robot at rest is identified from the torques that hold its
-    postures: static identification; gravity is most of them on all but the wrist)."""
+    postures: static identification; gravity is most of them on all but the wrist, which the
+    physics model then leaves unidentified: ``STATIC_MARGIN`` of
+    :mod:`~maml_ros.model.physics_adaptation`)."""
     return moved + (1 - moved) * (moved.sum(-1) == 0)[..., None]
 
 

@@ -308,8 +308,35 @@ def test_a_joint_held_still_is_fitted_where_it_moved_and_given_the_friction_that
     delay, lag = torch.tensor(0), torch.tensor([0])
     prior, precision = model.prior.detach().double(), torch.full((1, P), 1e-6).double()
     with torch.no_grad():
-        theta = held_friction(model, design, commands, delay, lag, passive_refit(
+        theta, held_against = held_friction(model, design, commands, delay, lag, passive_refit(
             model, design, commands, delay, lag, prior, precision))
     assert theta[0, 0] == pytest.approx(1.1, abs=0.01)
+    assert float(held_against[0]) == pytest.approx(0.4, abs=0.01)
     coulomb = float(theta[0, COULOMB_TERMS].sum())
     assert 0.39 < coulomb <= 0.5
+
+
+def test_a_robot_at_rest_is_identified_where_holding_a_posture_takes_more_than_friction(models):
+    """A robot held at one posture, commanded 1.3 times the URDF's torque, its wrist (URDF
+    torque under 0.03 N*m there) pushed by up to 0.3 N*m and its shoulder (2.7 N*m) by up to
+    0.1, which friction held: the wrist is not identified (its torques are friction's
+    reaction), keeps the model it had with at least that friction, and is listed; the
+    shoulder, whose posture takes far more than friction could hold, is fitted."""
+    adaptation = PhysicsAdaptation(models.formulation, models.physics)
+    home = np.array(models.formulation.robot.home)
+    steps = 200
+    states = np.tile(np.concatenate([home, np.zeros(7)]), (steps, 1))
+    zeros = np.zeros((1, 7))
+    gravity = models.formulation.nominal(home[None], zeros, zeros)[0]
+    commands = np.tile(1.3 * gravity, (steps, 1))
+    push = np.sin(np.linspace(0.0, 20.0, steps))
+    commands[:, 6] += 0.3 * push
+    commands[:, 1] += 0.1 * push
+    assert abs(gravity[6]) < 0.03 and abs(gravity[1]) > 10 * 0.1
+    running = adaptation.initial()
+    fit = adaptation.fit(Transitions(states, commands, states), start=running)
+    assert fit.kept == (6,) and fit.physical()['not_identified_joints'] == [7]
+    sharp = COULOMB_TERMS[0]
+    np.testing.assert_array_equal(fit.theta[6, :sharp], running.theta[6, :sharp])
+    assert fit.theta[6, COULOMB_TERMS].sum() == pytest.approx(0.3, abs=0.02)
+    assert not np.allclose(fit.theta[1], running.theta[1])
